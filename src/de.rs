@@ -1,0 +1,132 @@
+//! Lenient serde helpers for configuration values.
+//!
+//! figment's environment provider parses values into typed values (`X=123` is an integer,
+//! `X=true` a boolean), so string-valued keys accept scalars and keep their text. Durations are
+//! humantime strings (`30s`, `5m`, `10h`) or whole seconds.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+struct LenientString;
+
+impl Visitor<'_> for LenientString {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_char<E: de::Error>(self, v: char) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+/// A string, or a scalar kept as its text.
+pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(LenientString)
+}
+
+/// An optional lenient string.
+pub fn lenient_string_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    lenient_string(d).map(Some)
+}
+
+/// Parses a humantime duration such as `30s`, `5m`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like `30s`, `5m` or `10h` ({e})"))
+}
+
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as \"30s\", \"5m\" or \"10h\"")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        u64::try_from(v)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+    }
+}
+
+/// Deserializes a humantime duration (or whole seconds).
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(DurationVisitor)
+}
+
+/// Deserializes an optional humantime duration.
+pub fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// One string or a list of strings; a list matches any of its values.
+pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(#[serde(deserialize_with = "lenient_string")] String),
+        Many(Vec<String>),
+    }
+    match <OneOrMany as serde::Deserialize>::deserialize(d)? {
+        OneOrMany::One(s) => Ok(Some(vec![s])),
+        OneOrMany::Many(v) => Ok(Some(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct D {
+        #[serde(deserialize_with = "duration")]
+        d: Duration,
+    }
+
+    #[test]
+    fn durations() {
+        let d: D = serde_json::from_str(r#"{"d":"1m 30s"}"#).expect("humantime");
+        assert_eq!(d.d, Duration::from_secs(90));
+        let d: D = serde_json::from_str(r#"{"d":7}"#).expect("seconds");
+        assert_eq!(d.d, Duration::from_secs(7));
+        let e = serde_json::from_str::<D>(r#"{"d":"soon"}"#)
+            .err()
+            .expect("bad duration is an error");
+        assert!(e.to_string().contains("`soon` is not a duration"), "{e}");
+        assert!(serde_json::from_str::<D>(r#"{"d":-1}"#).is_err());
+    }
+}

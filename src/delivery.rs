@@ -1,0 +1,248 @@
+//! The delivery loop: sends what the outbox holds, in detection order per (sink, session).
+//!
+//! Only the oldest queued delivery of each (sink, session) lane may be in flight or due, so a
+//! failing delivery holds back the later deliveries of that session to that sink, and nothing
+//! else. A delivery leaves the outbox only when its receiver answered 2xx; transient failures
+//! are retried with backoff (honouring `Retry-After`), permanent ones and those out of attempts
+//! go to the dead letters.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use crate::app::Active;
+use crate::retry;
+use crate::sink::{Class, Failure, Sender};
+use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
+
+/// Sends in flight at once per sink.
+pub const PER_SINK_CONCURRENCY: usize = 8;
+
+type Outcome = (u64, Delivery, Result<u16, Failure>);
+
+/// Counts of what a drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    pub delivered: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Deliveries still queued at the end.
+    pub pending: usize,
+}
+
+/// What a scan of the outbox found.
+struct Scan {
+    /// The earliest time (Unix ms) a waiting lane head becomes due.
+    next_due_ms: Option<u64>,
+}
+
+/// The delivery engine. One per process.
+pub struct Deliverer {
+    store: Store,
+    sender: Sender,
+    active: Arc<Active>,
+    in_flight: HashSet<u64>,
+    semaphores: HashMap<String, Arc<Semaphore>>,
+    tx: mpsc::UnboundedSender<Outcome>,
+    rx: Option<mpsc::UnboundedReceiver<Outcome>>,
+    report: DrainReport,
+}
+
+impl Deliverer {
+    /// A deliverer over the store's outbox.
+    pub fn new(store: Store, sender: Sender, active: Arc<Active>) -> Deliverer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Deliverer {
+            store,
+            sender,
+            active,
+            in_flight: HashSet::new(),
+            semaphores: HashMap::new(),
+            tx,
+            rx: Some(rx),
+            report: DrainReport::default(),
+        }
+    }
+
+    /// Dispatches every lane head that is due; returns when the next waiting one is due.
+    fn scan(&mut self) -> Result<Scan, StoreError> {
+        let now = now_ms();
+        let mut lanes: HashSet<(String, String)> = HashSet::new();
+        let mut next_due_ms: Option<u64> = None;
+        let mut to_send = Vec::new();
+        for item in self.store.outbox() {
+            let (seq, delivery) = item?;
+            if !lanes.insert((delivery.sink.clone(), delivery.session_id.clone())) {
+                continue; // not the head of its lane
+            }
+            if self.in_flight.contains(&seq) {
+                continue;
+            }
+            if delivery.next_attempt_ms > now {
+                next_due_ms = Some(next_due_ms.map_or(delivery.next_attempt_ms, |t| t.min(delivery.next_attempt_ms)));
+                continue;
+            }
+            to_send.push((seq, delivery));
+        }
+        for (seq, delivery) in to_send {
+            self.dispatch(seq, delivery)?;
+        }
+        Ok(Scan { next_due_ms })
+    }
+
+    fn dispatch(&mut self, seq: u64, delivery: Delivery) -> Result<(), StoreError> {
+        let Some(sink) = self.active.config.sinks.get(&delivery.sink).cloned() else {
+            let reason = format!("sink `{}` is no longer configured", delivery.sink);
+            tracing::error!(sink = %delivery.sink, delivery_id = %delivery.id, "{reason}; moved to the dead letters");
+            self.report.dead += 1;
+            return self.store.bury(seq, &DeadLetter {
+                delivery,
+                reason,
+                status: None,
+                response_body: String::new(),
+                failed_at_ms: now_ms(),
+                event: None,
+            });
+        };
+        let semaphore = self
+            .semaphores
+            .entry(delivery.sink.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_SINK_CONCURRENCY)))
+            .clone();
+        let sender = self.sender.clone();
+        let tx = self.tx.clone();
+        self.in_flight.insert(seq);
+        tokio::spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let timestamp = (now_ms() / 1000) as i64;
+            let result = sender.send(&delivery.sink, &sink, &delivery.id, &delivery.body, timestamp).await;
+            // The receiver lives as long as the deliverer; if it is gone, so is the process.
+            let _ = tx.send((seq, delivery, result));
+        });
+        Ok(())
+    }
+
+    /// Records the outcome of one send.
+    fn settle(&mut self, (seq, mut delivery, result): Outcome) -> Result<(), StoreError> {
+        self.in_flight.remove(&seq);
+        delivery.attempts += 1;
+        let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
+        let _enter = span.enter();
+        match result {
+            Ok(status) => {
+                self.store.remove_delivery(seq)?;
+                self.report.delivered += 1;
+                let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
+                tracing::info!(status, attempts = delivery.attempts, event_type = %delivery.event_type, latency_ms, "delivered");
+            }
+            Err(failure) => {
+                let policy = &self.active.config.delivery;
+                let out_of_attempts = delivery.attempts >= policy.max_attempts;
+                if failure.class == Class::Permanent || out_of_attempts {
+                    let reason = if out_of_attempts && failure.class == Class::Transient {
+                        format!("gave up after {} attempts: {}", delivery.attempts, failure.message)
+                    } else {
+                        failure.message.clone()
+                    };
+                    tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
+                    delivery.last_error = Some(failure.message.clone());
+                    self.report.dead += 1;
+                    self.store.bury(seq, &DeadLetter {
+                        delivery,
+                        reason,
+                        status: failure.status,
+                        response_body: failure.body,
+                        failed_at_ms: now_ms(),
+                        event: None,
+                    })?;
+                } else {
+                    let delay = retry::next_delay(
+                        delivery.attempts,
+                        policy.initial_backoff,
+                        policy.max_backoff,
+                        failure.retry_after,
+                        retry::jitter(),
+                    );
+                    tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
+                    delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                    delivery.last_error = Some(failure.message);
+                    self.report.retried += 1;
+                    self.store.update_delivery(seq, &delivery)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends until every queued delivery is delivered or dead, or waits on a retry further than
+    /// `wait` away. For `once`.
+    pub async fn drain(mut self, wait: Duration) -> Result<DrainReport, StoreError> {
+        let Some(mut rx) = self.rx.take() else { return Ok(self.report) };
+        loop {
+            let scan = self.scan()?;
+            if self.in_flight.is_empty() {
+                let Some(due) = scan.next_due_ms else { break };
+                let delay = Duration::from_millis(due.saturating_sub(now_ms()));
+                if delay > wait {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if let Some(outcome) = rx.recv().await {
+                self.settle(outcome)?;
+                while let Ok(outcome) = rx.try_recv() {
+                    self.settle(outcome)?;
+                }
+            }
+        }
+        self.report.pending = self.store.outbox_len();
+        Ok(self.report)
+    }
+
+    /// Sends as deliveries are queued (`wake`) or fall due, until `shutdown` turns true; then
+    /// waits up to `grace` for sends in flight.
+    pub async fn run(mut self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let Some(mut rx) = self.rx.take() else { return };
+        loop {
+            let next_due = match self.scan() {
+                Ok(scan) => scan.next_due_ms,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox; retrying in 5s");
+                    Some(now_ms() + 5000)
+                }
+            };
+            let sleep = next_due.map_or(Duration::from_secs(3600), |t| Duration::from_millis(t.saturating_sub(now_ms())));
+            tokio::select! {
+                Some(outcome) = rx.recv() => {
+                    self.settle_logged(outcome);
+                    while let Ok(outcome) = rx.try_recv() {
+                        self.settle_logged(outcome);
+                    }
+                }
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        while !self.in_flight.is_empty() {
+            tokio::select! {
+                Some(outcome) = rx.recv() => self.settle_logged(outcome),
+                _ = &mut deadline => {
+                    tracing::warn!(in_flight = self.in_flight.len(), "shutdown grace period over; unsent deliveries stay queued");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn settle_logged(&mut self, outcome: Outcome) {
+        if let Err(e) = self.settle(outcome) {
+            tracing::error!(error = %e, "cannot record a delivery outcome; it will be sent again under the same id");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The diff: an old snapshot and a newly listed session in, events out. Pure.
+
+use crate::devin::Session;
+use crate::event::{stable_id, Change, Event, EventType};
+
+/// The events that take a session from `old` (the snapshot, if any) to `new`, in the order they
+/// are emitted: created, status changed, archived, then pull requests in listing order.
+///
+/// A session seen for the first time yields `session.created` and one `pull_request.opened` per
+/// PR it already has. Ids hash the session, the event type, the values that changed and the
+/// session's `updated_at`, so the same change seen again (a retried poll, a restart) yields the
+/// same id, while a status that returns to an earlier value later yields a new one.
+pub fn diff(old: Option<&Session>, new: &Session) -> Vec<Event> {
+    let mut events = Vec::new();
+    let sid = new.session_id.as_str();
+    let updated = new.updated_at.to_string();
+    let event = |kind: EventType, change: Change, id_parts: &[&str]| {
+        let mut parts = vec![sid, kind.as_str()];
+        parts.extend_from_slice(id_parts);
+        Event {
+            id: stable_id("evt_", &parts),
+            kind,
+            session: new.clone(),
+            previous: old.cloned(),
+            change,
+        }
+    };
+
+    match old {
+        None => events.push(event(EventType::SessionCreated, Change::Session {}, &[])),
+        Some(old) => {
+            if old.status != new.status || old.status_detail != new.status_detail {
+                let change = Change::Status {
+                    from_status: old.status.clone(),
+                    status: new.status.clone(),
+                    from_status_detail: old.status_detail.clone(),
+                    status_detail: new.status_detail.clone(),
+                };
+                let parts = [
+                    old.status.as_str(),
+                    old.status_detail.as_deref().unwrap_or("\u{0}"),
+                    new.status.as_str(),
+                    new.status_detail.as_deref().unwrap_or("\u{0}"),
+                    updated.as_str(),
+                ];
+                events.push(event(EventType::SessionStatusChanged, change, &parts));
+            }
+            if !old.archived() && new.archived() {
+                events.push(event(
+                    EventType::SessionArchived,
+                    Change::Session {},
+                    &[updated.as_str()],
+                ));
+            }
+        }
+    }
+
+    let old_prs = old.map(|o| o.pull_requests.as_slice()).unwrap_or_default();
+    for (i, pr) in new.pull_requests.iter().enumerate() {
+        // A PR listed twice in one session counts once.
+        if new.pull_requests[..i].iter().any(|p| p.pr_url == pr.pr_url) {
+            continue;
+        }
+        let change = |from: Option<&str>| Change::PullRequest {
+            pr_url: pr.pr_url.clone(),
+            repo: pr.repo(),
+            pr_state: pr.pr_state.clone(),
+            from_pr_state: from.map(str::to_owned),
+        };
+        match old_prs.iter().find(|p| p.pr_url == pr.pr_url) {
+            None => events.push(event(
+                EventType::PullRequestOpened,
+                change(None),
+                &[pr.pr_url.as_str()],
+            )),
+            Some(before) if before.pr_state != pr.pr_state => {
+                let parts = [
+                    pr.pr_url.as_str(),
+                    before.pr_state.as_str(),
+                    pr.pr_state.as_str(),
+                    updated.as_str(),
+                ];
+                events.push(event(
+                    EventType::PullRequestStateChanged,
+                    change(Some(&before.pr_state)),
+                    &parts,
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devin::PullRequest;
+
+    fn s(status: &str, detail: Option<&str>) -> Session {
+        let mut s = Session::new("s1", status);
+        s.status_detail = detail.map(str::to_owned);
+        s.updated_at = 100;
+        s.title = Some("Fix the flaky test".into());
+        s
+    }
+
+    fn pr(url: &str, state: &str) -> PullRequest {
+        PullRequest {
+            pr_url: url.into(),
+            pr_state: state.into(),
+        }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<EventType> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn unchanged_session_yields_nothing() {
+        let a = s("running", Some("working"));
+        assert!(diff(Some(&a), &a).is_empty());
+        // Fields that are not watched change without an event.
+        let mut b = a.clone();
+        b.acus_consumed = 9.5;
+        b.updated_at = 200;
+        b.tags.push("x".into());
+        assert!(diff(Some(&a), &b).is_empty());
+    }
+
+    #[test]
+    fn new_session_is_created_with_its_prs() {
+        let mut new = s("running", Some("working"));
+        new.pull_requests = vec![pr("https://github.com/a/b/pull/1", "open")];
+        let events = diff(None, &new);
+        assert_eq!(
+            kinds(&events),
+            [EventType::SessionCreated, EventType::PullRequestOpened]
+        );
+        assert!(events[0].previous.is_none());
+        assert_eq!(events[0].change, Change::Session {});
+    }
+
+    #[test]
+    fn every_status_transition_including_unknown_values() {
+        let cases = [
+            (("new", None), ("running", Some("working"))),
+            (("running", Some("working")), ("running", Some("waiting_for_user"))),
+            (("running", Some("waiting_for_user")), ("running", Some("waiting_for_approval"))),
+            (("running", Some("finished")), ("exit", None)),
+            (("running", Some("working")), ("error", None)),
+            (("running", Some("working")), ("suspended", Some("inactivity"))),
+            (("suspended", Some("out_of_credits")), ("resuming", None)),
+            (("running", Some("working")), ("hibernating", Some("dreaming"))),
+            (("claimed", None), ("claimed", Some("brand_new_detail"))),
+        ];
+        for ((fs, fd), (ts, td)) in cases {
+            let old = s(fs, fd);
+            let new = s(ts, td);
+            let events = diff(Some(&old), &new);
+            assert_eq!(kinds(&events), [EventType::SessionStatusChanged], "{fs}/{fd:?} -> {ts}/{td:?}");
+            assert_eq!(
+                events[0].change,
+                Change::Status {
+                    from_status: fs.into(),
+                    status: ts.into(),
+                    from_status_detail: fd.map(Into::into),
+                    status_detail: td.map(Into::into),
+                }
+            );
+            assert_eq!(events[0].previous.as_ref(), Some(&old));
+        }
+    }
+
+    #[test]
+    fn archive_fires_only_on_the_way_in() {
+        let old = s("exit", None);
+        let mut new = old.clone();
+        new.is_archived = Some(true);
+        assert_eq!(kinds(&diff(Some(&old), &new)), [EventType::SessionArchived]);
+        let mut was_false = old.clone();
+        was_false.is_archived = Some(false);
+        assert_eq!(kinds(&diff(Some(&was_false), &new)), [EventType::SessionArchived]);
+        assert!(diff(Some(&new), &new).is_empty());
+        assert!(diff(Some(&new), &old).is_empty(), "unarchiving is not an event");
+    }
+
+    #[test]
+    fn pull_requests_open_and_change_state() {
+        let mut old = s("running", Some("working"));
+        old.pull_requests = vec![pr("https://github.com/a/b/pull/1", "open")];
+        let mut new = old.clone();
+        new.pull_requests = vec![
+            pr("https://github.com/a/b/pull/1", "merged"),
+            pr("https://github.com/a/c/pull/2", "open"),
+            pr("https://github.com/a/c/pull/2", "open"),
+        ];
+        let events = diff(Some(&old), &new);
+        assert_eq!(
+            kinds(&events),
+            [EventType::PullRequestStateChanged, EventType::PullRequestOpened]
+        );
+        assert_eq!(
+            events[0].change,
+            Change::PullRequest {
+                pr_url: "https://github.com/a/b/pull/1".into(),
+                repo: Some("a/b".into()),
+                pr_state: "merged".into(),
+                from_pr_state: Some("open".into()),
+            }
+        );
+        // A PR that disappears from the list is not an event.
+        let mut gone = new.clone();
+        gone.pull_requests.clear();
+        assert!(diff(Some(&new), &gone).is_empty());
+    }
+
+    #[test]
+    fn everything_at_once_in_order() {
+        let mut old = s("running", Some("working"));
+        old.pull_requests = vec![pr("https://github.com/a/b/pull/1", "open")];
+        let mut new = s("exit", None);
+        new.is_archived = Some(true);
+        new.pull_requests = vec![
+            pr("https://github.com/a/b/pull/1", "closed"),
+            pr("https://github.com/a/b/pull/2", "open"),
+        ];
+        assert_eq!(
+            kinds(&diff(Some(&old), &new)),
+            [
+                EventType::SessionStatusChanged,
+                EventType::SessionArchived,
+                EventType::PullRequestStateChanged,
+                EventType::PullRequestOpened
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinguish_repeats() {
+        let a = s("running", Some("working"));
+        let b = s("running", Some("waiting_for_user"));
+        let first = diff(Some(&a), &b);
+        assert_eq!(first, diff(Some(&a), &b), "replay gives the same ids");
+        // The same transition again later (after going back to working) is a new event.
+        let mut b_later = b.clone();
+        b_later.updated_at = 300;
+        assert_ne!(first[0].id, diff(Some(&a), &b_later)[0].id);
+        // Distinct sessions never share ids.
+        let mut other = b.clone();
+        other.session_id = "s2".into();
+        let mut other_old = a.clone();
+        other_old.session_id = "s2".into();
+        assert_ne!(first[0].id, diff(Some(&other_old), &other)[0].id);
+        // Every id of one diff is distinct.
+        let mut many = s("exit", None);
+        many.pull_requests = vec![pr("u1", "open"), pr("u2", "open")];
+        let events = diff(None, &many);
+        let mut ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), events.len());
+    }
+}

@@ -1,0 +1,179 @@
+//! Events: what changed in a session between two polls, with a stable id.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::devin::Session;
+
+/// The event types, named in the Standard Webhooks `noun.verb` style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventType {
+    /// A session not in the snapshot appeared (after the baseline).
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    /// `status` or `status_detail` differs from the snapshot.
+    #[serde(rename = "session.status_changed")]
+    SessionStatusChanged,
+    /// `is_archived` went from false or absent to true.
+    #[serde(rename = "session.archived")]
+    SessionArchived,
+    /// A `pr_url` not in the snapshot's list appeared.
+    #[serde(rename = "pull_request.opened")]
+    PullRequestOpened,
+    /// A known PR's `pr_state` differs.
+    #[serde(rename = "pull_request.state_changed")]
+    PullRequestStateChanged,
+}
+
+impl EventType {
+    /// Every event type, in the order a session's events are emitted.
+    pub const ALL: [EventType; 5] = [
+        EventType::SessionCreated,
+        EventType::SessionStatusChanged,
+        EventType::SessionArchived,
+        EventType::PullRequestOpened,
+        EventType::PullRequestStateChanged,
+    ];
+
+    /// The wire name, e.g. `session.status_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::SessionCreated => "session.created",
+            EventType::SessionStatusChanged => "session.status_changed",
+            EventType::SessionArchived => "session.archived",
+            EventType::PullRequestOpened => "pull_request.opened",
+            EventType::PullRequestStateChanged => "pull_request.state_changed",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether the event is about one pull request.
+    pub fn is_pull_request(self) -> bool {
+        matches!(
+            self,
+            EventType::PullRequestOpened | EventType::PullRequestStateChanged
+        )
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What changed. Serialized as the `change` object of webhook bodies and template contexts; its
+/// field names are the `rules.when` keys they match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Change {
+    /// `session.status_changed`: the old and new status and detail.
+    Status {
+        from_status: String,
+        status: String,
+        from_status_detail: Option<String>,
+        status_detail: Option<String>,
+    },
+    /// `pull_request.*`: the PR, its repository and its state (and the old state on a change).
+    PullRequest {
+        pr_url: String,
+        repo: Option<String>,
+        pr_state: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        from_pr_state: Option<String>,
+    },
+    /// `session.created`, `session.archived`: the session itself is the news.
+    Session {},
+}
+
+/// One detected change of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Stable id: the same change seen again yields the same id. `evt_` + 32 hex digits.
+    pub id: String,
+    pub kind: EventType,
+    /// The session as listed now.
+    pub session: Session,
+    /// The session as the snapshot had it (`None` for a session seen for the first time).
+    pub previous: Option<Session>,
+    pub change: Change,
+}
+
+impl Event {
+    /// When the change happened, as far as polling can tell: the session's `updated_at`.
+    pub fn timestamp(&self) -> i64 {
+        self.session.updated_at
+    }
+}
+
+/// A stable id from the parts that identify a change: `prefix` + 32 hex digits of SHA-256.
+pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0x1f]);
+    }
+    let digest = hasher.finalize();
+    let mut id = String::with_capacity(prefix.len() + 32);
+    id.push_str(prefix);
+    for byte in &digest[..16] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Formats epoch seconds as RFC 3339 (UTC). Negative or absurd values clamp to the epoch.
+pub fn rfc3339(epoch_seconds: i64) -> String {
+    let secs = u64::try_from(epoch_seconds).unwrap_or(0);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(253_402_300_799));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            let json = serde_json::to_string(&t).expect("ser");
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+        }
+        assert_eq!(EventType::parse("session.deleted"), None);
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let a = stable_id("evt_", &["s1", "x"]);
+        assert_eq!(a, stable_id("evt_", &["s1", "x"]));
+        assert_eq!(a.len(), 4 + 32);
+        assert_ne!(a, stable_id("evt_", &["s1x", ""]));
+        assert_ne!(a, stable_id("evt_", &["s1", "y"]));
+    }
+
+    #[test]
+    fn rfc3339_formats() {
+        assert_eq!(rfc3339(1_614_265_330), "2021-02-25T15:02:10Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn change_serializes_flat() {
+        let c = Change::Status {
+            from_status: "running".into(),
+            status: "exit".into(),
+            from_status_detail: Some("working".into()),
+            status_detail: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&c).expect("ser"),
+            serde_json::json!({"from_status":"running","status":"exit","from_status_detail":"working","status_detail":null})
+        );
+        assert_eq!(serde_json::to_value(Change::Session {}).expect("ser"), serde_json::json!({}));
+    }
+}

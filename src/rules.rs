@@ -1,0 +1,281 @@
+//! Rules: which events go to which sinks. Pure.
+//!
+//! A rule names event types, sinks, an optional template, and `when` conditions. Every key given
+//! in `when` must match; a list matches any of its values. A rule whose `when` names a value the
+//! event does not have (say `pr_state` on a `session.status_changed`) does not match it.
+
+use serde::Deserialize;
+
+use crate::de::one_or_many;
+use crate::devin::Session;
+use crate::event::{Change, Event, EventType};
+
+/// One `[[rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A unique name, used in logs, metrics and `preview --rule`.
+    pub name: String,
+    /// Event types this rule routes (`session.status_changed`, ...).
+    pub events: Vec<String>,
+    /// Sink names (keys of `[sinks]`).
+    pub sinks: Vec<String>,
+    /// Template name: `templates/<sink type>/<template>.hbs`. Default: the event type.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Conditions; every key given must match.
+    #[serde(default)]
+    pub when: When,
+}
+
+/// `[rules.when]`: each key holds one value or a list of values, any of which matches.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// The session's status now.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub status: Option<Vec<String>>,
+    /// The status in the snapshot (a session seen for the first time has none).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub from_status: Option<Vec<String>>,
+    /// The session's status detail now.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub status_detail: Option<Vec<String>>,
+    /// The status detail in the snapshot.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub from_status_detail: Option<Vec<String>>,
+    /// Any of the session's tags.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub tags: Option<Vec<String>>,
+    /// The session's org.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub org_ids: Option<Vec<String>>,
+    /// The session's origin (`webapp`, `slack`, `api`, ...).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub origins: Option<Vec<String>>,
+    /// The session's category.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub categories: Option<Vec<String>>,
+    /// The session's user.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub user_ids: Option<Vec<String>>,
+    /// `owner/repo`: the event's PR for pull-request events, any of the session's PRs otherwise.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub repos: Option<Vec<String>>,
+    /// The PR's state (pull-request events only).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub pr_state: Option<Vec<String>>,
+}
+
+fn any_of(wanted: &Option<Vec<String>>, value: Option<&str>) -> bool {
+    match wanted {
+        None => true,
+        Some(list) => value.is_some_and(|v| list.iter().any(|w| w == v)),
+    }
+}
+
+fn any_of_many<'a>(wanted: &Option<Vec<String>>, mut values: impl Iterator<Item = &'a str>) -> bool {
+    match wanted {
+        None => true,
+        Some(list) => values.any(|v| list.iter().any(|w| w == v)),
+    }
+}
+
+impl When {
+    /// Whether the event satisfies every condition.
+    pub fn matches(&self, event: &Event) -> bool {
+        let now: &Session = &event.session;
+        let before = event.previous.as_ref();
+        let pr_repo_state = match &event.change {
+            Change::PullRequest { repo, pr_state, .. } => Some((repo.as_deref(), pr_state.as_str())),
+            _ => None,
+        };
+        let repos_ok = match pr_repo_state {
+            Some((repo, _)) => any_of(&self.repos, repo),
+            None => {
+                let repos: Vec<String> = now.pull_requests.iter().filter_map(|p| p.repo()).collect();
+                any_of_many(&self.repos, repos.iter().map(String::as_str))
+            }
+        };
+        any_of(&self.status, Some(&now.status))
+            && any_of(&self.from_status, before.map(|b| b.status.as_str()))
+            && any_of(&self.status_detail, now.status_detail.as_deref())
+            && any_of(
+                &self.from_status_detail,
+                before.and_then(|b| b.status_detail.as_deref()),
+            )
+            && any_of_many(&self.tags, now.tags.iter().map(String::as_str))
+            && any_of(&self.org_ids, Some(&now.org_id))
+            && any_of(&self.origins, now.origin.as_deref())
+            && any_of(&self.categories, now.category.as_deref())
+            && any_of(&self.user_ids, now.user_id.as_deref())
+            && repos_ok
+            && any_of(&self.pr_state, pr_repo_state.map(|(_, state)| state))
+    }
+}
+
+impl Rule {
+    /// Whether this rule routes the event.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.events.iter().any(|e| e == event.kind.as_str()) && self.when.matches(event)
+    }
+
+    /// The event types this rule names that exist (validation reports the others).
+    pub fn event_types(&self) -> impl Iterator<Item = EventType> + '_ {
+        self.events.iter().filter_map(|e| EventType::parse(e))
+    }
+}
+
+/// A (rule, sink) pair an event is routed to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Route<'a> {
+    pub rule: &'a Rule,
+    pub sink: &'a str,
+}
+
+/// Every (rule, sink) the event is routed to, in rule order then sink order.
+pub fn routes<'a>(rules: &'a [Rule], event: &Event) -> Vec<Route<'a>> {
+    rules
+        .iter()
+        .filter(|r| r.matches(event))
+        .flat_map(|rule| rule.sinks.iter().map(move |sink| Route { rule, sink }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devin::PullRequest;
+    use crate::diff::diff;
+
+    fn rule(toml_when: &str, events: &[&str]) -> Rule {
+        let text = format!(
+            "name = \"r\"\nevents = {events:?}\nsinks = [\"s\"]\n[when]\n{toml_when}\n"
+        );
+        let value: toml_value::Value = toml_value::parse(&text);
+        serde_json::from_value(value).expect("rule parses")
+    }
+
+    // Tiny TOML-to-JSON bridge for tests, via figment (already a dependency).
+    mod toml_value {
+        pub type Value = serde_json::Value;
+        pub fn parse(text: &str) -> Value {
+            use figment::providers::{Format, Toml};
+            figment::Figment::from(Toml::string(text))
+                .extract::<Value>()
+                .expect("valid toml")
+        }
+    }
+
+    fn session(status: &str, detail: Option<&str>) -> Session {
+        let mut s = Session::new("s1", status);
+        s.status_detail = detail.map(str::to_owned);
+        s.tags = vec!["team-payments".into(), "urgent".into()];
+        s.org_id = "org-a".into();
+        s.origin = Some("slack".into());
+        s.category = Some("bug_fixing".into());
+        s.user_id = Some("u1".into());
+        s.updated_at = 10;
+        s
+    }
+
+    fn status_event(from: (&str, Option<&str>), to: (&str, Option<&str>)) -> Event {
+        diff(Some(&session(from.0, from.1)), &session(to.0, to.1))
+            .pop()
+            .expect("a status event")
+    }
+
+    fn pr_event(state_before: Option<&str>, state: &str) -> Event {
+        let mut old = session("running", Some("working"));
+        let mut new = old.clone();
+        let url = "https://github.com/acme/api/pull/3";
+        if let Some(b) = state_before {
+            old.pull_requests = vec![PullRequest { pr_url: url.into(), pr_state: b.into() }];
+        }
+        new.pull_requests = vec![PullRequest { pr_url: url.into(), pr_state: state.into() }];
+        diff(Some(&old), &new).pop().expect("a PR event")
+    }
+
+    #[test]
+    fn empty_when_matches_its_events_only() {
+        let r = rule("", &["session.status_changed"]);
+        assert!(r.matches(&status_event(("running", None), ("exit", None))));
+        assert!(!r.matches(&pr_event(None, "open")));
+    }
+
+    #[test]
+    fn each_key_matches_and_rejects() {
+        let ev = status_event(("running", Some("working")), ("running", Some("waiting_for_user")));
+        let yes = [
+            "status = \"running\"",
+            "from_status = [\"running\"]",
+            "status_detail = [\"waiting_for_user\", \"waiting_for_approval\"]",
+            "from_status_detail = \"working\"",
+            "tags = [\"nope\", \"team-payments\"]",
+            "org_ids = \"org-a\"",
+            "origins = \"slack\"",
+            "categories = \"bug_fixing\"",
+            "user_ids = [\"u1\"]",
+        ];
+        let no = [
+            "status = \"exit\"",
+            "from_status = [\"new\"]",
+            "status_detail = \"finished\"",
+            "from_status_detail = \"waiting_for_user\"",
+            "tags = [\"other\"]",
+            "org_ids = \"org-b\"",
+            "origins = \"api\"",
+            "categories = \"migrations_and_upgrades\"",
+            "user_ids = [\"u2\"]",
+            "repos = \"acme/api\"",
+            "pr_state = \"open\"",
+        ];
+        for w in yes {
+            assert!(rule(w, &["session.status_changed"]).matches(&ev), "{w} should match");
+        }
+        for w in no {
+            assert!(!rule(w, &["session.status_changed"]).matches(&ev), "{w} should not match");
+        }
+        // Every key must match.
+        assert!(!rule("status = \"running\"\norigins = \"api\"", &["session.status_changed"]).matches(&ev));
+    }
+
+    #[test]
+    fn missing_values_do_not_match() {
+        let mut ev = status_event(("running", None), ("exit", None));
+        ev.session.origin = None;
+        assert!(!rule("status_detail = \"finished\"", &["session.status_changed"]).matches(&ev));
+        assert!(!rule("origins = \"slack\"", &["session.status_changed"]).matches(&ev));
+        let created = diff(None, &session("new", None)).remove(0);
+        assert!(!rule("from_status = \"new\"", &["session.created"]).matches(&created));
+        assert!(rule("status = \"new\"", &["session.created"]).matches(&created));
+    }
+
+    #[test]
+    fn pull_request_keys() {
+        let merged = pr_event(Some("open"), "merged");
+        let events = &["pull_request.opened", "pull_request.state_changed"];
+        assert!(rule("pr_state = \"merged\"\nrepos = \"acme/api\"", events).matches(&merged));
+        assert!(!rule("pr_state = \"open\"", events).matches(&merged));
+        assert!(!rule("repos = \"acme/web\"", events).matches(&merged));
+        // repos on a session event looks at the session's PRs.
+        let mut ev = status_event(("running", None), ("exit", None));
+        ev.session.pull_requests = merged.session.pull_requests.clone();
+        assert!(rule("repos = \"acme/api\"", &["session.status_changed"]).matches(&ev));
+    }
+
+    #[test]
+    fn routes_fan_out_in_order() {
+        let mut a = rule("", &["session.status_changed"]);
+        a.sinks = vec!["slack".into(), "hook".into()];
+        let mut b = rule("status = \"exit\"", &["session.status_changed"]);
+        b.name = "b".into();
+        b.sinks = vec!["hook".into()];
+        let rules = vec![a, b];
+        let ev = status_event(("running", None), ("exit", None));
+        let r: Vec<(&str, &str)> = routes(&rules, &ev).iter().map(|r| (r.rule.name.as_str(), r.sink)).collect();
+        assert_eq!(r, [("r", "slack"), ("r", "hook"), ("b", "hook")]);
+        let ev = status_event(("running", None), ("error", None));
+        assert_eq!(routes(&rules, &ev).len(), 2);
+    }
+}

@@ -1,0 +1,253 @@
+//! Sinks: posting a rendered payload to a Slack incoming webhook or a signed generic webhook.
+//!
+//! A send either succeeds (2xx) or fails with a [`Failure`] classified as transient (connect
+//! error, timeout, 408, 429, 5xx: retry) or permanent (any other answer, including 3xx since
+//! redirects are not followed). Messages name the sink and its URL with the path hidden (the
+//! path of a Slack webhook URL is its credential).
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::config::SinkConfig;
+use crate::devin::error_chain;
+use crate::secret::Secret;
+
+/// Decodes a `whsec_<base64>` signing secret into its key bytes.
+pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
+    let text = secret.expose();
+    let encoded = text.strip_prefix("whsec_").ok_or("must start with `whsec_` (Standard Webhooks)")?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| "the part after `whsec_` is not valid base64")?;
+    if key.len() < 16 {
+        return Err("the key is shorter than 16 bytes".into());
+    }
+    Ok(key)
+}
+
+/// The Standard Webhooks signature: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
+pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag))
+}
+
+/// `https://hooks.slack.com/services/T/B/x` -> `https://hooks.slack.com/…`: safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[invalid URL]".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if end < rest.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// Whether a failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Transient,
+    Permanent,
+}
+
+/// A failed send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: Class,
+    /// The HTTP status, when the receiver answered.
+    pub status: Option<u16>,
+    /// The first 2 KiB of the answer's body.
+    pub body: String,
+    /// A one-line description naming the sink and the cause.
+    pub message: String,
+    /// The receiver's `Retry-After`.
+    pub retry_after: Option<Duration>,
+    /// The endpoint is gone (Slack `no_service`, 404, 410): pausing the sink may be right.
+    pub gone: bool,
+}
+
+/// Slack's incoming-webhook error bodies: all permanent.
+pub const SLACK_ERRORS: &[&str] = &[
+    "invalid_payload",
+    "invalid_blocks",
+    "no_text",
+    "channel_not_found",
+    "channel_is_archived",
+    "action_prohibited",
+    "no_service",
+    "invalid_token",
+    "team_disabled",
+    "user_not_found",
+    "posting_to_general_channel_denied",
+];
+
+/// Classifies an HTTP answer that is not a 2xx.
+pub fn classify(status: u16, body: &str) -> (Class, bool) {
+    let slack_error = SLACK_ERRORS.iter().find(|e| body.trim() == **e || body.contains(*e));
+    let gone = status == 410 || status == 404 || slack_error == Some(&"no_service");
+    let class = match status {
+        408 | 429 | 500..=599 => Class::Transient,
+        _ => Class::Permanent,
+    };
+    (class, gone)
+}
+
+/// Sends payloads to sinks over one shared HTTP client.
+#[derive(Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+}
+
+/// The most of a receiver's answer that is kept.
+pub const BODY_KEEP: usize = 2048;
+
+impl Sender {
+    /// A sender whose requests time out after `timeout`.
+    pub fn new(timeout: Duration) -> Result<Sender, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("devin-notify/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Sender { http })
+    }
+
+    /// Posts `body` to the sink. Webhook sinks get Standard Webhooks headers, signed with a
+    /// fresh timestamp on every attempt under the same `msg_id`.
+    pub async fn send(
+        &self,
+        name: &str,
+        sink: &SinkConfig,
+        msg_id: &str,
+        body: &str,
+        timestamp: i64,
+    ) -> Result<u16, Failure> {
+        let url = sink.url().expose();
+        let place = format!("sink `{name}` ({})", redact_url(url));
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let SinkConfig::Webhook(w) = sink {
+            request = request
+                .header("webhook-id", msg_id)
+                .header("webhook-timestamp", timestamp.to_string());
+            if let Some(secret) = &w.secret {
+                let key = signing_key(secret).map_err(|e| Failure {
+                    class: Class::Permanent,
+                    status: None,
+                    body: String::new(),
+                    message: format!("{place}: signing secret: {e}"),
+                    retry_after: None,
+                    gone: false,
+                })?;
+                request = request.header("webhook-signature", sign(&key, msg_id, timestamp, body.as_bytes()));
+            }
+            for (k, v) in &w.headers {
+                request = request.header(k.as_str(), v.as_str());
+            }
+        }
+        let response = request.body(body.to_owned()).send().await.map_err(|e| Failure {
+            class: Class::Transient,
+            status: None,
+            body: String::new(),
+            message: if e.is_timeout() {
+                format!("{place}: no answer in time")
+            } else {
+                format!("{place}: {}", error_chain(&e.without_url()))
+            },
+            retry_after: None,
+            gone: false,
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::retry::parse_retry_after);
+        let text = read_prefix(response, BODY_KEEP).await;
+        if (200..300).contains(&status) {
+            return Ok(status);
+        }
+        let (class, gone) = classify(status, &text);
+        Err(Failure {
+            class,
+            status: Some(status),
+            message: format!("{place}: HTTP {status}: {}", crate::devin::snippet(text.as_bytes())),
+            body: text,
+            retry_after,
+            gone,
+        })
+    }
+}
+
+/// Reads at most `limit` bytes of a body (as text), never failing: a broken body reads as what
+/// arrived.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(limit);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_webhooks_published_vector() {
+        let key = signing_key(&Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).expect("valid secret");
+        assert_eq!(
+            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn bad_secrets_are_refused() {
+        assert!(signing_key(&Secret::new("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).is_err());
+        assert!(signing_key(&Secret::new("whsec_not base64!")).is_err());
+        assert!(signing_key(&Secret::new("whsec_c2hvcnQ=")).is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
+        assert_eq!(redact_url("http://u:p@127.0.0.1:8080/x?token=y"), "http://127.0.0.1:8080/…");
+        assert_eq!(redact_url("https://ci.example.com"), "https://ci.example.com");
+        assert_eq!(redact_url("garbage"), "[invalid URL]");
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(500, ""), (Class::Transient, false));
+        assert_eq!(classify(503, ""), (Class::Transient, false));
+        assert_eq!(classify(429, ""), (Class::Transient, false));
+        assert_eq!(classify(408, ""), (Class::Transient, false));
+        assert_eq!(classify(400, "invalid_payload"), (Class::Permanent, false));
+        assert_eq!(classify(403, "action_prohibited"), (Class::Permanent, false));
+        assert_eq!(classify(404, "no_service"), (Class::Permanent, true));
+        assert_eq!(classify(410, "channel_is_archived"), (Class::Permanent, true));
+        assert_eq!(classify(302, ""), (Class::Permanent, false));
+        assert_eq!(classify(200, "no_service"), (Class::Permanent, true));
+    }
+}

@@ -1,0 +1,392 @@
+//! The store: sled trees for snapshots, the outbox, dead letters and meta.
+//!
+//! - `snapshots`: session id -> the session as last listed (JSON).
+//! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
+//!   [`Delivery`] with its rendered payload.
+//! - `dead`: the same key -> a [`DeadLetter`].
+//! - `meta`: small named values (`baseline` done, ...).
+//!
+//! A page's snapshot updates and the deliveries they cause are written in one transaction
+//! ([`Store::commit`]) and flushed before anything is sent.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::devin::Session;
+use crate::event::Event;
+
+/// A failure of the store, naming the tree and key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("store ({what}): {source}")]
+    Sled { what: String, source: sled::Error },
+    #[error("store ({what}): corrupt record: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+fn sled_err(what: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sled { what, source }
+}
+
+/// One queued send: a rendered payload for one sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `msg_...`: the `webhook-id`, stable across retries and restarts.
+    pub id: String,
+    pub sink: String,
+    pub rule: String,
+    pub session_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact payload, rendered at detection time.
+    pub body: String,
+    /// When the change was detected (Unix milliseconds).
+    pub detected_at_ms: u64,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Not before this time (Unix milliseconds); 0 means now.
+    pub next_attempt_ms: u64,
+    /// The last failure, for `sinks list` and logs.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// A delivery that will not be retried without an admin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub delivery: Delivery,
+    /// Why it was given up: the last error.
+    pub reason: String,
+    /// The receiver's last HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The first 2 KiB of the receiver's last answer.
+    pub response_body: String,
+    /// When it was given up (Unix milliseconds).
+    pub failed_at_ms: u64,
+    /// The event, when the payload could not be rendered (a retry renders it again).
+    #[serde(default)]
+    pub event: Option<serde_json::Value>,
+}
+
+/// What one page changes, written at once.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Session id -> new snapshot (JSON).
+    pub snapshots: Vec<(String, Vec<u8>)>,
+    pub deliveries: Vec<Delivery>,
+    pub dead: Vec<DeadLetter>,
+    pub meta: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Commit {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.snapshots.is_empty() && self.deliveries.is_empty() && self.dead.is_empty() && self.meta.is_empty()
+    }
+}
+
+/// Meta key: set once the first full listing has been recorded.
+pub const META_BASELINE: &str = "baseline";
+
+/// The sled database and its trees. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    snapshots: sled::Tree,
+    outbox: sled::Tree,
+    dead: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+        what: "outbox".into(),
+        message: format!("a key of {} bytes", key.len()),
+    })
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail: they hold no maps with non-string keys.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `path`.
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            .open()
+            .map_err(open_err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(open_err);
+        Ok(Store {
+            snapshots: tree("snapshots")?,
+            outbox: tree("outbox")?,
+            dead: tree("dead")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    /// The raw snapshot of a session.
+    pub fn snapshot_raw(&self, session_id: &str) -> Result<Option<sled::IVec>, StoreError> {
+        self.snapshots
+            .get(session_id.as_bytes())
+            .map_err(sled_err(format!("snapshots/{session_id}")))
+    }
+
+    /// The snapshot of a session, decoded.
+    pub fn snapshot(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        match self.snapshot_raw(session_id)? {
+            Some(bytes) => decode(&format!("snapshots/{session_id}"), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// How many sessions the snapshot holds.
+    pub fn snapshot_count(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    /// A meta value.
+    pub fn meta(&self, name: &str) -> Result<Option<sled::IVec>, StoreError> {
+        self.meta.get(name).map_err(sled_err(format!("meta/{name}")))
+    }
+
+    /// Whether the baseline listing has been recorded.
+    pub fn baseline_done(&self) -> Result<bool, StoreError> {
+        Ok(self.meta(META_BASELINE)?.is_some())
+    }
+
+    /// Writes a page's changes in one transaction; returns the outbox sequence numbers given to
+    /// its deliveries. The caller flushes ([`Store::flush`]) before sending.
+    pub fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        if commit.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = (&self.snapshots, &self.outbox, &self.dead, &self.meta).transaction(
+            |(snapshots, outbox, dead, meta)| {
+                for (id, bytes) in &commit.snapshots {
+                    snapshots.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                let mut seqs = Vec::with_capacity(commit.deliveries.len());
+                for d in &commit.deliveries {
+                    let seq = outbox.generate_id()?;
+                    outbox.insert(&key(seq), encode(d))?;
+                    seqs.push(seq);
+                }
+                for letter in &commit.dead {
+                    let seq = dead.generate_id()?;
+                    dead.insert(&key(seq), encode(letter))?;
+                }
+                for (name, value) in &commit.meta {
+                    meta.insert(*name, value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(seqs)
+            },
+        );
+        match result {
+            Ok(seqs) => Ok(seqs),
+            Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
+                what: "commit".into(),
+                source,
+            }),
+            Err(TransactionError::Abort(())) => Err(StoreError::Corrupt {
+                what: "commit".into(),
+                message: "transaction aborted".into(),
+            }),
+        }
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(sled_err("flush"))
+    }
+
+    /// Every queued delivery, in detection order.
+    pub fn outbox(&self) -> impl Iterator<Item = Result<(u64, Delivery), StoreError>> + '_ {
+        self.outbox.iter().map(|item| {
+            let (k, v) = item.map_err(sled_err("outbox"))?;
+            let seq = seq_of(&k)?;
+            Ok((seq, decode(&format!("outbox/{seq}"), &v)?))
+        })
+    }
+
+    /// How many deliveries are queued.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Rewrites a queued delivery (after a failed attempt).
+    pub fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
+        // Only rewrite a delivery that is still queued (an admin may have purged it meanwhile).
+        let k = key(seq);
+        let new = encode(delivery);
+        loop {
+            let Some(current) = self.outbox.get(k).map_err(sled_err(format!("outbox/{seq}")))? else {
+                return Ok(());
+            };
+            match self
+                .outbox
+                .compare_and_swap(k, Some(current), Some(new.as_slice()))
+                .map_err(sled_err(format!("outbox/{seq}")))?
+            {
+                Ok(()) => return Ok(()),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Removes a delivered delivery.
+    pub fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox.remove(key(seq)).map(|_| ()).map_err(sled_err(format!("outbox/{seq}")))
+    }
+
+    /// Moves a queued delivery to the dead letters, in one transaction.
+    pub fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
+            outbox.remove(&key(seq))?;
+            dead.insert(&key(seq), encode(letter))?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
+                what: format!("dead/{seq}"),
+                source,
+            }),
+            Err(TransactionError::Abort(())) => Ok(()),
+        }
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> impl Iterator<Item = Result<(u64, DeadLetter), StoreError>> + '_ {
+        self.dead.iter().map(|item| {
+            let (k, v) = item.map_err(sled_err("dead"))?;
+            let seq = seq_of(&k)?;
+            Ok((seq, decode(&format!("dead/{seq}"), &v)?))
+        })
+    }
+
+    /// How many dead letters there are.
+    pub fn dead_len(&self) -> usize {
+        self.dead.len()
+    }
+
+    /// Serializes an event for a dead letter.
+    pub fn event_json(event: &Event) -> serde_json::Value {
+        crate::render::default_webhook_body(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: u32) -> Delivery {
+        Delivery {
+            id: format!("msg_{n}"),
+            sink: "s".into(),
+            rule: "r".into(),
+            session_id: "sess".into(),
+            event_id: format!("evt_{n}"),
+            event_type: "session.created".into(),
+            body: "{}".into(),
+            detected_at_ms: 1,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn commit_is_atomic_and_ordered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let commit = Commit {
+            snapshots: vec![("a".into(), br#"{"session_id":"a","status":"new"}"#.to_vec())],
+            deliveries: (0..5).map(delivery).collect(),
+            dead: vec![],
+            meta: vec![(META_BASELINE, b"1".to_vec())],
+        };
+        let seqs = store.commit(&commit).expect("commit");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();
+        assert_eq!(ids, ["msg_0", "msg_1", "msg_2", "msg_3", "msg_4"]);
+        assert!(store.baseline_done().expect("meta"));
+        assert_eq!(store.snapshot("a").expect("get").map(|s| s.status), Some("new".into()));
+
+        let mut d = delivery(2);
+        d.attempts = 3;
+        store.update_delivery(seqs[2], &d).expect("update");
+        store.remove_delivery(seqs[0]).expect("remove");
+        store
+            .bury(seqs[1], &DeadLetter {
+                delivery: delivery(1),
+                reason: "HTTP 400".into(),
+                status: Some(400),
+                response_body: "bad".into(),
+                failed_at_ms: 2,
+                event: None,
+            })
+            .expect("bury");
+        let left: Vec<(String, u32)> = store.outbox().map(|r| r.expect("ok").1).map(|d| (d.id, d.attempts)).collect();
+        assert_eq!(left, [("msg_2".into(), 3), ("msg_3".into(), 0), ("msg_4".into(), 0)]);
+        assert_eq!(store.dead_len(), 1);
+        // Updating a delivery that is gone does not resurrect it.
+        store.update_delivery(seqs[0], &delivery(0)).expect("noop");
+        assert_eq!(store.outbox_len(), 3);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), 1 << 20).expect("open");
+            store.commit(&Commit { deliveries: vec![delivery(7)], ..Commit::default() }).expect("commit");
+            futures_flush(&store);
+        }
+        let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+        assert_eq!(store.outbox().count(), 1);
+    }
+
+    fn futures_flush(store: &Store) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+        rt.block_on(store.flush()).expect("flush");
+    }
+}
