@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::config::{Config, ConfigError, LogFormat, LogConfig, Problem};
+use crate::config::{Config, ConfigError, LogConfig, LogFormat, Problem};
 use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
 use crate::poller::{poll, PollError, PollStats};
@@ -73,10 +73,28 @@ impl AppError {
 /// Starts logging per `[log]`; `RUST_LOG` wins over `log.level`. Safe to call twice.
 pub fn init_logging(config: &LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // The HTTP stack's debug and trace lines can carry hosts, paths and raw bytes: secrets live
+    // in webhook URLs and headers, so those crates stop at info whatever the filter says.
+    for quiet in [
+        "reqwest=info",
+        "hyper=info",
+        "hyper_util=info",
+        "h2=info",
+        "rustls=info",
+        "axum=info",
+        "tower=info",
+        "sled=info",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -92,12 +110,18 @@ struct Parts {
 }
 
 fn parts(active: Active) -> Result<Parts, AppError> {
-    let token = active.config.token().map_err(|p| AppError::Setup(p.to_string()))?;
+    let token = active
+        .config
+        .token()
+        .map_err(|p| AppError::Setup(p.to_string()))?;
     let client = Client::new(&active.config.devin, token)
         .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
     let sender = Sender::new(active.config.delivery.timeout)
         .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
-    let store = Store::open(&active.config.store.path, active.config.store.cache_capacity)?;
+    let store = Store::open(
+        &active.config.store.path,
+        active.config.store.cache_capacity,
+    )?;
     Ok(Parts {
         active: Arc::new(active),
         client,
@@ -116,18 +140,33 @@ pub struct OnceReport {
 /// One poll cycle, then drain the outbox. Queued deliveries from earlier runs go out too. A
 /// failed poll still drains what is queued, then reports the poll's error.
 pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError> {
-    let Parts { active, client, store, sender } = parts(active)?;
+    let Parts {
+        active,
+        client,
+        store,
+        sender,
+    } = parts(active)?;
     let wake = Arc::new(Notify::new());
     let polled = poll(&client, &store, &active, &wake).await;
     if let Ok(stats) = &polled {
         log_poll(stats);
     }
-    let drain = Deliverer::new(store.clone(), sender, active.clone()).drain(wait).await?;
+    let drain = Deliverer::new(store.clone(), sender, active.clone())
+        .drain(wait)
+        .await?;
     store.flush().await?;
-    tracing::info!(delivered = drain.delivered, retried = drain.retried, dead = drain.dead, pending = drain.pending, "outbox drained");
+    tracing::info!(
+        delivered = drain.delivered,
+        retried = drain.retried,
+        dead = drain.dead,
+        pending = drain.pending,
+        "outbox drained"
+    );
     let poll = polled?;
     if drain.pending > 0 {
-        return Err(AppError::Pending { pending: drain.pending });
+        return Err(AppError::Pending {
+            pending: drain.pending,
+        });
     }
     Ok(OnceReport { poll, drain })
 }
@@ -174,16 +213,26 @@ pub async fn shutdown_signal() {
 }
 
 /// The service: poll every `poll_interval`, deliver concurrently, stop cleanly on `stop`.
-pub async fn run(active: Active, stop: impl std::future::Future<Output = ()>) -> Result<(), AppError> {
-    let Parts { active, client, store, sender } = parts(active)?;
+pub async fn run(
+    active: Active,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), AppError> {
+    let Parts {
+        active,
+        client,
+        store,
+        sender,
+    } = parts(active)?;
     let wake = Arc::new(Notify::new());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = active.config.delivery.timeout + Duration::from_secs(1);
     // Deliveries left queued by an earlier process go out first.
     wake.notify_one();
-    let deliverer = tokio::spawn(
-        Deliverer::new(store.clone(), sender, active.clone()).run(wake.clone(), shutdown_rx.clone(), grace),
-    );
+    let deliverer = tokio::spawn(Deliverer::new(store.clone(), sender, active.clone()).run(
+        wake.clone(),
+        shutdown_rx.clone(),
+        grace,
+    ));
     let poller = {
         let (store, active, wake) = (store.clone(), active.clone(), wake.clone());
         let mut shutdown = shutdown_rx;
@@ -200,7 +249,12 @@ pub async fn run(active: Active, stop: impl std::future::Future<Output = ()>) ->
                     Err(e) => {
                         failures += 1;
                         // Back off on repeated failures, honouring the API's Retry-After.
-                        let backoff = crate::retry::backoff(failures, interval, interval * 10, crate::retry::jitter());
+                        let backoff = crate::retry::backoff(
+                            failures,
+                            interval,
+                            interval * 10,
+                            crate::retry::jitter(),
+                        );
                         let delay = e.retry_after().map_or(backoff, |ra| ra.max(interval));
                         tracing::error!(error = %e, failures, retry_in_s = delay.as_secs(), "poll failed");
                         delay

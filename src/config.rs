@@ -407,7 +407,10 @@ impl Config {
     }
 
     /// As [`Config::token`] with a custom variable lookup.
-    pub fn token_with_env(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<Secret, Problem> {
+    pub fn token_with_env(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secret, Problem> {
         match &self.devin.token {
             Some(t) if !t.is_empty() => Ok(t.clone()),
             Some(_) => Err(Problem::new("devin.token", "is empty")),
@@ -430,7 +433,10 @@ impl Config {
         if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
             p.push(Problem::new(
                 "devin.base_url",
-                format!("`{}` is not an http(s) URL", crate::devin::strip_userinfo(&d.base_url)),
+                format!(
+                    "`{}` is not an http(s) URL",
+                    crate::devin::strip_userinfo(&d.base_url)
+                ),
             ));
         }
         if !(1..=200).contains(&d.page_size) {
@@ -442,20 +448,29 @@ impl Config {
         if d.poll_interval < Duration::from_secs(1) {
             p.push(Problem::new("devin.poll_interval", "must be at least 1s"));
         }
-        for (key, value) in [("devin.timeout", d.timeout), ("devin.connect_timeout", d.connect_timeout)] {
+        for (key, value) in [
+            ("devin.timeout", d.timeout),
+            ("devin.connect_timeout", d.connect_timeout),
+        ] {
             if value.is_zero() {
                 p.push(Problem::new(key, "must be more than 0s"));
             }
         }
         if d.max_response_bytes < 1024 {
-            p.push(Problem::new("devin.max_response_bytes", "must be at least 1024"));
+            p.push(Problem::new(
+                "devin.max_response_bytes",
+                "must be at least 1024",
+            ));
         }
         let del = &self.delivery;
         if del.max_attempts == 0 {
             p.push(Problem::new("delivery.max_attempts", "must be at least 1"));
         }
         if del.initial_backoff.is_zero() {
-            p.push(Problem::new("delivery.initial_backoff", "must be more than 0s"));
+            p.push(Problem::new(
+                "delivery.initial_backoff",
+                "must be more than 0s",
+            ));
         }
         if del.max_backoff < del.initial_backoff {
             p.push(Problem::new(
@@ -467,7 +482,10 @@ impl Config {
             p.push(Problem::new("delivery.timeout", "must be more than 0s"));
         }
         if self.store.cache_capacity < 1024 * 1024 {
-            p.push(Problem::new("store.cache_capacity", "must be at least 1048576 (1 MiB)"));
+            p.push(Problem::new(
+                "store.cache_capacity",
+                "must be at least 1048576 (1 MiB)",
+            ));
         }
         for (name, sink) in &self.sinks {
             validate_sink(name, sink, &mut p);
@@ -505,7 +523,14 @@ impl Config {
                     let known: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
                     p.push(Problem::new(
                         format!("{key}.sinks"),
-                        format!("unknown sink `{s}` (defined: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") }),
+                        format!(
+                            "unknown sink `{s}` (defined: {})",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
                     ));
                 }
             }
@@ -530,8 +555,14 @@ fn validate_sink(name: &str, sink: &SinkConfig, p: &mut Vec<Problem>) {
         for (header, value) in &w.headers {
             let lower = header.to_ascii_lowercase();
             if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                p.push(Problem::new(format!("{key}.headers"), format!("`{header}` is not a valid header name")));
-            } else if lower.starts_with("webhook-") || lower == "content-type" || lower == "content-length" {
+                p.push(Problem::new(
+                    format!("{key}.headers"),
+                    format!("`{header}` is not a valid header name"),
+                ));
+            } else if lower.starts_with("webhook-")
+                || lower == "content-type"
+                || lower == "content-length"
+            {
                 p.push(Problem::new(
                     format!("{key}.headers"),
                     format!("`{header}` is set by devin-notify and cannot be overridden"),
@@ -555,14 +586,10 @@ fn interpolate(
     problems: &mut Vec<Problem>,
 ) {
     match value {
-        Value::String(tag, text) => {
-            if text.contains('$') {
-                match expand(text, lookup) {
-                    Ok(expanded) => *value = Value::String(*tag, expanded),
-                    Err(message) => problems.push(Problem::new(key, message)),
-                }
-            }
-        }
+        Value::String(tag, text) if text.contains('$') => match expand(text, lookup) {
+            Ok(expanded) => *value = Value::String(*tag, expanded),
+            Err(message) => problems.push(Problem::new(key, message)),
+        },
         Value::Dict(_, dict) => {
             for (k, v) in dict.iter_mut() {
                 interpolate(v, &format!("{key}.{k}"), lookup, problems);
@@ -593,7 +620,9 @@ pub fn expand(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<St
             };
             let name = &tail[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}` is not a variable reference (letters, digits, _)"));
+                return Err(format!(
+                    "`${{{name}}}` is not a variable reference (letters, digits, _)"
+                ));
             }
             match lookup(name) {
                 Some(v) => out.push_str(&v),
@@ -626,8 +655,12 @@ fn figment_problems(error: figment::Error) -> Vec<Problem> {
             }
             let message = match &e.kind {
                 figment::error::Kind::UnknownField(field, expected) => {
-                    if !e.path.last().is_some_and(|last| last == field) {
-                        key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+                    if e.path.last().is_none_or(|last| last != field) {
+                        key = if key.is_empty() {
+                            field.clone()
+                        } else {
+                            format!("{key}.{field}")
+                        };
                     }
                     format!("unknown key (expected one of: {})", expected.join(", "))
                 }
@@ -643,7 +676,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     const GOOD: &str = r#"
@@ -671,23 +709,42 @@ mod tests {
 
     #[test]
     fn good_config_loads_with_interpolation() {
-        let c = Config::from_toml(GOOD, env(&[("TOKEN", "cog_x"), ("SLACK", "https://hooks.slack.test/T/B/x")]))
-            .expect("loads");
+        let c = Config::from_toml(
+            GOOD,
+            env(&[
+                ("TOKEN", "cog_x"),
+                ("SLACK", "https://hooks.slack.test/T/B/x"),
+            ]),
+        )
+        .expect("loads");
         assert_eq!(c.devin.token.as_ref().map(Secret::expose), Some("cog_x"));
         assert_eq!(c.devin.poll_interval, Duration::from_secs(10));
         assert_eq!(c.devin.filters.org_ids, Some(vec!["org-1".to_owned()]));
-        assert_eq!(c.sinks["team_slack"].url().expose(), "https://hooks.slack.test/T/B/x");
+        assert_eq!(
+            c.sinks["team_slack"].url().expose(),
+            "https://hooks.slack.test/T/B/x"
+        );
         assert_eq!(c.delivery.max_attempts, 12);
         assert_eq!(c.store.baseline, Baseline::Silent);
         // Debug output of the whole config holds no secret.
         let debug = format!("{c:?}");
-        assert!(!debug.contains("cog_x") && !debug.contains("hooks.slack.test") && !debug.contains("MfKQ9r8"));
+        assert!(
+            !debug.contains("cog_x")
+                && !debug.contains("hooks.slack.test")
+                && !debug.contains("MfKQ9r8")
+        );
     }
 
     #[test]
     fn missing_variable_names_key_and_variable() {
         let e = Config::from_toml(GOOD, env(&[("TOKEN", "x")])).expect_err("SLACK missing");
-        assert_eq!(e.problems, [Problem::new("sinks.team_slack.url", "environment variable SLACK is not set")]);
+        assert_eq!(
+            e.problems,
+            [Problem::new(
+                "sinks.team_slack.url",
+                "environment variable SLACK is not set"
+            )]
+        );
     }
 
     #[test]
@@ -745,20 +802,31 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} missing from {e}");
         }
-        assert!(!e.to_string().contains("not a url"), "sink URLs are secrets: {e}");
+        assert!(
+            !e.to_string().contains("not a url"),
+            "sink URLs are secrets: {e}"
+        );
     }
 
     #[test]
     fn bad_duration_names_the_key() {
-        let e = Config::from_toml("[devin]\npoll_interval = \"often\"\n", env(&[])).expect_err("bad");
+        let e =
+            Config::from_toml("[devin]\npoll_interval = \"often\"\n", env(&[])).expect_err("bad");
         assert_eq!(e.problems[0].key, "devin.poll_interval", "{e}");
-        assert!(e.problems[0].message.contains("`often` is not a duration"), "{e}");
+        assert!(
+            e.problems[0].message.contains("`often` is not a duration"),
+            "{e}"
+        );
     }
 
     #[test]
     fn token_defaults_to_devin_api_key() {
         let c = Config::from_toml("", env(&[])).expect("empty config is valid");
-        assert_eq!(c.token_with_env(env(&[("DEVIN_API_KEY", "cog_y")])).map(|s| s.expose().to_owned()), Ok("cog_y".to_owned()));
+        assert_eq!(
+            c.token_with_env(env(&[("DEVIN_API_KEY", "cog_y")]))
+                .map(|s| s.expose().to_owned()),
+            Ok("cog_y".to_owned())
+        );
         let e = c.token_with_env(env(&[])).expect_err("no token");
         assert_eq!(e.key, "devin.token");
     }
@@ -767,9 +835,15 @@ mod tests {
     fn expand_edge_cases() {
         let l = env(&[("A", "1"), ("B", "two")]);
         assert_eq!(expand("x${A}y${B}", &l), Ok("x1ytwo".into()));
-        assert_eq!(expand("cost $5 and $${A}", &l), Ok("cost $5 and ${A}".into()));
+        assert_eq!(
+            expand("cost $5 and $${A}", &l),
+            Ok("cost $5 and ${A}".into())
+        );
         assert!(expand("${A", &l).is_err());
         assert!(expand("${}", &l).is_err());
-        assert_eq!(expand("${C}", &l), Err("environment variable C is not set".into()));
+        assert_eq!(
+            expand("${C}", &l),
+            Err("environment variable C is not set".into())
+        );
     }
 }

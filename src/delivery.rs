@@ -81,7 +81,9 @@ impl Deliverer {
                 continue;
             }
             if delivery.next_attempt_ms > now {
-                next_due_ms = Some(next_due_ms.map_or(delivery.next_attempt_ms, |t| t.min(delivery.next_attempt_ms)));
+                next_due_ms = Some(next_due_ms.map_or(delivery.next_attempt_ms, |t| {
+                    t.min(delivery.next_attempt_ms)
+                }));
                 continue;
             }
             to_send.push((seq, delivery));
@@ -97,14 +99,17 @@ impl Deliverer {
             let reason = format!("sink `{}` is no longer configured", delivery.sink);
             tracing::error!(sink = %delivery.sink, delivery_id = %delivery.id, "{reason}; moved to the dead letters");
             self.report.dead += 1;
-            return self.store.bury(seq, &DeadLetter {
-                delivery,
-                reason,
-                status: None,
-                response_body: String::new(),
-                failed_at_ms: now_ms(),
-                event: None,
-            });
+            return self.store.bury(
+                seq,
+                &DeadLetter {
+                    delivery,
+                    reason,
+                    status: None,
+                    response_body: String::new(),
+                    failed_at_ms: now_ms(),
+                    event: None,
+                },
+            );
         };
         let semaphore = self
             .semaphores
@@ -117,7 +122,15 @@ impl Deliverer {
         tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             let timestamp = (now_ms() / 1000) as i64;
-            let result = sender.send(&delivery.sink, &sink, &delivery.id, &delivery.body, timestamp).await;
+            let result = sender
+                .send(
+                    &delivery.sink,
+                    &sink,
+                    &delivery.id,
+                    &delivery.body,
+                    timestamp,
+                )
+                .await;
             // The receiver lives as long as the deliverer; if it is gone, so is the process.
             let _ = tx.send((seq, delivery, result));
         });
@@ -142,21 +155,27 @@ impl Deliverer {
                 let out_of_attempts = delivery.attempts >= policy.max_attempts;
                 if failure.class == Class::Permanent || out_of_attempts {
                     let reason = if out_of_attempts && failure.class == Class::Transient {
-                        format!("gave up after {} attempts: {}", delivery.attempts, failure.message)
+                        format!(
+                            "gave up after {} attempts: {}",
+                            delivery.attempts, failure.message
+                        )
                     } else {
                         failure.message.clone()
                     };
                     tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
                     delivery.last_error = Some(failure.message.clone());
                     self.report.dead += 1;
-                    self.store.bury(seq, &DeadLetter {
-                        delivery,
-                        reason,
-                        status: failure.status,
-                        response_body: failure.body,
-                        failed_at_ms: now_ms(),
-                        event: None,
-                    })?;
+                    self.store.bury(
+                        seq,
+                        &DeadLetter {
+                            delivery,
+                            reason,
+                            status: failure.status,
+                            response_body: failure.body,
+                            failed_at_ms: now_ms(),
+                            event: None,
+                        },
+                    )?;
                 } else {
                     let delay = retry::next_delay(
                         delivery.attempts,
@@ -179,7 +198,9 @@ impl Deliverer {
     /// Sends until every queued delivery is delivered or dead, or waits on a retry further than
     /// `wait` away. For `once`.
     pub async fn drain(mut self, wait: Duration) -> Result<DrainReport, StoreError> {
-        let Some(mut rx) = self.rx.take() else { return Ok(self.report) };
+        let Some(mut rx) = self.rx.take() else {
+            return Ok(self.report);
+        };
         loop {
             let scan = self.scan()?;
             if self.in_flight.is_empty() {
@@ -204,7 +225,12 @@ impl Deliverer {
 
     /// Sends as deliveries are queued (`wake`) or fall due, until `shutdown` turns true; then
     /// waits up to `grace` for sends in flight.
-    pub async fn run(mut self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run(
+        mut self,
+        wake: Arc<Notify>,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
         let Some(mut rx) = self.rx.take() else { return };
         loop {
             let next_due = match self.scan() {
@@ -214,7 +240,9 @@ impl Deliverer {
                     Some(now_ms() + 5000)
                 }
             };
-            let sleep = next_due.map_or(Duration::from_secs(3600), |t| Duration::from_millis(t.saturating_sub(now_ms())));
+            let sleep = next_due.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis(t.saturating_sub(now_ms()))
+            });
             tokio::select! {
                 Some(outcome) = rx.recv() => {
                     self.settle_logged(outcome);

@@ -189,7 +189,9 @@ pub enum ApiError {
     Timeout { url: String, timeout: Duration },
     #[error("GET {url}: the answer is not a sessions page: {message}")]
     Decode { url: String, message: String },
-    #[error("GET {url}: the answer is larger than the {limit}-byte limit (devin.max_response_bytes)")]
+    #[error(
+        "GET {url}: the answer is larger than the {limit}-byte limit (devin.max_response_bytes)"
+    )]
     TooLarge { url: String, limit: usize },
     #[error("GET {url}: the listing repeats cursor `{cursor}`: stopping to avoid a loop")]
     CursorLoop { url: String, cursor: String },
@@ -498,7 +500,8 @@ mod tests {
         assert!(s.tags.is_empty() && s.pull_requests.is_empty());
         assert_eq!(s.extra.get("new_field"), Some(&serde_json::json!({"x":1})));
         // Unknown fields survive a round trip through the store.
-        let back: Session = serde_json::from_slice(&serde_json::to_vec(s).expect("ser")).expect("de");
+        let back: Session =
+            serde_json::from_slice(&serde_json::to_vec(s).expect("ser")).expect("de");
         assert_eq!(&back, s);
     }
 
@@ -511,15 +514,27 @@ mod tests {
 
     #[test]
     fn repo_from_pr_url() {
-        assert_eq!(repo_of("https://github.com/acme/api/pull/7").as_deref(), Some("acme/api"));
-        assert_eq!(repo_of("https://gitlab.example.com/acme/web/-/merge_requests/3").as_deref(), Some("acme/web"));
+        assert_eq!(
+            repo_of("https://github.com/acme/api/pull/7").as_deref(),
+            Some("acme/api")
+        );
+        assert_eq!(
+            repo_of("https://gitlab.example.com/acme/web/-/merge_requests/3").as_deref(),
+            Some("acme/web")
+        );
         assert_eq!(repo_of("not a url"), None);
         assert_eq!(repo_of(""), None);
     }
 
     #[test]
     fn userinfo_is_stripped() {
-        assert_eq!(strip_userinfo("https://u:p@api.devin.ai/x"), "https://api.devin.ai/x");
-        assert_eq!(strip_userinfo("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            strip_userinfo("https://u:p@api.devin.ai/x"),
+            "https://api.devin.ai/x"
+        );
+        assert_eq!(
+            strip_userinfo("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
     }
 }

@@ -145,20 +145,36 @@ mod tests {
     fn every_status_transition_including_unknown_values() {
         let cases = [
             (("new", None), ("running", Some("working"))),
-            (("running", Some("working")), ("running", Some("waiting_for_user"))),
-            (("running", Some("waiting_for_user")), ("running", Some("waiting_for_approval"))),
+            (
+                ("running", Some("working")),
+                ("running", Some("waiting_for_user")),
+            ),
+            (
+                ("running", Some("waiting_for_user")),
+                ("running", Some("waiting_for_approval")),
+            ),
             (("running", Some("finished")), ("exit", None)),
             (("running", Some("working")), ("error", None)),
-            (("running", Some("working")), ("suspended", Some("inactivity"))),
+            (
+                ("running", Some("working")),
+                ("suspended", Some("inactivity")),
+            ),
             (("suspended", Some("out_of_credits")), ("resuming", None)),
-            (("running", Some("working")), ("hibernating", Some("dreaming"))),
+            (
+                ("running", Some("working")),
+                ("hibernating", Some("dreaming")),
+            ),
             (("claimed", None), ("claimed", Some("brand_new_detail"))),
         ];
         for ((fs, fd), (ts, td)) in cases {
             let old = s(fs, fd);
             let new = s(ts, td);
             let events = diff(Some(&old), &new);
-            assert_eq!(kinds(&events), [EventType::SessionStatusChanged], "{fs}/{fd:?} -> {ts}/{td:?}");
+            assert_eq!(
+                kinds(&events),
+                [EventType::SessionStatusChanged],
+                "{fs}/{fd:?} -> {ts}/{td:?}"
+            );
             assert_eq!(
                 events[0].change,
                 Change::Status {
@@ -180,9 +196,15 @@ mod tests {
         assert_eq!(kinds(&diff(Some(&old), &new)), [EventType::SessionArchived]);
         let mut was_false = old.clone();
         was_false.is_archived = Some(false);
-        assert_eq!(kinds(&diff(Some(&was_false), &new)), [EventType::SessionArchived]);
+        assert_eq!(
+            kinds(&diff(Some(&was_false), &new)),
+            [EventType::SessionArchived]
+        );
         assert!(diff(Some(&new), &new).is_empty());
-        assert!(diff(Some(&new), &old).is_empty(), "unarchiving is not an event");
+        assert!(
+            diff(Some(&new), &old).is_empty(),
+            "unarchiving is not an event"
+        );
     }
 
     #[test]
@@ -198,7 +220,10 @@ mod tests {
         let events = diff(Some(&old), &new);
         assert_eq!(
             kinds(&events),
-            [EventType::PullRequestStateChanged, EventType::PullRequestOpened]
+            [
+                EventType::PullRequestStateChanged,
+                EventType::PullRequestOpened
+            ]
         );
         assert_eq!(
             events[0].change,

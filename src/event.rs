@@ -174,6 +174,9 @@ mod tests {
             serde_json::to_value(&c).expect("ser"),
             serde_json::json!({"from_status":"running","status":"exit","from_status_detail":"working","status_detail":null})
         );
-        assert_eq!(serde_json::to_value(Change::Session {}).expect("ser"), serde_json::json!({}));
+        assert_eq!(
+            serde_json::to_value(Change::Session {}).expect("ser"),
+            serde_json::json!({})
+        );
     }
 }

@@ -127,7 +127,9 @@ fn push_snapshot<'a>(
 /// carrying the event when its template fails (so nothing is lost; a retry renders again).
 pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: &mut Commit) {
     for route in routes(&active.config.rules, event) {
-        let Some(sink) = active.config.sinks.get(route.sink) else { continue };
+        let Some(sink) = active.config.sinks.get(route.sink) else {
+            continue;
+        };
         let delivery = |body: String| Delivery {
             id: stable_id("msg_", &[&event.id, &route.rule.name, route.sink]),
             sink: route.sink.to_owned(),
@@ -141,7 +143,13 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             next_attempt_ms: 0,
             last_error: None,
         };
-        match active.templates.render(sink.kind(), route.rule.template.as_deref(), event, &route.rule.name, route.sink) {
+        match active.templates.render(
+            sink.kind(),
+            route.rule.template.as_deref(),
+            event,
+            &route.rule.name,
+            route.sink,
+        ) {
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, error = %e, "cannot render; the event is kept in the dead letters");
@@ -174,7 +182,10 @@ pub async fn poll(
         Mode::Diff
     };
     let bounds = ListBounds::default();
-    let mut stats = PollStats { baseline, ..PollStats::default() };
+    let mut stats = PollStats {
+        baseline,
+        ..PollStats::default()
+    };
     let mut cursors = std::collections::HashSet::new();
     let mut after: Option<String> = None;
     loop {
@@ -198,13 +209,24 @@ pub async fn poll(
         if last_page {
             break;
         }
-        let cursor = page.end_cursor.filter(|c| !c.is_empty()).ok_or_else(|| ApiError::Decode {
-            url: format!("{}{}", crate::devin::strip_userinfo(client.base_url()), client.list_path()),
-            message: "has_next_page is true but end_cursor is missing".into(),
-        })?;
+        let cursor = page
+            .end_cursor
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ApiError::Decode {
+                url: format!(
+                    "{}{}",
+                    crate::devin::strip_userinfo(client.base_url()),
+                    client.list_path()
+                ),
+                message: "has_next_page is true but end_cursor is missing".into(),
+            })?;
         if !cursors.insert(cursor.clone()) || after.as_deref() == Some(cursor.as_str()) {
             return Err(ApiError::CursorLoop {
-                url: format!("{}{}", crate::devin::strip_userinfo(client.base_url()), client.list_path()),
+                url: format!(
+                    "{}{}",
+                    crate::devin::strip_userinfo(client.base_url()),
+                    client.list_path()
+                ),
                 cursor,
             }
             .into());

@@ -20,12 +20,30 @@ use crate::event::{rfc3339, Change, Event, EventType};
 
 /// The templates compiled into the binary: (name, text).
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("slack/session.created", include_str!("../templates/slack/session.created.hbs")),
-    ("slack/session.status_changed", include_str!("../templates/slack/session.status_changed.hbs")),
-    ("slack/session.archived", include_str!("../templates/slack/session.archived.hbs")),
-    ("slack/pull_request.opened", include_str!("../templates/slack/pull_request.opened.hbs")),
-    ("slack/pull_request.state_changed", include_str!("../templates/slack/pull_request.state_changed.hbs")),
-    ("slack/needs_input", include_str!("../templates/slack/needs_input.hbs")),
+    (
+        "slack/session.created",
+        include_str!("../templates/slack/session.created.hbs"),
+    ),
+    (
+        "slack/session.status_changed",
+        include_str!("../templates/slack/session.status_changed.hbs"),
+    ),
+    (
+        "slack/session.archived",
+        include_str!("../templates/slack/session.archived.hbs"),
+    ),
+    (
+        "slack/pull_request.opened",
+        include_str!("../templates/slack/pull_request.opened.hbs"),
+    ),
+    (
+        "slack/pull_request.state_changed",
+        include_str!("../templates/slack/pull_request.state_changed.hbs"),
+    ),
+    (
+        "slack/needs_input",
+        include_str!("../templates/slack/needs_input.hbs"),
+    ),
 ];
 
 /// The sink types that have template folders.
@@ -52,7 +70,9 @@ pub struct Templates {
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Templates").field("templates", &self.sources.keys()).finish()
+        f.debug_struct("Templates")
+            .field("templates", &self.sources.keys())
+            .finish()
     }
 }
 
@@ -132,10 +152,9 @@ fn truncate_helper(
         Some(Value::Null) | None => String::new(),
         Some(v) => v.to_string(),
     };
-    let max = h
-        .param(1)
-        .and_then(|p| p.value().as_u64())
-        .ok_or_else(|| RenderErrorReason::ParamTypeMismatchForName("truncate", "1".into(), "a whole number".into()))?;
+    let max = h.param(1).and_then(|p| p.value().as_u64()).ok_or_else(|| {
+        RenderErrorReason::ParamTypeMismatchForName("truncate", "1".into(), "a whole number".into())
+    })?;
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     let cut: String = if text.chars().count() > max {
         let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
@@ -178,7 +197,9 @@ impl Templates {
         }
         for kind in SINK_KINDS {
             let sub = dir.join(kind);
-            let Ok(entries) = std::fs::read_dir(&sub) else { continue };
+            let Ok(entries) = std::fs::read_dir(&sub) else {
+                continue;
+            };
             let mut files: Vec<_> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
@@ -186,7 +207,9 @@ impl Templates {
                 .collect();
             files.sort();
             for path in files {
-                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
                 let name = format!("{kind}/{stem}");
                 match std::fs::read_to_string(&path) {
                     Ok(text) => {
@@ -210,19 +233,28 @@ impl Templates {
 
     /// Compiles and registers one template (`slack/name` or `webhook/name`).
     pub fn register(&mut self, name: &str, text: &str, source: &str) -> Result<(), RenderError> {
-        let (kind, _) = name.split_once('/').ok_or_else(|| RenderError::Missing { template: name.to_owned() })?;
+        let (kind, _) = name.split_once('/').ok_or_else(|| RenderError::Missing {
+            template: name.to_owned(),
+        })?;
         let hb = match kind {
             "slack" => &mut self.slack,
             "webhook" => &mut self.webhook,
-            _ => return Err(RenderError::Missing { template: name.to_owned() }),
+            _ => {
+                return Err(RenderError::Missing {
+                    template: name.to_owned(),
+                })
+            }
         };
-        hb.register_template_string(name, text).map_err(|e| RenderError::Template {
-            template: name.to_owned(),
-            message: match e.pos() {
-                Some((line, col)) => format!("{source} line {line}, column {col}: {}", e.reason()),
-                None => format!("{source}: {}", e.reason()),
-            },
-        })?;
+        hb.register_template_string(name, text)
+            .map_err(|e| RenderError::Template {
+                template: name.to_owned(),
+                message: match e.pos() {
+                    Some((line, col)) => {
+                        format!("{source} line {line}, column {col}: {}", e.reason())
+                    }
+                    None => format!("{source}: {}", e.reason()),
+                },
+            })?;
         self.sources.insert(name.to_owned(), source.to_owned());
         Ok(())
     }
@@ -239,7 +271,12 @@ impl Templates {
 
     /// The template a (rule, sink type, event type) renders with: `None` means the webhook
     /// sink's default body.
-    pub fn resolve(&self, kind: &str, rule_template: Option<&str>, event: EventType) -> Option<String> {
+    pub fn resolve(
+        &self,
+        kind: &str,
+        rule_template: Option<&str>,
+        event: EventType,
+    ) -> Option<String> {
         match rule_template {
             Some(t) => Some(format!("{kind}/{t}")),
             None if kind == "webhook" && !self.has(kind, event.as_str()) => None,
@@ -259,20 +296,33 @@ impl Templates {
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };
-        let hb = if kind == "slack" { &self.slack } else { &self.webhook };
+        let hb = if kind == "slack" {
+            &self.slack
+        } else {
+            &self.webhook
+        };
         if !hb.has_template(&name) {
             return Err(RenderError::Missing { template: name });
         }
-        let text = hb.render(&name, &context(event, rule, sink)).map_err(|e| RenderError::Template {
-            template: name.clone(),
-            message: match (e.line_no, e.column_no) {
-                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
-                _ => e.reason().to_string(),
-            },
-        })?;
+        let text =
+            hb.render(&name, &context(event, rule, sink))
+                .map_err(|e| RenderError::Template {
+                    template: name.clone(),
+                    message: match (e.line_no, e.column_no) {
+                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                        _ => e.reason().to_string(),
+                    },
+                })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: name.clone(),
-            message: format!("{e} (rendered line {}: {})", e.line(), text.lines().nth(e.line().saturating_sub(1)).unwrap_or_default().trim()),
+            message: format!(
+                "{e} (rendered line {}: {})",
+                e.line(),
+                text.lines()
+                    .nth(e.line().saturating_sub(1))
+                    .unwrap_or_default()
+                    .trim()
+            ),
         })?;
         Ok(value.to_string())
     }
@@ -282,12 +332,18 @@ impl Templates {
         let mut problems = Vec::new();
         for (i, rule) in config.rules.iter().enumerate() {
             for sink_name in &rule.sinks {
-                let Some(sink) = config.sinks.get(sink_name) else { continue };
+                let Some(sink) = config.sinks.get(sink_name) else {
+                    continue;
+                };
                 let kind = sink.kind();
                 for event in rule.event_types() {
                     if let Some(name) = self.resolve(kind, rule.template.as_deref(), event) {
                         if !self.sources.contains_key(&name) {
-                            let key = if rule.template.is_some() { "template" } else { "events" };
+                            let key = if rule.template.is_some() {
+                                "template"
+                            } else {
+                                "events"
+                            };
                             problems.push(Problem::new(
                                 format!("rules[{i}].{key}"),
                                 format!("no template `{name}` for sink `{sink_name}` (add templates/{name}.hbs under templates.dir)"),
@@ -324,26 +380,46 @@ pub fn default_webhook_body(event: &Event) -> Value {
 /// A one-line summary and an emoji for an event, shared by the default templates.
 pub fn headline(event: &Event) -> (&'static str, String) {
     match &event.change {
-        Change::Status { status, status_detail, .. } => match (status.as_str(), status_detail.as_deref()) {
+        Change::Status {
+            status,
+            status_detail,
+            ..
+        } => match (status.as_str(), status_detail.as_deref()) {
             (_, Some("waiting_for_user")) => (":raising_hand:", "Devin needs your input".into()),
-            (_, Some("waiting_for_approval")) => (":raising_hand:", "Devin is waiting for your approval".into()),
+            (_, Some("waiting_for_approval")) => (
+                ":raising_hand:",
+                "Devin is waiting for your approval".into(),
+            ),
             (_, Some("finished")) | ("exit", _) => (":white_check_mark:", "Devin finished".into()),
             ("error", _) => (":x:", "Devin hit an error".into()),
-            ("suspended", Some(d)) => (":double_vertical_bar:", format!("Session suspended ({})", d.replace('_', " "))),
+            ("suspended", Some(d)) => (
+                ":double_vertical_bar:",
+                format!("Session suspended ({})", d.replace('_', " ")),
+            ),
             ("suspended", None) => (":double_vertical_bar:", "Session suspended".into()),
             ("running", Some("working")) => (":arrow_forward:", "Devin is working".into()),
             (s, Some(d)) => (":information_source:", format!("Status is now {s} ({d})")),
             (s, None) => (":information_source:", format!("Status is now {s}")),
         },
-        Change::PullRequest { pr_state, from_pr_state: None, .. } => {
-            (":twisted_rightwards_arrows:", format!("Devin opened a pull request ({pr_state})"))
-        }
+        Change::PullRequest {
+            pr_state,
+            from_pr_state: None,
+            ..
+        } => (
+            ":twisted_rightwards_arrows:",
+            format!("Devin opened a pull request ({pr_state})"),
+        ),
         Change::PullRequest { pr_state, .. } => match pr_state.as_str() {
             "merged" => (":tada:", "Pull request merged".into()),
             "closed" => (":no_entry_sign:", "Pull request closed".into()),
-            s => (":twisted_rightwards_arrows:", format!("Pull request is now {s}")),
+            s => (
+                ":twisted_rightwards_arrows:",
+                format!("Pull request is now {s}"),
+            ),
         },
-        Change::Session {} if event.kind == EventType::SessionArchived => (":file_cabinet:", "Session archived".into()),
+        Change::Session {} if event.kind == EventType::SessionArchived => {
+            (":file_cabinet:", "Session archived".into())
+        }
         Change::Session {} => (":sparkles:", "New Devin session".into()),
     }
 }
@@ -401,15 +477,24 @@ mod tests {
     fn all_events(title: &str) -> Vec<Event> {
         let old = {
             let mut s = session(title);
-            s.pull_requests = vec![PullRequest { pr_url: "https://github.com/acme/api/pull/1".into(), pr_state: "open".into() }];
+            s.pull_requests = vec![PullRequest {
+                pr_url: "https://github.com/acme/api/pull/1".into(),
+                pr_state: "open".into(),
+            }];
             s
         };
         let mut new = session(title);
         new.status_detail = Some("waiting_for_user".into());
         new.is_archived = Some(true);
         new.pull_requests = vec![
-            PullRequest { pr_url: "https://github.com/acme/api/pull/1".into(), pr_state: "merged".into() },
-            PullRequest { pr_url: "https://github.com/acme/api/pull/2".into(), pr_state: "open".into() },
+            PullRequest {
+                pr_url: "https://github.com/acme/api/pull/1".into(),
+                pr_state: "merged".into(),
+            },
+            PullRequest {
+                pr_url: "https://github.com/acme/api/pull/2".into(),
+                pr_state: "open".into(),
+            },
         ];
         let mut events = diff(None, &new);
         events.truncate(1);
@@ -428,19 +513,37 @@ mod tests {
     #[test]
     fn every_default_slack_template_renders_valid_escaped_json() {
         let t = Templates::built_in();
-        assert_eq!(t.names().count(), BUILT_IN.len(), "every built-in template compiles");
+        assert_eq!(
+            t.names().count(),
+            BUILT_IN.len(),
+            "every built-in template compiles"
+        );
         for event in all_events(NASTY) {
             let body = t.render("slack", None, &event, "r", "s").expect("renders");
             let v: Value = serde_json::from_str(&body).expect("valid JSON");
             let text = v["text"].as_str().expect("text fallback");
             assert!(!text.contains('<') || !text.contains("evil"), "{text}");
             let blocks = v["blocks"].to_string();
-            assert!(!blocks.contains("<https://evil"), "link injection in {blocks}");
-            assert!(!blocks.contains("<!channel>"), "mention injection in {blocks}");
-            assert!(blocks.contains("&lt;https://evil.example|click&gt; &amp; &lt;!channel&gt;"), "{blocks}");
-            assert!(blocks.contains("<https://app.devin.ai/sessions/abc?x=1&amp;y=2|"), "title linked: {blocks}");
+            assert!(
+                !blocks.contains("<https://evil"),
+                "link injection in {blocks}"
+            );
+            assert!(
+                !blocks.contains("<!channel>"),
+                "mention injection in {blocks}"
+            );
+            assert!(
+                blocks.contains("&lt;https://evil.example|click&gt; &amp; &lt;!channel&gt;"),
+                "{blocks}"
+            );
+            assert!(
+                blocks.contains("<https://app.devin.ai/sessions/abc?x=1&amp;y=2|"),
+                "title linked: {blocks}"
+            );
         }
-        let needs_input = t.render("slack", Some("needs_input"), &all_events("t")[1], "r", "s").expect("renders");
+        let needs_input = t
+            .render("slack", Some("needs_input"), &all_events("t")[1], "r", "s")
+            .expect("renders");
         assert!(needs_input.contains("needs your input"), "{needs_input}");
     }
 
@@ -448,14 +551,18 @@ mod tests {
     fn default_webhook_body_shape() {
         let t = Templates::built_in();
         let events = all_events(NASTY);
-        let body = t.render("webhook", None, &events[1], "r", "s").expect("renders");
+        let body = t
+            .render("webhook", None, &events[1], "r", "s")
+            .expect("renders");
         let v: Value = serde_json::from_str(&body).expect("json");
         assert_eq!(v["type"], "session.status_changed");
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
         assert_eq!(v["data"]["session"]["title"], NASTY);
         assert_eq!(v["data"]["previous"]["status_detail"], "working");
         assert_eq!(v["data"]["change"]["status_detail"], "waiting_for_user");
-        let created = t.render("webhook", None, &events[0], "r", "s").expect("renders");
+        let created = t
+            .render("webhook", None, &events[0], "r", "s")
+            .expect("renders");
         let v: Value = serde_json::from_str(&created).expect("json");
         assert_eq!(v["data"]["previous"], Value::Null);
         assert_eq!(v["data"]["change"], json!({}));
@@ -466,21 +573,45 @@ mod tests {
         let mut t = Templates::built_in();
         t.register("webhook/custom", r#"{"title": "{{session.title}}", "all": {{json session.tags}}, "short": "{{truncate session.title 5}}"}"#, "test").expect("compiles");
         let e = &all_events(NASTY)[0];
-        let body = t.render("webhook", Some("custom"), e, "r", "s").expect("renders");
+        let body = t
+            .render("webhook", Some("custom"), e, "r", "s")
+            .expect("renders");
         let v: Value = serde_json::from_str(&body).expect("json");
         assert_eq!(v["title"], NASTY);
         assert_eq!(v["all"], json!(["team-payments", "<b>"]));
         assert_eq!(v["short"], "He s…");
 
-        t.register("webhook/raw", r#"{"title": "{{{session.title}}}"}"#, "test").expect("compiles");
-        let err = t.render("webhook", Some("raw"), e, "r", "s").expect_err("triple-stash breaks JSON");
-        assert!(matches!(err, RenderError::InvalidJson { ref template, .. } if template == "webhook/raw"), "{err}");
+        t.register("webhook/raw", r#"{"title": "{{{session.title}}}"}"#, "test")
+            .expect("compiles");
+        let err = t
+            .render("webhook", Some("raw"), e, "r", "s")
+            .expect_err("triple-stash breaks JSON");
+        assert!(
+            matches!(err, RenderError::InvalidJson { ref template, .. } if template == "webhook/raw"),
+            "{err}"
+        );
 
-        let err = t.register("slack/broken", "{\n  \"text\": \"{{#if x}}\"\n}", "file.hbs").expect_err("unclosed block");
-        assert!(err.to_string().contains("slack/broken") && err.to_string().contains("line"), "{err}");
+        let err = t
+            .register(
+                "slack/broken",
+                "{\n  \"text\": \"{{#if x}}\"\n}",
+                "file.hbs",
+            )
+            .expect_err("unclosed block");
+        assert!(
+            err.to_string().contains("slack/broken") && err.to_string().contains("line"),
+            "{err}"
+        );
 
-        let err = t.render("slack", Some("nope"), e, "r", "s").expect_err("missing");
-        assert_eq!(err, RenderError::Missing { template: "slack/nope".into() });
+        let err = t
+            .render("slack", Some("nope"), e, "r", "s")
+            .expect_err("missing");
+        assert_eq!(
+            err,
+            RenderError::Missing {
+                template: "slack/nope".into()
+            }
+        );
     }
 
     #[test]

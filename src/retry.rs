@@ -60,7 +60,10 @@ mod tests {
             parse_retry_after_at("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after_at("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after_at("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-5"), None);
     }
@@ -95,7 +98,10 @@ mod tests {
     fn retry_after_wins_but_is_capped() {
         let i = Duration::from_secs(5);
         let m = Duration::from_secs(60);
-        assert_eq!(next_delay(1, i, m, Some(Duration::from_secs(30)), 1.0), Duration::from_secs(30));
+        assert_eq!(
+            next_delay(1, i, m, Some(Duration::from_secs(30)), 1.0),
+            Duration::from_secs(30)
+        );
         assert_eq!(next_delay(1, i, m, Some(Duration::from_secs(3000)), 1.0), m);
         assert_eq!(next_delay(2, i, m, None, 1.0), Duration::from_secs(10));
     }

@@ -74,7 +74,10 @@ fn any_of(wanted: &Option<Vec<String>>, value: Option<&str>) -> bool {
     }
 }
 
-fn any_of_many<'a>(wanted: &Option<Vec<String>>, mut values: impl Iterator<Item = &'a str>) -> bool {
+fn any_of_many<'a>(
+    wanted: &Option<Vec<String>>,
+    mut values: impl Iterator<Item = &'a str>,
+) -> bool {
     match wanted {
         None => true,
         Some(list) => values.any(|v| list.iter().any(|w| w == v)),
@@ -87,13 +90,16 @@ impl When {
         let now: &Session = &event.session;
         let before = event.previous.as_ref();
         let pr_repo_state = match &event.change {
-            Change::PullRequest { repo, pr_state, .. } => Some((repo.as_deref(), pr_state.as_str())),
+            Change::PullRequest { repo, pr_state, .. } => {
+                Some((repo.as_deref(), pr_state.as_str()))
+            }
             _ => None,
         };
         let repos_ok = match pr_repo_state {
             Some((repo, _)) => any_of(&self.repos, repo),
             None => {
-                let repos: Vec<String> = now.pull_requests.iter().filter_map(|p| p.repo()).collect();
+                let repos: Vec<String> =
+                    now.pull_requests.iter().filter_map(|p| p.repo()).collect();
                 any_of_many(&self.repos, repos.iter().map(String::as_str))
             }
         };
@@ -149,9 +155,8 @@ mod tests {
     use crate::diff::diff;
 
     fn rule(toml_when: &str, events: &[&str]) -> Rule {
-        let text = format!(
-            "name = \"r\"\nevents = {events:?}\nsinks = [\"s\"]\n[when]\n{toml_when}\n"
-        );
+        let text =
+            format!("name = \"r\"\nevents = {events:?}\nsinks = [\"s\"]\n[when]\n{toml_when}\n");
         let value: toml_value::Value = toml_value::parse(&text);
         serde_json::from_value(value).expect("rule parses")
     }
@@ -190,9 +195,15 @@ mod tests {
         let mut new = old.clone();
         let url = "https://github.com/acme/api/pull/3";
         if let Some(b) = state_before {
-            old.pull_requests = vec![PullRequest { pr_url: url.into(), pr_state: b.into() }];
+            old.pull_requests = vec![PullRequest {
+                pr_url: url.into(),
+                pr_state: b.into(),
+            }];
         }
-        new.pull_requests = vec![PullRequest { pr_url: url.into(), pr_state: state.into() }];
+        new.pull_requests = vec![PullRequest {
+            pr_url: url.into(),
+            pr_state: state.into(),
+        }];
         diff(Some(&old), &new).pop().expect("a PR event")
     }
 
@@ -205,7 +216,10 @@ mod tests {
 
     #[test]
     fn each_key_matches_and_rejects() {
-        let ev = status_event(("running", Some("working")), ("running", Some("waiting_for_user")));
+        let ev = status_event(
+            ("running", Some("working")),
+            ("running", Some("waiting_for_user")),
+        );
         let yes = [
             "status = \"running\"",
             "from_status = [\"running\"]",
@@ -231,13 +245,23 @@ mod tests {
             "pr_state = \"open\"",
         ];
         for w in yes {
-            assert!(rule(w, &["session.status_changed"]).matches(&ev), "{w} should match");
+            assert!(
+                rule(w, &["session.status_changed"]).matches(&ev),
+                "{w} should match"
+            );
         }
         for w in no {
-            assert!(!rule(w, &["session.status_changed"]).matches(&ev), "{w} should not match");
+            assert!(
+                !rule(w, &["session.status_changed"]).matches(&ev),
+                "{w} should not match"
+            );
         }
         // Every key must match.
-        assert!(!rule("status = \"running\"\norigins = \"api\"", &["session.status_changed"]).matches(&ev));
+        assert!(!rule(
+            "status = \"running\"\norigins = \"api\"",
+            &["session.status_changed"]
+        )
+        .matches(&ev));
     }
 
     #[test]
@@ -273,7 +297,10 @@ mod tests {
         b.sinks = vec!["hook".into()];
         let rules = vec![a, b];
         let ev = status_event(("running", None), ("exit", None));
-        let r: Vec<(&str, &str)> = routes(&rules, &ev).iter().map(|r| (r.rule.name.as_str(), r.sink)).collect();
+        let r: Vec<(&str, &str)> = routes(&rules, &ev)
+            .iter()
+            .map(|r| (r.rule.name.as_str(), r.sink))
+            .collect();
         assert_eq!(r, [("r", "slack"), ("r", "hook"), ("b", "hook")]);
         let ev = status_event(("running", None), ("error", None));
         assert_eq!(routes(&rules, &ev).len(), 2);

@@ -18,7 +18,9 @@ use crate::secret::Secret;
 /// Decodes a `whsec_<base64>` signing secret into its key bytes.
 pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
     let text = secret.expose();
-    let encoded = text.strip_prefix("whsec_").ok_or("must start with `whsec_` (Standard Webhooks)")?;
+    let encoded = text
+        .strip_prefix("whsec_")
+        .ok_or("must start with `whsec_` (Standard Webhooks)")?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| "the part after `whsec_` is not valid base64")?;
@@ -30,14 +32,18 @@ pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
 
 /// The Standard Webhooks signature: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag))
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag)
+    )
 }
 
 /// `https://hooks.slack.com/services/T/B/x` -> `https://hooks.slack.com/…`: safe to print.
@@ -96,7 +102,9 @@ pub const SLACK_ERRORS: &[&str] = &[
 
 /// Classifies an HTTP answer that is not a 2xx.
 pub fn classify(status: u16, body: &str) -> (Class, bool) {
-    let slack_error = SLACK_ERRORS.iter().find(|e| body.trim() == **e || body.contains(*e));
+    let slack_error = SLACK_ERRORS
+        .iter()
+        .find(|e| body.trim() == **e || body.contains(*e));
     let gone = status == 410 || status == 404 || slack_error == Some(&"no_service");
     let class = match status {
         408 | 429 | 500..=599 => Class::Transient,
@@ -155,24 +163,31 @@ impl Sender {
                     retry_after: None,
                     gone: false,
                 })?;
-                request = request.header("webhook-signature", sign(&key, msg_id, timestamp, body.as_bytes()));
+                request = request.header(
+                    "webhook-signature",
+                    sign(&key, msg_id, timestamp, body.as_bytes()),
+                );
             }
             for (k, v) in &w.headers {
                 request = request.header(k.as_str(), v.as_str());
             }
         }
-        let response = request.body(body.to_owned()).send().await.map_err(|e| Failure {
-            class: Class::Transient,
-            status: None,
-            body: String::new(),
-            message: if e.is_timeout() {
-                format!("{place}: no answer in time")
-            } else {
-                format!("{place}: {}", error_chain(&e.without_url()))
-            },
-            retry_after: None,
-            gone: false,
-        })?;
+        let response = request
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| Failure {
+                class: Class::Transient,
+                status: None,
+                body: String::new(),
+                message: if e.is_timeout() {
+                    format!("{place}: no answer in time")
+                } else {
+                    format!("{place}: {}", error_chain(&e.without_url()))
+                },
+                retry_after: None,
+                gone: false,
+            })?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -187,7 +202,10 @@ impl Sender {
         Err(Failure {
             class,
             status: Some(status),
-            message: format!("{place}: HTTP {status}: {}", crate::devin::snippet(text.as_bytes())),
+            message: format!(
+                "{place}: HTTP {status}: {}",
+                crate::devin::snippet(text.as_bytes())
+            ),
             body: text,
             retry_after,
             gone,
@@ -215,9 +233,15 @@ mod tests {
 
     #[test]
     fn standard_webhooks_published_vector() {
-        let key = signing_key(&Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).expect("valid secret");
+        let key = signing_key(&Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+            .expect("valid secret");
         assert_eq!(
-            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+            sign(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
     }
@@ -231,9 +255,18 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
-        assert_eq!(redact_url("http://u:p@127.0.0.1:8080/x?token=y"), "http://127.0.0.1:8080/…");
-        assert_eq!(redact_url("https://ci.example.com"), "https://ci.example.com");
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://u:p@127.0.0.1:8080/x?token=y"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(
+            redact_url("https://ci.example.com"),
+            "https://ci.example.com"
+        );
         assert_eq!(redact_url("garbage"), "[invalid URL]");
     }
 
@@ -244,9 +277,15 @@ mod tests {
         assert_eq!(classify(429, ""), (Class::Transient, false));
         assert_eq!(classify(408, ""), (Class::Transient, false));
         assert_eq!(classify(400, "invalid_payload"), (Class::Permanent, false));
-        assert_eq!(classify(403, "action_prohibited"), (Class::Permanent, false));
+        assert_eq!(
+            classify(403, "action_prohibited"),
+            (Class::Permanent, false)
+        );
         assert_eq!(classify(404, "no_service"), (Class::Permanent, true));
-        assert_eq!(classify(410, "channel_is_archived"), (Class::Permanent, true));
+        assert_eq!(
+            classify(410, "channel_is_archived"),
+            (Class::Permanent, true)
+        );
         assert_eq!(classify(302, ""), (Class::Permanent, false));
         assert_eq!(classify(200, "no_service"), (Class::Permanent, true));
     }

@@ -85,7 +85,10 @@ pub struct Commit {
 impl Commit {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.snapshots.is_empty() && self.deliveries.is_empty() && self.dead.is_empty() && self.meta.is_empty()
+        self.snapshots.is_empty()
+            && self.deliveries.is_empty()
+            && self.dead.is_empty()
+            && self.meta.is_empty()
     }
 }
 
@@ -113,10 +116,12 @@ fn key(seq: u64) -> [u8; 8] {
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
-        what: "outbox".into(),
-        message: format!("a key of {} bytes", key.len()),
-    })
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            what: "outbox".into(),
+            message: format!("a key of {} bytes", key.len()),
+        })
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -183,7 +188,9 @@ impl Store {
 
     /// A meta value.
     pub fn meta(&self, name: &str) -> Result<Option<sled::IVec>, StoreError> {
-        self.meta.get(name).map_err(sled_err(format!("meta/{name}")))
+        self.meta
+            .get(name)
+            .map_err(sled_err(format!("meta/{name}")))
     }
 
     /// Whether the baseline listing has been recorded.
@@ -234,7 +241,11 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(sled_err("flush"))
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(sled_err("flush"))
     }
 
     /// Every queued delivery, in detection order.
@@ -257,7 +268,11 @@ impl Store {
         let k = key(seq);
         let new = encode(delivery);
         loop {
-            let Some(current) = self.outbox.get(k).map_err(sled_err(format!("outbox/{seq}")))? else {
+            let Some(current) = self
+                .outbox
+                .get(k)
+                .map_err(sled_err(format!("outbox/{seq}")))?
+            else {
                 return Ok(());
             };
             match self
@@ -273,7 +288,10 @@ impl Store {
 
     /// Removes a delivered delivery.
     pub fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
-        self.outbox.remove(key(seq)).map(|_| ()).map_err(sled_err(format!("outbox/{seq}")))
+        self.outbox
+            .remove(key(seq))
+            .map(|_| ())
+            .map_err(sled_err(format!("outbox/{seq}")))
     }
 
     /// Moves a queued delivery to the dead letters, in one transaction.
@@ -349,24 +367,41 @@ mod tests {
         let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();
         assert_eq!(ids, ["msg_0", "msg_1", "msg_2", "msg_3", "msg_4"]);
         assert!(store.baseline_done().expect("meta"));
-        assert_eq!(store.snapshot("a").expect("get").map(|s| s.status), Some("new".into()));
+        assert_eq!(
+            store.snapshot("a").expect("get").map(|s| s.status),
+            Some("new".into())
+        );
 
         let mut d = delivery(2);
         d.attempts = 3;
         store.update_delivery(seqs[2], &d).expect("update");
         store.remove_delivery(seqs[0]).expect("remove");
         store
-            .bury(seqs[1], &DeadLetter {
-                delivery: delivery(1),
-                reason: "HTTP 400".into(),
-                status: Some(400),
-                response_body: "bad".into(),
-                failed_at_ms: 2,
-                event: None,
-            })
+            .bury(
+                seqs[1],
+                &DeadLetter {
+                    delivery: delivery(1),
+                    reason: "HTTP 400".into(),
+                    status: Some(400),
+                    response_body: "bad".into(),
+                    failed_at_ms: 2,
+                    event: None,
+                },
+            )
             .expect("bury");
-        let left: Vec<(String, u32)> = store.outbox().map(|r| r.expect("ok").1).map(|d| (d.id, d.attempts)).collect();
-        assert_eq!(left, [("msg_2".into(), 3), ("msg_3".into(), 0), ("msg_4".into(), 0)]);
+        let left: Vec<(String, u32)> = store
+            .outbox()
+            .map(|r| r.expect("ok").1)
+            .map(|d| (d.id, d.attempts))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("msg_2".into(), 3),
+                ("msg_3".into(), 0),
+                ("msg_4".into(), 0)
+            ]
+        );
         assert_eq!(store.dead_len(), 1);
         // Updating a delivery that is gone does not resurrect it.
         store.update_delivery(seqs[0], &delivery(0)).expect("noop");
@@ -378,7 +413,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = Store::open(dir.path(), 1 << 20).expect("open");
-            store.commit(&Commit { deliveries: vec![delivery(7)], ..Commit::default() }).expect("commit");
+            store
+                .commit(&Commit {
+                    deliveries: vec![delivery(7)],
+                    ..Commit::default()
+                })
+                .expect("commit");
             futures_flush(&store);
         }
         let store = Store::open(dir.path(), 1 << 20).expect("reopen");
@@ -386,7 +426,9 @@ mod tests {
     }
 
     fn futures_flush(store: &Store) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
         rt.block_on(store.flush()).expect("flush");
     }
 }

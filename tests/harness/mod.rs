@@ -1,0 +1,134 @@
+#![allow(dead_code)]
+//! A test environment: a fake Devin API, two recording receivers (Slack and a webhook) and a
+//! config file in a temporary directory that points at them, written as a user would write it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use devin_notify::app::{self, Active, AppError, OnceReport};
+
+use crate::support::{FakeDevin, Receiver};
+
+/// The signing secret of the `hook` sink (the Standard Webhooks test vector's).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The token the fake API accepts.
+pub const TOKEN: &str = "cog_test_token";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub api: FakeDevin,
+    pub slack: Receiver,
+    pub hook: Receiver,
+    pub config_path: PathBuf,
+    rules: String,
+    extra: String,
+    tweaks: Vec<(String, String)>,
+}
+
+impl Env {
+    /// Starts the fake API and receivers and writes a config with these `[[rules]]`.
+    pub async fn start(rules: &str) -> Env {
+        let api = FakeDevin::start().await;
+        api.set_token(TOKEN);
+        let slack = Receiver::start().await;
+        let hook = Receiver::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("devin-notify.toml");
+        let env = Env {
+            dir,
+            api,
+            slack,
+            hook,
+            config_path,
+            rules: rules.to_owned(),
+            extra: String::new(),
+            tweaks: Vec::new(),
+        };
+        env.write();
+        env
+    }
+
+    /// The config file's text.
+    pub fn config_text(&self) -> String {
+        let mut text = self.base_text();
+        for (from, to) in &self.tweaks {
+            text = text.replace(from.as_str(), to);
+        }
+        text
+    }
+
+    /// Replaces `from` with `to` in the config text (e.g. to add a key to a section) and
+    /// rewrites the file.
+    pub fn tweak(&mut self, from: &str, to: &str) {
+        self.tweaks.push((from.to_owned(), to.to_owned()));
+        self.write();
+    }
+
+    fn base_text(&self) -> String {
+        format!(
+            r#"
+[devin]
+base_url = "{api}"
+token = "{TOKEN}"
+poll_interval = "1s"
+page_size = 2
+timeout = "5s"
+
+[store]
+path = "{store}"
+
+[delivery]
+max_attempts = 3
+initial_backoff = "50ms"
+max_backoff = "200ms"
+timeout = "2s"
+
+[sinks.slack]
+type = "slack"
+url = "{slack}"
+
+[sinks.hook]
+type = "webhook"
+url = "{hook}"
+secret = "{SECRET}"
+headers = {{ "X-Team" = "payments" }}
+
+{extra}
+
+{rules}
+"#,
+            api = self.api.base_url(),
+            store = self.dir.path().join("store").display(),
+            slack = self.slack.url("/services/T000/B000/slacksecretpath"),
+            hook = self.hook.url("/hooks/devin?token=hooksecretquery"),
+            extra = self.extra,
+            rules = self.rules,
+        )
+    }
+
+    fn write(&self) {
+        std::fs::write(&self.config_path, self.config_text()).expect("write config");
+    }
+
+    /// Adds TOML sections (before the rules) and rewrites the file.
+    pub fn set_extra(&mut self, extra: &str) {
+        self.extra = extra.to_owned();
+        self.write();
+    }
+
+    /// Replaces the rules and rewrites the file.
+    pub fn set_rules(&mut self, rules: &str) {
+        self.rules = rules.to_owned();
+        self.write();
+    }
+
+    /// Loads the config as `run` and `once` do.
+    pub fn active(&self) -> Active {
+        Active::load(&self.config_path).unwrap_or_else(|e| panic!("config loads: {e}"))
+    }
+
+    /// `devin-notify once`, in process.
+    pub async fn once(&self) -> Result<OnceReport, AppError> {
+        app::once(self.active(), Duration::from_secs(5)).await
+    }
+}
