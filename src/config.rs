@@ -351,23 +351,10 @@ impl Config {
         let layered = Figment::new()
             .merge(Toml::file_exact(path))
             .merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let mut raw: Dict = layered.extract().map_err(|e| fail(figment_problems(e)))?;
-        let mut problems = Vec::new();
-        for (key, value) in raw.iter_mut() {
-            interpolate(value, key, &lookup, &mut problems);
-        }
-        if !problems.is_empty() {
-            return Err(fail(problems));
-        }
-        let config: Config = Figment::from(Serialized::defaults(raw))
+        let raw: Dict = layered
             .extract()
-            .map_err(|e| fail(figment_problems(e)))?;
-        let problems = config.validate();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(fail(problems))
-        }
+            .map_err(|e| fail(figment_problems(e, "")))?;
+        Self::from_dict(raw, &lookup).map_err(fail)
     }
 
     /// Parses a configuration from TOML text alone (no environment layer, `${VAR}` from
@@ -380,24 +367,76 @@ impl Config {
             path: PathBuf::from("<inline>"),
             problems,
         };
-        let mut raw: Dict = Figment::from(Toml::string(text))
+        let raw: Dict = Figment::from(Toml::string(text))
             .extract()
-            .map_err(|e| fail(figment_problems(e)))?;
+            .map_err(|e| fail(figment_problems(e, "")))?;
+        Self::from_dict(raw, &lookup).map_err(fail)
+    }
+
+    /// Interpolates, deserializes and validates a raw configuration, section by section, so
+    /// that one bad section does not hide the problems of the others.
+    fn from_dict(
+        mut raw: Dict,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
         let mut problems = Vec::new();
         for (key, value) in raw.iter_mut() {
-            interpolate(value, key, &lookup, &mut problems);
+            interpolate(value, key, lookup, &mut problems);
         }
         if !problems.is_empty() {
-            return Err(fail(problems));
+            return Err(problems);
         }
-        let config: Config = Figment::from(Serialized::defaults(raw))
-            .extract()
-            .map_err(|e| fail(figment_problems(e)))?;
-        let problems = config.validate();
+        let mut config = Config::default();
+        // The position of each parsed rule in the file, for messages when an earlier one failed.
+        let mut rule_index: Vec<usize> = Vec::new();
+        for (key, value) in raw {
+            match key.as_str() {
+                "devin" => section(&key, value, &mut problems, |v| config.devin = v),
+                "store" => section(&key, value, &mut problems, |v| config.store = v),
+                "templates" => section(&key, value, &mut problems, |v| config.templates = v),
+                "delivery" => section(&key, value, &mut problems, |v| config.delivery = v),
+                "log" => section(&key, value, &mut problems, |v| config.log = v),
+                "sinks" => match value {
+                    Value::Dict(_, sinks) => {
+                        for (name, sink) in sinks {
+                            section(&format!("sinks.{name}"), sink, &mut problems, |v| {
+                                config.sinks.insert(name.clone(), v);
+                            });
+                        }
+                    }
+                    _ => problems.push(Problem::new("sinks", "must be a table of [sinks.NAME] tables")),
+                },
+                "rules" => match value {
+                    Value::Array(_, rules) => {
+                        for (i, rule) in rules.into_iter().enumerate() {
+                            section(&format!("rules[{i}]"), rule, &mut problems, |v| {
+                                config.rules.push(v);
+                                rule_index.push(i);
+                            });
+                        }
+                    }
+                    _ => problems.push(Problem::new("rules", "must be an array of [[rules]] tables")),
+                },
+                other => problems.push(Problem::new(
+                    other,
+                    "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log)",
+                )),
+            }
+        }
+        problems.extend(config.validate().into_iter().map(|mut p| {
+            if let Some(rest) = p.key.strip_prefix("rules[") {
+                if let Some((i, tail)) = rest.split_once(']') {
+                    if let Some(orig) = i.parse::<usize>().ok().and_then(|i| rule_index.get(i)) {
+                        p.key = format!("rules[{orig}]{tail}");
+                    }
+                }
+            }
+            p
+        }));
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(fail(problems))
+            Err(problems)
         }
     }
 
@@ -445,8 +484,11 @@ impl Config {
                 format!("{} is out of range 1..=200", d.page_size),
             ));
         }
-        if d.poll_interval < Duration::from_secs(1) {
-            p.push(Problem::new("devin.poll_interval", "must be at least 1s"));
+        if d.poll_interval < Duration::from_millis(100) {
+            p.push(Problem::new(
+                "devin.poll_interval",
+                "must be at least 100ms",
+            ));
         }
         for (key, value) in [
             ("devin.timeout", d.timeout),
@@ -638,13 +680,35 @@ pub fn expand(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
-fn figment_problems(error: figment::Error) -> Vec<Problem> {
+/// Deserializes one section; on success hands it to `set`, else records its problems under
+/// `key`.
+fn section<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+    set: impl FnOnce(T),
+) {
+    match Figment::from(Serialized::default("section", value)).extract_inner::<T>("section") {
+        Ok(v) => set(v),
+        Err(e) => problems.extend(figment_problems(e, key)),
+    }
+}
+
+/// figment's errors as problems, their paths under `prefix`.
+fn figment_problems(error: figment::Error, prefix: &str) -> Vec<Problem> {
     error
         .into_iter()
-        .map(|e| {
+        .map(|mut e| {
+            if !prefix.is_empty() {
+                // `extract_inner("section")` appends its key to the path: swap it for the prefix.
+                if e.path.last().is_some_and(|last| last == "section") {
+                    e.path.pop();
+                }
+                e.path.insert(0, prefix.to_owned());
+            }
             let mut key = String::new();
             for part in &e.path {
-                if part.parse::<usize>().is_ok() {
+                if part.parse::<usize>().is_ok() && !key.is_empty() {
                     key.push_str(&format!("[{part}]"));
                 } else {
                     if !key.is_empty() {
@@ -806,6 +870,46 @@ mod tests {
             !e.to_string().contains("not a url"),
             "sink URLs are secrets: {e}"
         );
+    }
+
+    #[test]
+    fn problems_in_different_sections_are_listed_together() {
+        let text = r#"
+            [devin]
+            poll_interval = "often"
+            [store]
+            baseline = "loud"
+            [sinks.a]
+            type = "slack"
+            urll = "https://x"
+            [sinks.b]
+            type = "webhook"
+            url = "https://x"
+            [[rules]]
+            name = "r"
+            events = ["session.created"]
+            sinks = ["b"]
+            [rules.when]
+            colour = "red"
+            [[rules]]
+            name = "ok"
+            events = ["session.created"]
+            sinks = ["nowhere"]
+            [extra]
+            x = 1
+        "#;
+        let e = Config::from_toml(text, env(&[])).expect_err("bad");
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "devin.poll_interval",
+            "store.baseline",
+            "sinks.a.urll",
+            "rules[0].when.colour",
+            "rules[1].sinks",
+            "extra",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {e}");
+        }
     }
 
     #[test]

@@ -18,10 +18,12 @@
 //!
 //! `main.rs` only parses the command line and calls [`app`].
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod de;
 pub mod delivery;
+pub mod demo;
 pub mod devin;
 pub mod diff;
 pub mod event;
@@ -29,6 +31,7 @@ pub mod poller;
 pub mod render;
 pub mod retry;
 pub mod rules;
+pub mod sample;
 pub mod secret;
 pub mod sink;
 pub mod store;

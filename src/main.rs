@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use devin_notify::app::{self, Active, AppError};
 use devin_notify::config::DEFAULT_PATH;
+use devin_notify::{admin, demo};
 
 /// Notifications for Devin sessions: polls the Devin API and posts to Slack and signed webhooks.
 #[derive(Parser)]
@@ -32,6 +33,34 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         wait: Duration,
     },
+    /// Validate the config, rules and templates (rendering each against sample events).
+    ///
+    /// Lists every problem with its key; exit 0 when clean, 1 otherwise.
+    Check,
+    /// Print the exact payload each of a rule's sinks would receive, sending nothing.
+    Preview {
+        /// The rule's name.
+        #[arg(long)]
+        rule: String,
+        /// One event type of the rule (default: each of them).
+        #[arg(long, value_name = "TYPE")]
+        event: Option<String>,
+        /// The session now, as JSON (a session object, or a webhook body); default: a sample.
+        #[arg(long, value_name = "FILE")]
+        session: Option<PathBuf>,
+        /// The session as the snapshot had it (absent: a session seen for the first time).
+        #[arg(long, value_name = "FILE", requires = "session")]
+        previous: Option<PathBuf>,
+    },
+    /// A self-contained run against a simulated API and local sinks; no credentials needed.
+    Demo {
+        /// Stop after this long (default: until Ctrl-C).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Time between two changes of the simulated sessions.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        tick: Duration,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -40,22 +69,88 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let active = match Active::load(&cli.config) {
-        Ok(active) => active,
-        Err(e) => return fail(&AppError::Config(e)),
-    };
-    app::init_logging(&active.config.log);
+    match cli.command {
+        Command::Check => {
+            let report = admin::check(&cli.config);
+            for problem in &report.problems {
+                println!("  - {problem}");
+            }
+            println!("{}", report.summary);
+            if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Preview {
+            rule,
+            event,
+            session,
+            previous,
+        } => {
+            let active = match Active::load(&cli.config) {
+                Ok(active) => active,
+                Err(e) => return fail(&AppError::Config(e)),
+            };
+            match admin::preview(
+                &active,
+                &rule,
+                event.as_deref(),
+                session.as_deref(),
+                previous.as_deref(),
+            ) {
+                Ok(items) => {
+                    for item in items {
+                        println!(
+                            "── sink `{}` ({}), {} ──",
+                            item.sink, item.sink_type, item.event_type
+                        );
+                        println!("{}\n", item.body);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("devin-notify: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { duration, tick } => block_on(async move {
+            let stop = async move {
+                match duration {
+                    Some(d) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(d) => {}
+                            _ = app::shutdown_signal() => {}
+                        }
+                    }
+                    None => app::shutdown_signal().await,
+                }
+            };
+            demo::run(tick, stop).await
+        }),
+        Command::Run | Command::Once { .. } => {
+            let active = match Active::load(&cli.config) {
+                Ok(active) => active,
+                Err(e) => return fail(&AppError::Config(e)),
+            };
+            app::init_logging(&active.config.log);
+            block_on(async move {
+                match cli.command {
+                    Command::Once { wait } => app::once(active, wait).await.map(|_| ()),
+                    _ => app::run(active, app::shutdown_signal()).await,
+                }
+            })
+        }
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = Result<(), AppError>>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&AppError::Setup(format!("cannot start the runtime: {e}"))),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run => app::run(active, app::shutdown_signal()).await,
-            Command::Once { wait } => app::once(active, wait).await.map(|_| ()),
-        }
-    });
-    match result {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

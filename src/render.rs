@@ -264,6 +264,11 @@ impl Templates {
         self.sources.contains_key(&format!("{kind}/{name}"))
     }
 
+    /// Whether a full template name (`slack/needs_input`) exists.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.sources.contains_key(name)
+    }
+
     /// The names of every template.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.sources.keys().map(String::as_str)

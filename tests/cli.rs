@@ -173,3 +173,181 @@ async fn every_command_has_help() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_without_credentials_and_prints_notifications() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["demo", "--for", "7s", "--tick", "600ms"])
+        .env_remove("DEVIN_API_KEY")
+        .env_remove("RUST_LOG");
+    let (status, out) = run_to_end(cmd).await;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("New Devin session"), "{out}");
+    assert!(
+        out.contains("Devin needs your input on Upgrade the web app to React 19"),
+        "{out}"
+    );
+    assert!(out.contains("Pull request merged"), "{out}");
+    assert!(
+        out.contains("signature verified") && !out.contains("INVALID"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_lists_every_problem_and_passes_a_good_config() {
+    let mut env = Env::start(RULES).await;
+    let (status, out) = run_to_end(command(&env, &["check"])).await;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("OK"), "{out}");
+
+    // Templates that fail to compile or to render valid JSON, an unknown sink, an unknown
+    // template, a bad value: all reported at once.
+    let dir = env.dir.path().join("templates");
+    std::fs::create_dir_all(dir.join("slack")).expect("mkdir");
+    std::fs::write(
+        dir.join("slack/broken.hbs"),
+        "{\n  \"text\": \"{{#if title}}\"\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("slack/session.created.hbs"),
+        "{\"text\": {{{title}}}}",
+    )
+    .expect("write");
+    env.set_extra(&format!("[templates]\ndir = \"{}\"\n", dir.display()));
+    env.set_rules(
+        r#"
+[[rules]]
+name = "a"
+events = ["session.created"]
+sinks = ["slack", "pager"]
+[[rules]]
+name = "b"
+events = ["session.status_changed"]
+sinks = ["slack"]
+template = "missing"
+"#,
+    );
+    env.tweak("page_size = 2", "page_size = 0");
+    let (status, out) = run_to_end(command(&env, &["check"])).await;
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("devin.page_size"), "{out}");
+    assert!(
+        out.contains("rules[0].sinks: unknown sink `pager`"),
+        "{out}"
+    );
+    // The file is fixed, so the next problems show.
+    env.tweak("page_size = 0", "page_size = 2");
+    env.tweak("sinks = [\"slack\", \"pager\"]", "sinks = [\"slack\"]");
+    let (status, out) = run_to_end(command(&env, &["check"])).await;
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("templates.dir: template `slack/broken`") && out.contains("broken.hbs line "),
+        "{out}"
+    );
+    assert_no_secrets(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_render_failures_per_rule() {
+    let mut env = Env::start(RULES).await;
+    let dir = env.dir.path().join("templates");
+    std::fs::create_dir_all(dir.join("slack")).expect("mkdir");
+    std::fs::write(
+        dir.join("slack/session.created.hbs"),
+        "{\"text\": {{{title}}}}",
+    )
+    .expect("write");
+    env.set_extra(&format!("[templates]\ndir = \"{}\"\n", dir.display()));
+    env.set_rules(
+        r#"
+[[rules]]
+name = "a"
+events = ["session.created"]
+sinks = ["slack"]
+[[rules]]
+name = "b"
+events = ["session.status_changed"]
+sinks = ["slack"]
+template = "missing"
+"#,
+    );
+    let (status, out) = run_to_end(command(&env, &["check"])).await;
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("rules[0]: for sink `slack` and a sample session.created event: template `slack/session.created` rendered invalid JSON"), "{out}");
+    assert!(
+        out.contains("rules[1].template: no template `slack/missing`"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_prints_each_sinks_payload_and_sends_nothing() {
+    let env = Env::start(RULES).await;
+    let (status, out) = run_to_end(command(
+        &env,
+        &[
+            "preview",
+            "--rule",
+            "everything",
+            "--event",
+            "session.status_changed",
+        ],
+    ))
+    .await;
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("── sink `hook` (webhook), session.status_changed ──"),
+        "{out}"
+    );
+    assert!(
+        out.contains("── sink `slack` (slack), session.status_changed ──"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"type\": \"session.status_changed\""),
+        "{out}"
+    );
+    assert!(out.contains("Devin needs your input"), "{out}");
+
+    // From session files: a PR that got merged.
+    let mut before = session("s9");
+    before["pull_requests"] = json!([support::pr("https://github.com/acme/api/pull/5", "open")]);
+    let mut after = before.clone();
+    after["pull_requests"][0]["pr_state"] = json!("merged");
+    let (b, a) = (
+        env.dir.path().join("before.json"),
+        env.dir.path().join("after.json"),
+    );
+    std::fs::write(&b, before.to_string()).expect("write");
+    std::fs::write(&a, after.to_string()).expect("write");
+    let args = [
+        "preview",
+        "--rule",
+        "everything",
+        "--session",
+        a.to_str().expect("utf8"),
+        "--previous",
+        b.to_str().expect("utf8"),
+    ];
+    let (status, out) = run_to_end(command(&env, &args)).await;
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("pull_request.state_changed") && out.contains("Pull request merged"),
+        "{out}"
+    );
+    assert!(!out.contains("session.status_changed"), "{out}");
+
+    let (status, out) = run_to_end(command(&env, &["preview", "--rule", "nope"])).await;
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        out.contains("no rule named `nope` (rules: everything)"),
+        "{out}"
+    );
+    assert_eq!(
+        env.hook.count() + env.slack.count() + env.api.request_count(),
+        0,
+        "preview sends nothing"
+    );
+}

@@ -179,7 +179,8 @@ struct FakeState {
     forbidden: HashSet<String>,
     strict_params: bool,
     report_total: bool,
-    sessions: HashMap<String, Value>,
+    /// session_id -> (session, its JSON text, serialized once)
+    sessions: HashMap<String, Stored>,
     order: BTreeSet<SortKey>,
     clock: i64,
     faults: Vec<(Target, Fault)>,
@@ -199,7 +200,7 @@ enum Target {
 struct Replay {
     cursor: String,
     page_index: usize,
-    items: Vec<Value>,
+    items: Vec<Arc<str>>,
     pos: Pos,
     has_next: bool,
 }
@@ -327,7 +328,7 @@ impl FakeDevin {
     }
 
     pub fn get(&self, id: &str) -> Option<Value> {
-        self.state().sessions.get(id).cloned()
+        self.state().sessions.get(id).map(|s| s.value.clone())
     }
 
     /// All sessions, in listing order (created_at descending, then session_id).
@@ -335,7 +336,7 @@ impl FakeDevin {
         let st = self.state();
         st.order
             .iter()
-            .filter_map(|k| st.sessions.get(&k.id).cloned())
+            .filter_map(|k| st.sessions.get(&k.id).map(|s| s.value.clone()))
             .collect()
     }
 
@@ -378,7 +379,7 @@ impl FakeDevin {
     /// Waits until at least `n` requests were recorded; returns them all. Panics on timeout
     /// with the requests seen.
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.wait_until(|reqs| reqs.len() >= n, timeout)
+        self.try_wait_until(|reqs| reqs.len() >= n, timeout)
             .await
             .unwrap_or_else(|reqs| {
                 panic!(
@@ -389,8 +390,26 @@ impl FakeDevin {
             })
     }
 
-    /// Waits until `pred` holds on the request log. Ok(log) when it does, Err(log) on timeout.
+    /// Waits until `pred` holds on the request log; returns the log. Panics on timeout with
+    /// the requests seen.
     pub async fn wait_until(
+        &self,
+        pred: impl FnMut(&[RecordedRequest]) -> bool,
+        timeout: Duration,
+    ) -> Vec<RecordedRequest> {
+        self.try_wait_until(pred, timeout)
+            .await
+            .unwrap_or_else(|reqs| {
+                panic!(
+                    "FakeDevin: condition not met within {timeout:?}; {} requests:\n{}",
+                    reqs.len(),
+                    describe(&reqs)
+                )
+            })
+    }
+
+    /// Waits until `pred` holds on the request log. Ok(log) when it does, Err(log) on timeout.
+    pub async fn try_wait_until(
         &self,
         mut pred: impl FnMut(&[RecordedRequest]) -> bool,
         timeout: Duration,
@@ -495,13 +514,20 @@ impl FakeState {
         let key = SortKey::of(&session);
         self.take(&key.id);
         self.order.insert(key.clone());
-        self.sessions.insert(key.id, session);
+        let json: Arc<str> = session.to_string().into();
+        self.sessions.insert(
+            key.id,
+            Stored {
+                value: session,
+                json,
+            },
+        );
     }
 
     fn take(&mut self, id: &str) -> Option<Value> {
         let old = self.sessions.remove(id)?;
-        self.order.remove(&SortKey::of(&old));
-        Some(old)
+        self.order.remove(&SortKey::of(&old.value));
+        Some(old.value)
     }
 
     fn take_fault(&mut self, seq: usize, page_index: Option<usize>) -> Option<Fault> {
@@ -620,16 +646,12 @@ impl FakeState {
             _ => {}
         }
 
-        let mut body = json!({
-            "items": items,
-            "end_cursor": end_cursor,
-            "has_next_page": has_next,
-            "total": total,
-        });
-        if let Some(Fault::HugePage { bytes }) = fault {
-            body["padding"] = Value::String("x".repeat(bytes + 1));
-        }
-        let mut answer = Answer::json(200, &body);
+        let padding = match fault {
+            Some(Fault::HugePage { bytes }) => Some(*bytes + 1),
+            _ => None,
+        };
+        let body = page_body(&items, end_cursor.as_deref(), has_next, total, padding);
+        let mut answer = Answer::new(200, "application/json", body);
         if let Some(Fault::Truncated) = fault {
             let half = answer.body.len() / 2;
             answer.body.truncate(half);
@@ -639,7 +661,7 @@ impl FakeState {
 
     /// Up to `first` matching sessions after `pos`, the position of the last one (or `pos`),
     /// and whether more match.
-    fn page(&self, q: &ListQuery, org: Option<&str>, pos: &Pos) -> (Vec<Value>, Pos, bool) {
+    fn page(&self, q: &ListQuery, org: Option<&str>, pos: &Pos) -> (Vec<Arc<str>>, Pos, bool) {
         let range: Box<dyn Iterator<Item = &SortKey>> = match pos {
             Pos::Start => Box::new(self.order.iter()),
             Pos::After(k) => Box::new(
@@ -648,12 +670,12 @@ impl FakeState {
             ),
         };
         let mut matching = range
-            .filter_map(|k| self.sessions.get(&k.id).map(|v| (k, v)))
-            .filter(|(_, v)| q.matches(v, org));
+            .filter_map(|k| self.sessions.get(&k.id).map(|s| (k, s)))
+            .filter(|(_, s)| q.matches(&s.value, org));
         let mut items = Vec::new();
         let mut last = pos.clone();
         for (k, v) in matching.by_ref().take(q.first) {
-            items.push(v.clone());
+            items.push(v.json.clone());
             last = Pos::After(k.clone());
         }
         let has_next = matching.next().is_some();
@@ -664,7 +686,10 @@ impl FakeState {
         if org.is_none() && q.is_unfiltered() {
             return self.sessions.len();
         }
-        self.sessions.values().filter(|v| q.matches(v, org)).count()
+        self.sessions
+            .values()
+            .filter(|s| q.matches(&s.value, org))
+            .count()
     }
 }
 
@@ -1062,6 +1087,44 @@ fn decode_cursor(cursor: &str) -> Option<(usize, Pos)> {
 
 // ---------------------------------------------------------------------------------------------
 // Answers
+
+struct Stored {
+    value: Value,
+    json: Arc<str>,
+}
+
+/// `{"items":[...],"end_cursor":...,"has_next_page":...,"total":...}` from pre-serialized
+/// sessions, plus an optional `"padding"` string of that many bytes.
+fn page_body(
+    items: &[Arc<str>],
+    end_cursor: Option<&str>,
+    has_next: bool,
+    total: Option<usize>,
+    padding: Option<usize>,
+) -> Vec<u8> {
+    let size: usize = items.iter().map(|i| i.len() + 1).sum::<usize>() + padding.unwrap_or(0);
+    let mut out = String::with_capacity(size + 200);
+    out.push_str("{\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push_str("],\"end_cursor\":");
+    out.push_str(&json!(end_cursor).to_string());
+    out.push_str(",\"has_next_page\":");
+    out.push_str(if has_next { "true" } else { "false" });
+    out.push_str(",\"total\":");
+    out.push_str(&json!(total).to_string());
+    if let Some(n) = padding {
+        out.push_str(",\"padding\":\"");
+        out.extend(std::iter::repeat_n('x', n));
+        out.push('"');
+    }
+    out.push('}');
+    out.into_bytes()
+}
 
 struct Answer {
     status: u16,

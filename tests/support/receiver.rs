@@ -197,15 +197,25 @@ impl Receiver {
             .await
     }
 
-    /// Ok(all) if at least `n` requests arrive within `timeout`, else Err(all).
+    /// Ok(all) if at least `n` requests arrive within `timeout`, else Err(all). Use it to
+    /// assert that nothing more arrives.
     pub async fn try_wait_for(
         &self,
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<Received>, Vec<Received>> {
+        self.try_wait_until(|recs| recs.len() >= n, timeout).await
+    }
+
+    /// Ok(all) once `pred` holds within `timeout`, else Err(all).
+    pub async fn try_wait_until(
+        &self,
+        mut pred: impl FnMut(&[Received]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<Received>, Vec<Received>> {
         let found = super::wait_notified(&self.inner.notify, timeout, || {
             let st = self.state();
-            (st.log.len() >= n).then(|| st.log.clone())
+            pred(&st.log).then(|| st.log.clone())
         })
         .await;
         found.ok_or_else(|| self.received())
@@ -213,19 +223,13 @@ impl Receiver {
 
     async fn wait_until_described(
         &self,
-        mut pred: impl FnMut(&[Received]) -> bool,
+        pred: impl FnMut(&[Received]) -> bool,
         timeout: Duration,
         what: &str,
     ) -> Vec<Received> {
-        let found = super::wait_notified(&self.inner.notify, timeout, || {
-            let st = self.state();
-            pred(&st.log).then(|| st.log.clone())
-        })
-        .await;
-        match found {
-            Some(recs) => recs,
-            None => {
-                let recs = self.received();
+        match self.try_wait_until(pred, timeout).await {
+            Ok(recs) => recs,
+            Err(recs) => {
                 panic!(
                     "Receiver: waited {timeout:?} for {what}; received {}:\n{}",
                     recs.len(),

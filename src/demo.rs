@@ -1,0 +1,449 @@
+//! `demo`: a self-contained run with no credentials and no network beyond 127.0.0.1.
+//!
+//! An in-process simulated Devin API serves sessions that live realistic lives (created,
+//! working, waiting for the user, back to work, a PR opened then merged, finished; one errors,
+//! one is suspended and resumes). The real service polls it, diffs, matches rules, renders the
+//! default templates and delivers through the outbox to two local sinks: a Slack-shaped
+//! receiver that prints each message as it would read in the channel, and a signed webhook
+//! receiver that verifies each signature.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::app::{self, Active, AppError};
+use crate::config::Config;
+use crate::devin::{PullRequest, Session};
+
+const TOKEN: &str = "cog_demo_token";
+const SECRET: &str = "whsec_ZGV2aW4tbm90aWZ5LWRlbW8tc2lnbmluZy1rZXk=";
+
+/// One step of the simulation.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Create(usize, &'static str, &'static [&'static str], &'static str),
+    Status(usize, &'static str, Option<&'static str>),
+    Pr(usize, &'static str, &'static str),
+    Archive(usize),
+}
+
+const SCRIPT: &[Act] = &[
+    Act::Create(
+        0,
+        "Fix the flaky checkout test",
+        &["team-payments"],
+        "slack",
+    ),
+    Act::Create(
+        1,
+        "Upgrade the web app to React 19",
+        &["frontend"],
+        "webapp",
+    ),
+    Act::Pr(0, "https://github.com/acme/checkout/pull/412", "open"),
+    Act::Status(1, "running", Some("waiting_for_user")),
+    Act::Create(
+        2,
+        "Investigate 500s in the billing API",
+        &["team-payments", "oncall"],
+        "api",
+    ),
+    Act::Status(1, "running", Some("working")),
+    Act::Pr(0, "https://github.com/acme/checkout/pull/412", "merged"),
+    Act::Status(0, "exit", None),
+    Act::Status(2, "error", None),
+    Act::Pr(1, "https://github.com/acme/web/pull/88", "open"),
+    Act::Create(3, "Nightly dependency bump", &["automation"], "scheduled"),
+    Act::Status(1, "running", Some("waiting_for_approval")),
+    Act::Status(3, "suspended", Some("inactivity")),
+    Act::Status(1, "running", Some("finished")),
+    Act::Pr(1, "https://github.com/acme/web/pull/88", "merged"),
+    Act::Status(3, "resuming", None),
+    Act::Status(1, "exit", None),
+    Act::Status(3, "running", Some("working")),
+    Act::Archive(0),
+    Act::Status(3, "exit", None),
+];
+
+/// The simulated account.
+#[derive(Default)]
+struct World {
+    sessions: Vec<Session>,
+    clock: i64,
+    generation: usize,
+    step: usize,
+}
+
+impl World {
+    fn id(&self, n: usize) -> String {
+        format!("devin-demo{}{n:02}", self.generation)
+    }
+
+    fn apply(&mut self, act: Act) {
+        self.clock += 7;
+        let now = self.clock;
+        if let Act::Create(n, title, tags, origin) = act {
+            let mut s = Session::new(self.id(n), "running");
+            s.status_detail = Some("working".into());
+            s.title = Some(title.into());
+            s.url = format!("https://app.devin.ai/sessions/{}", s.session_id);
+            s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+            s.origin = Some(origin.into());
+            s.org_id = "org-demo".into();
+            s.created_at = now;
+            s.updated_at = now;
+            s.acus_consumed = 0.5;
+            self.sessions.push(s);
+            return;
+        }
+        let n = match act {
+            Act::Status(n, ..) | Act::Pr(n, ..) | Act::Archive(n) | Act::Create(n, ..) => n,
+        };
+        let id = self.id(n);
+        let Some(s) = self.sessions.iter_mut().find(|s| s.session_id == id) else {
+            return;
+        };
+        s.updated_at = now;
+        s.acus_consumed += 1.25;
+        match act {
+            Act::Status(_, status, detail) => {
+                s.status = status.into();
+                s.status_detail = detail.map(str::to_owned);
+            }
+            Act::Pr(_, url, state) => match s.pull_requests.iter_mut().find(|p| p.pr_url == url) {
+                Some(p) => p.pr_state = state.into(),
+                None => s.pull_requests.push(PullRequest {
+                    pr_url: url.into(),
+                    pr_state: state.into(),
+                }),
+            },
+            Act::Archive(_) => s.is_archived = Some(true),
+            Act::Create(..) => {}
+        }
+    }
+
+    /// Advances one step; after the last, a new generation of sessions starts.
+    fn tick(&mut self) {
+        if self.step == SCRIPT.len() {
+            self.step = 0;
+            self.generation += 1;
+        }
+        let act = SCRIPT[self.step];
+        self.step += 1;
+        self.apply(act);
+    }
+}
+
+type Shared = Arc<Mutex<World>>;
+
+/// `GET /v3/enterprise/sessions`: newest first, `first` per page, an offset cursor.
+async fn list(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "bad token"})),
+        )
+            .into_response();
+    }
+    let mut first = 100usize;
+    let mut after = 0usize;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("first", v)) => first = v.parse().unwrap_or(100).clamp(1, 200),
+            Some(("after", v)) => after = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let world = world.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all: Vec<&Session> = world.sessions.iter().collect();
+    all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    let end = (after + first).min(all.len());
+    let items: Vec<&Session> = all.get(after..end).unwrap_or_default().to_vec();
+    let has_next_page = end < all.len();
+    Json(json!({
+        "items": items,
+        "end_cursor": has_next_page.then(|| end.to_string()),
+        "has_next_page": has_next_page,
+        "total": all.len(),
+    }))
+    .into_response()
+}
+
+/// Turns Slack mrkdwn into terminal text.
+pub fn mrkdwn_to_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        let Some(end) = rest[start..].find('>') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let link = &rest[start + 1..start + end];
+        out.push_str(link.split_once('|').map_or(link, |(_, label)| label));
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    let mut text = out
+        .replace(['*', '`'], "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    for (code, glyph) in [
+        (":raising_hand:", "✋"),
+        (":white_check_mark:", "✅"),
+        (":x:", "❌"),
+        (":double_vertical_bar:", "⏸"),
+        (":arrow_forward:", "▶"),
+        (":information_source:", "ℹ"),
+        (":twisted_rightwards_arrows:", "🔀"),
+        (":tada:", "🎉"),
+        (":no_entry_sign:", "🚫"),
+        (":file_cabinet:", "🗄"),
+        (":sparkles:", "✨"),
+    ] {
+        text = text.replace(code, glyph);
+    }
+    text
+}
+
+fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The Slack-shaped sink: prints the message as the channel would show it.
+async fn slack(Json(message): Json<Value>) -> &'static str {
+    let mut lines: Vec<String> = Vec::new();
+    for block in message["blocks"].as_array().into_iter().flatten() {
+        let texts = std::iter::once(&block["text"]["text"]).chain(
+            block["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| &e["text"]),
+        );
+        for text in texts.filter_map(Value::as_str) {
+            lines.extend(mrkdwn_to_text(text).lines().map(str::to_owned));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(mrkdwn_to_text(message["text"].as_str().unwrap_or_default()));
+    }
+    let mut out = format!(
+        "[{}] #devin (slack)  {}\n",
+        clock(),
+        lines.first().map(String::as_str).unwrap_or_default()
+    );
+    for line in lines.iter().skip(1) {
+        out.push_str(&format!("{:27}{line}\n", ""));
+    }
+    print!("{out}");
+    "ok"
+}
+
+/// The webhook sink: verifies the Standard Webhooks signature and prints one line.
+async fn webhook(headers: HeaderMap, body: String) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (id, timestamp, signature) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let verified = crate::sink::signing_key(&crate::secret::Secret::new(SECRET))
+        .ok()
+        .zip(timestamp.parse::<i64>().ok())
+        .is_some_and(|(key, ts)| crate::sink::sign(&key, &id, ts, body.as_bytes()) == signature);
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    println!(
+        "[{}] webhook  {:26} {}  webhook-id {}  signature {}",
+        clock(),
+        value["type"].as_str().unwrap_or("?"),
+        value["data"]["session"]["session_id"]
+            .as_str()
+            .unwrap_or("?"),
+        id,
+        if verified { "verified" } else { "INVALID" }
+    );
+    if verified {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
+}
+
+async fn serve(router: Router) -> Result<SocketAddr, AppError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| AppError::Setup(format!("demo: cannot listen on 127.0.0.1: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Setup(format!("demo: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "demo server stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// The demo's configuration, pointing at the local simulated API and sinks.
+pub fn config_text(
+    api: SocketAddr,
+    sinks: SocketAddr,
+    store: &std::path::Path,
+    poll: Duration,
+) -> String {
+    format!(
+        r#"
+[devin]
+base_url = "http://{api}"
+token = "{TOKEN}"
+poll_interval = "{poll}ms"
+page_size = 2
+[store]
+path = "{store}"
+[delivery]
+initial_backoff = "1s"
+max_backoff = "10s"
+[log]
+level = "warn"
+[sinks.slack]
+type = "slack"
+url = "http://{sinks}/slack"
+[sinks.automation]
+type = "webhook"
+url = "http://{sinks}/webhook"
+secret = "{SECRET}"
+[[rules]]
+name = "needs-input"
+events = ["session.status_changed"]
+sinks = ["slack"]
+template = "needs_input"
+[rules.when]
+status_detail = ["waiting_for_user", "waiting_for_approval"]
+[[rules]]
+name = "other-status-changes"
+events = ["session.status_changed"]
+sinks = ["slack"]
+[rules.when]
+status = ["exit", "error", "suspended", "resuming"]
+[[rules]]
+name = "new-and-archived"
+events = ["session.created", "session.archived"]
+sinks = ["slack"]
+[[rules]]
+name = "prs"
+events = ["pull_request.opened", "pull_request.state_changed"]
+sinks = ["slack"]
+[[rules]]
+name = "automation"
+events = ["session.created", "session.status_changed", "session.archived", "pull_request.opened", "pull_request.state_changed"]
+sinks = ["automation"]
+"#,
+        store = store.display().to_string().replace('\\', "\\\\"),
+        poll = poll.as_millis(),
+    )
+}
+
+/// Runs the demo until `stop` resolves (Ctrl-C, or `--for`).
+pub async fn run(
+    tick: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), AppError> {
+    let world: Shared = Arc::new(Mutex::new(World {
+        clock: 1_764_000_000,
+        ..World::default()
+    }));
+    let api = serve(
+        Router::new()
+            .route("/v3/enterprise/sessions", get(list))
+            .with_state(world.clone()),
+    )
+    .await?;
+    let sinks = serve(
+        Router::new()
+            .route("/slack", post(slack))
+            .route("/webhook", post(webhook)),
+    )
+    .await?;
+    let store = std::env::temp_dir().join(format!("devin-notify-demo-{}", std::process::id()));
+    // Poll three times per change, so the demo shows every state (polling sees states, not
+    // transitions: a state shorter than the poll interval can be missed).
+    let poll = (tick / 3).max(Duration::from_millis(100));
+    let config = Config::from_toml(&config_text(api, sinks, &store, poll), |_| None)?;
+    app::init_logging(&config.log);
+    let active = Active::from_config(config).map_err(|problems| {
+        AppError::Setup(format!(
+            "demo config: {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    println!("devin-notify demo: a simulated Devin API on http://{api}, sinks on http://{sinks}");
+    println!("Sessions change every {tick:?}; the service polls every {poll:?}. Ctrl-C stops.\n");
+    let simulation = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(tick).await;
+            world.lock().unwrap_or_else(|e| e.into_inner()).tick();
+        }
+    });
+    let result = app::run(active, stop).await;
+    simulation.abort();
+    let _ = std::fs::remove_dir_all(&store);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mrkdwn_reads_as_text() {
+        assert_eq!(
+            mrkdwn_to_text(":raising_hand: *Devin needs your input* on <https://x/y?a=1&amp;b=2|A &lt;b&gt; &amp; c>"),
+            "✋ Devin needs your input on A <b> & c"
+        );
+        assert_eq!(
+            mrkdwn_to_text("`running` → `exit` <broken"),
+            "running → exit <broken"
+        );
+    }
+
+    #[test]
+    fn the_script_is_consistent() {
+        let mut w = World::default();
+        for _ in 0..SCRIPT.len() * 2 {
+            w.tick();
+        }
+        assert_eq!(w.sessions.len(), 8, "two generations of four sessions");
+        assert!(w
+            .sessions
+            .iter()
+            .all(|s| s.status == "exit" || s.status == "error"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Sample events, one per event type, for `check` and `preview`. Pure.
+
+use serde_json::json;
+
+use crate::devin::{PullRequest, Session};
+use crate::diff::diff;
+use crate::event::{Event, EventType};
+
+/// A realistic session, as the API would list it.
+pub fn session() -> Session {
+    let mut s = Session::new("devin-0123456789abcdef", "running");
+    s.org_id = "org-example".into();
+    s.status_detail = Some("working".into());
+    s.title = Some("Fix the flaky checkout test & add a <retry>".into());
+    s.url = "https://app.devin.ai/sessions/0123456789abcdef".into();
+    s.tags = vec!["team-payments".into(), "flaky-tests".into()];
+    s.acus_consumed = 4.25;
+    s.created_at = 1_764_320_000;
+    s.updated_at = 1_764_320_600;
+    s.origin = Some("slack".into());
+    s.category = Some("bug_fixing".into());
+    s.user_id = Some("user-42".into());
+    s.structured_output = Some(json!({"summary": "sample"}));
+    s.pull_requests = vec![PullRequest {
+        pr_url: "https://github.com/acme/checkout/pull/17".into(),
+        pr_state: "open".into(),
+    }];
+    s
+}
+
+/// A sample event of the given type, built through the real diff.
+pub fn event(kind: EventType) -> Event {
+    let before = session();
+    let mut after = session();
+    after.updated_at += 60;
+    match kind {
+        EventType::SessionCreated => {
+            after.pull_requests.clear();
+            return first(diff(None, &after), kind);
+        }
+        EventType::SessionStatusChanged => after.status_detail = Some("waiting_for_user".into()),
+        EventType::SessionArchived => {
+            after.status = "exit".into();
+            after.status_detail = None;
+            after.is_archived = Some(true);
+        }
+        EventType::PullRequestOpened => after.pull_requests.push(PullRequest {
+            pr_url: "https://github.com/acme/checkout/pull/18".into(),
+            pr_state: "open".into(),
+        }),
+        EventType::PullRequestStateChanged => after.pull_requests[0].pr_state = "merged".into(),
+    }
+    first(diff(Some(&before), &after), kind)
+}
+
+fn first(events: Vec<Event>, kind: EventType) -> Event {
+    events
+        .into_iter()
+        .find(|e| e.kind == kind)
+        .expect("the sample change yields its event type (tested)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sample_per_type() {
+        for kind in EventType::ALL {
+            assert_eq!(event(kind).kind, kind);
+        }
+    }
+}
