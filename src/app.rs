@@ -179,6 +179,7 @@ fn log_poll(stats: &PollStats) {
         events = stats.events,
         deliveries = stats.deliveries,
         baseline = stats.baseline,
+        incremental = stats.incremental,
         duration_ms = stats.duration.as_millis() as u64,
         "poll done"
     );

@@ -63,6 +63,14 @@ pub struct DevinConfig {
     pub connect_timeout: Duration,
     /// Largest page body accepted, in bytes.
     pub max_response_bytes: usize,
+    /// After the baseline, polls list only sessions updated after the stored high-water mark
+    /// minus this overlap (default: twice `poll_interval`).
+    #[serde(deserialize_with = "crate::de::duration_opt")]
+    pub incremental_overlap: Option<Duration>,
+    /// A full listing this often catches anything an incremental listing could miss (a
+    /// session whose `updated_at` went backwards, clock skew). `0s`: every poll is full.
+    #[serde(deserialize_with = "duration")]
+    pub full_resync_every: Duration,
     /// Query filters passed through to the listing.
     pub filters: Filters,
 }
@@ -77,6 +85,8 @@ impl Default for DevinConfig {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_response_bytes: 32 * 1024 * 1024,
+            incremental_overlap: None,
+            full_resync_every: Duration::from_secs(3600),
             filters: Filters::default(),
         }
     }
@@ -86,6 +96,14 @@ impl DevinConfig {
     /// The request timeout (total).
     pub fn request_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The overlap of incremental listings, in whole seconds (at least 1).
+    pub fn overlap_secs(&self) -> i64 {
+        let overlap = self.incremental_overlap.unwrap_or(self.poll_interval * 2);
+        i64::try_from(overlap.as_secs_f64().ceil() as u64)
+            .unwrap_or(i64::MAX)
+            .max(1)
     }
 }
 

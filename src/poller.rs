@@ -13,7 +13,10 @@ use crate::devin::{ApiError, Client, ListBounds, Page, Session};
 use crate::diff::diff;
 use crate::event::{stable_id, Event};
 use crate::rules::routes;
-use crate::store::{now_ms, Commit, DeadLetter, Delivery, Store, StoreError, META_BASELINE};
+use crate::store::{
+    fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, META_BASELINE,
+    META_HIGH_WATER, META_LAST_FULL,
+};
 
 /// Why a poll stopped early. Pages committed before the failure stay committed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub struct PollStats {
     pub deliveries: usize,
     /// Whether this poll recorded the baseline.
     pub baseline: bool,
+    /// Whether this poll listed only recently updated sessions.
+    pub incremental: bool,
     pub duration: Duration,
 }
 
@@ -57,8 +62,8 @@ pub enum Mode {
     Baseline(Baseline),
 }
 
-/// Diffs one page against the store and builds what to commit. Sessions whose stored form is
-/// byte-for-byte the new one are skipped without a write.
+/// Diffs one page against the store and builds what to commit. A session whose fingerprint
+/// matches the stored one is skipped without reading or writing its snapshot.
 pub fn process_page(
     store: &Store,
     active: &Active,
@@ -75,11 +80,16 @@ pub fn process_page(
             what: format!("snapshots/{}", session.session_id),
             message: e.to_string(),
         })?;
+        let new_fp = fingerprint(&new_bytes);
         let old_bytes = match pending.get(session.session_id.as_str()) {
+            Some(&i) if commit.snapshots[i].2 == new_fp => continue,
             Some(&i) => Some(commit.snapshots[i].1.clone()),
+            None if store.fingerprint(&session.session_id)? == Some(new_fp) => continue,
             None => store.snapshot_raw(&session.session_id)?.map(|v| v.to_vec()),
         };
         if old_bytes.as_deref() == Some(new_bytes.as_slice()) {
+            // Same snapshot, missing or stale fingerprint: repair the fingerprint only.
+            push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
             continue;
         }
         let old: Option<Session> = match &old_bytes {
@@ -89,7 +99,7 @@ pub fn process_page(
                 Err(e) => {
                     // Replace an unreadable snapshot without inventing events from it.
                     tracing::warn!(session_id = %session.session_id, error = %e, "unreadable snapshot replaced; no events for this change");
-                    push_snapshot(&mut commit, &mut pending, session, new_bytes);
+                    push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
                     continue;
                 }
             },
@@ -103,7 +113,7 @@ pub fn process_page(
         for event in &events {
             route_event(active, event, detected_at_ms, &mut commit);
         }
-        push_snapshot(&mut commit, &mut pending, session, new_bytes);
+        push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
     }
     Ok((commit, events_seen))
 }
@@ -113,12 +123,18 @@ fn push_snapshot<'a>(
     pending: &mut HashMap<&'a str, usize>,
     session: &'a Session,
     bytes: Vec<u8>,
+    fp: u64,
 ) {
     match pending.get(session.session_id.as_str()) {
-        Some(&i) => commit.snapshots[i].1 = bytes,
+        Some(&i) => {
+            commit.snapshots[i].1 = bytes;
+            commit.snapshots[i].2 = fp;
+        }
         None => {
             pending.insert(&session.session_id, commit.snapshots.len());
-            commit.snapshots.push((session.session_id.clone(), bytes));
+            commit
+                .snapshots
+                .push((session.session_id.clone(), bytes, fp));
         }
     }
 }
@@ -166,8 +182,44 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
     }
 }
 
-/// One full listing: every page, each committed (and flushed, when it queued deliveries) before
-/// the next is read. `wake` is notified after each flush that queued deliveries.
+/// Which listing a poll makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Every session the filters select.
+    Full,
+    /// Sessions updated after this epoch second (the high-water mark minus the overlap).
+    Since(i64),
+}
+
+/// Chooses the listing: full for the baseline, when no mark is stored, or when the last full
+/// listing is older than `devin.full_resync_every`; otherwise incremental.
+pub fn choose_listing(
+    store: &Store,
+    active: &Active,
+    baseline: bool,
+) -> Result<Listing, StoreError> {
+    let devin = &active.config.devin;
+    if baseline || devin.full_resync_every.is_zero() {
+        return Ok(Listing::Full);
+    }
+    let (Some(mark), Some(last_full)) = (
+        store.meta_u64(META_HIGH_WATER)?,
+        store.meta_u64(META_LAST_FULL)?,
+    ) else {
+        return Ok(Listing::Full);
+    };
+    let since_full = Duration::from_millis(now_ms().saturating_sub(last_full));
+    if since_full >= devin.full_resync_every {
+        return Ok(Listing::Full);
+    }
+    Ok(Listing::Since(
+        (mark as i64).saturating_sub(devin.overlap_secs()),
+    ))
+}
+
+/// One listing (full or incremental): every page, each committed (and flushed, when it queued
+/// deliveries) before the next is read. `wake` is notified after each flush that queued
+/// deliveries. The high-water mark advances only when the whole listing was read.
 pub async fn poll(
     client: &Client,
     store: &Store,
@@ -181,9 +233,18 @@ pub async fn poll(
     } else {
         Mode::Diff
     };
-    let bounds = ListBounds::default();
+    let listing = choose_listing(store, active, baseline)?;
+    let bounds = ListBounds {
+        updated_after: match listing {
+            Listing::Full => None,
+            Listing::Since(t) => Some(t),
+        },
+    };
+    let old_mark = store.meta_u64(META_HIGH_WATER)?;
+    let mut mark = old_mark.map_or(i64::MIN, |m| m as i64);
     let mut stats = PollStats {
         baseline,
+        incremental: listing != Listing::Full,
         ..PollStats::default()
     };
     let mut cursors = std::collections::HashSet::new();
@@ -192,13 +253,31 @@ pub async fn poll(
         let page = client.list_page(&bounds, after.as_deref()).await?;
         stats.pages += 1;
         stats.sessions += page.items.len();
+        mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, events) = process_page(store, active, &page, mode)?;
         stats.events += events;
         stats.changed += commit.snapshots.len();
         stats.deliveries += commit.deliveries.len();
         let last_page = !page.has_next_page;
-        if last_page && baseline {
-            commit.meta.push((META_BASELINE, b"done".to_vec()));
+        if last_page {
+            if baseline {
+                commit.meta.push((META_BASELINE, b"done".to_vec()));
+            }
+            // A mark from the future (a bad clock upstream) would hide every later change until
+            // the next full listing: cap it at our clock plus a minute. Capping only ever
+            // makes later listings larger, never misses a change.
+            let now_secs = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+            let mark = u64::try_from(mark.min(now_secs.saturating_add(60))).unwrap_or(0);
+            if old_mark != Some(mark) {
+                commit
+                    .meta
+                    .push((META_HIGH_WATER, mark.to_be_bytes().to_vec()));
+            }
+            if listing == Listing::Full {
+                commit
+                    .meta
+                    .push((META_LAST_FULL, now_ms().to_be_bytes().to_vec()));
+            }
         }
         let queued = !commit.deliveries.is_empty() || !commit.dead.is_empty();
         store.commit(&commit)?;
@@ -209,27 +288,22 @@ pub async fn poll(
         if last_page {
             break;
         }
+        let url = || {
+            format!(
+                "{}{}",
+                crate::devin::strip_userinfo(client.base_url()),
+                client.list_path()
+            )
+        };
         let cursor = page
             .end_cursor
             .filter(|c| !c.is_empty())
             .ok_or_else(|| ApiError::Decode {
-                url: format!(
-                    "{}{}",
-                    crate::devin::strip_userinfo(client.base_url()),
-                    client.list_path()
-                ),
+                url: url(),
                 message: "has_next_page is true but end_cursor is missing".into(),
             })?;
-        if !cursors.insert(cursor.clone()) || after.as_deref() == Some(cursor.as_str()) {
-            return Err(ApiError::CursorLoop {
-                url: format!(
-                    "{}{}",
-                    crate::devin::strip_userinfo(client.base_url()),
-                    client.list_path()
-                ),
-                cursor,
-            }
-            .into());
+        if !cursors.insert(cursor.clone()) {
+            return Err(ApiError::CursorLoop { url: url(), cursor }.into());
         }
         after = Some(cursor);
     }

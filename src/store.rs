@@ -1,10 +1,13 @@
 //! The store: sled trees for snapshots, the outbox, dead letters and meta.
 //!
 //! - `snapshots`: session id -> the session as last listed (JSON).
+//! - `fingerprints`: session id -> a 64-bit FNV-1a hash of that JSON, so an unchanged session
+//!   is recognised from 8 bytes, without reading or rewriting its snapshot.
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
-//! - `meta`: small named values (`baseline` done, ...).
+//! - `meta`: small named values (`baseline` done, the incremental high-water mark, the time
+//!   of the last full listing).
 //!
 //! A page's snapshot updates and the deliveries they cause are written in one transaction
 //! ([`Store::commit`]) and flushed before anything is sent.
@@ -75,8 +78,8 @@ pub struct DeadLetter {
 /// What one page changes, written at once.
 #[derive(Debug, Default)]
 pub struct Commit {
-    /// Session id -> new snapshot (JSON).
-    pub snapshots: Vec<(String, Vec<u8>)>,
+    /// Session id -> new snapshot (JSON) and its fingerprint.
+    pub snapshots: Vec<(String, Vec<u8>, u64)>,
     pub deliveries: Vec<Delivery>,
     pub dead: Vec<DeadLetter>,
     pub meta: Vec<(&'static str, Vec<u8>)>,
@@ -94,12 +97,27 @@ impl Commit {
 
 /// Meta key: set once the first full listing has been recorded.
 pub const META_BASELINE: &str = "baseline";
+/// Meta key: the highest `updated_at` of the last complete listing (i64, big-endian).
+pub const META_HIGH_WATER: &str = "high_water";
+/// Meta key: when the last full listing completed (Unix ms, u64, big-endian).
+pub const META_LAST_FULL: &str = "last_full_sync";
+
+/// A stable 64-bit FNV-1a hash: the fingerprint of a snapshot.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
 
 /// The sled database and its trees. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     snapshots: sled::Tree,
+    fingerprints: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
@@ -159,6 +177,7 @@ impl Store {
         let tree = |name: &str| db.open_tree(name).map_err(open_err);
         Ok(Store {
             snapshots: tree("snapshots")?,
+            fingerprints: tree("fingerprints")?,
             outbox: tree("outbox")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
@@ -171,6 +190,25 @@ impl Store {
         self.snapshots
             .get(session_id.as_bytes())
             .map_err(sled_err(format!("snapshots/{session_id}")))
+    }
+
+    /// The fingerprint of a session's snapshot.
+    pub fn fingerprint(&self, session_id: &str) -> Result<Option<u64>, StoreError> {
+        let raw = self
+            .fingerprints
+            .get(session_id.as_bytes())
+            .map_err(sled_err(format!("fingerprints/{session_id}")))?;
+        Ok(raw
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// A meta value holding a big-endian 64-bit number.
+    pub fn meta_u64(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .meta(name)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
     }
 
     /// The snapshot of a session, decoded.
@@ -205,27 +243,33 @@ impl Store {
         if commit.is_empty() {
             return Ok(Vec::new());
         }
-        let result = (&self.snapshots, &self.outbox, &self.dead, &self.meta).transaction(
-            |(snapshots, outbox, dead, meta)| {
-                for (id, bytes) in &commit.snapshots {
-                    snapshots.insert(id.as_bytes(), bytes.as_slice())?;
-                }
-                let mut seqs = Vec::with_capacity(commit.deliveries.len());
-                for d in &commit.deliveries {
-                    let seq = outbox.generate_id()?;
-                    outbox.insert(&key(seq), encode(d))?;
-                    seqs.push(seq);
-                }
-                for letter in &commit.dead {
-                    let seq = dead.generate_id()?;
-                    dead.insert(&key(seq), encode(letter))?;
-                }
-                for (name, value) in &commit.meta {
-                    meta.insert(*name, value.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(seqs)
-            },
+        let trees = (
+            &self.snapshots,
+            &self.fingerprints,
+            &self.outbox,
+            &self.dead,
+            &self.meta,
         );
+        let result = trees.transaction(|(snapshots, fingerprints, outbox, dead, meta)| {
+            for (id, bytes, fp) in &commit.snapshots {
+                snapshots.insert(id.as_bytes(), bytes.as_slice())?;
+                fingerprints.insert(id.as_bytes(), &fp.to_be_bytes())?;
+            }
+            let mut seqs = Vec::with_capacity(commit.deliveries.len());
+            for d in &commit.deliveries {
+                let seq = outbox.generate_id()?;
+                outbox.insert(&key(seq), encode(d))?;
+                seqs.push(seq);
+            }
+            for letter in &commit.dead {
+                let seq = dead.generate_id()?;
+                dead.insert(&key(seq), encode(letter))?;
+            }
+            for (name, value) in &commit.meta {
+                meta.insert(*name, value.as_slice())?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(seqs)
+        });
         match result {
             Ok(seqs) => Ok(seqs),
             Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
@@ -239,13 +283,9 @@ impl Store {
         }
     }
 
-    /// Makes everything written so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(sled_err("flush"))
+    /// Makes everything written so far durable; returns the bytes written.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        self.db.flush_async().await.map_err(sled_err("flush"))
     }
 
     /// Every queued delivery, in detection order.
@@ -357,7 +397,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         let commit = Commit {
-            snapshots: vec![("a".into(), br#"{"session_id":"a","status":"new"}"#.to_vec())],
+            snapshots: vec![(
+                "a".into(),
+                br#"{"session_id":"a","status":"new"}"#.to_vec(),
+                7,
+            )],
             deliveries: (0..5).map(delivery).collect(),
             dead: vec![],
             meta: vec![(META_BASELINE, b"1".to_vec())],
@@ -423,6 +467,13 @@ mod tests {
         }
         let store = Store::open(dir.path(), 1 << 20).expect("reopen");
         assert_eq!(store.outbox().count(), 1);
+    }
+
+    #[test]
+    fn fingerprint_is_fnv1a() {
+        assert_eq!(fingerprint(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fingerprint(b"{\"a\":1}"), fingerprint(b"{\"a\":2}"));
     }
 
     fn futures_flush(store: &Store) {
