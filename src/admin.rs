@@ -265,3 +265,201 @@ pub fn preview(
     }
     Ok(items)
 }
+
+/// Which dead letters a command acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    /// Delivery ids (`msg_...`) or sequence numbers, as `dead-letters list` prints them.
+    Ids(Vec<String>),
+}
+
+/// A failure of an admin command on the store.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("no dead letter with id {0}")]
+    NoSuchDeadLetter(String),
+    #[error("no sink named `{0}` in the config (sinks: {1})")]
+    NoSuchSink(String, String),
+}
+
+fn select(
+    store: &crate::store::Store,
+    which: &Selection,
+) -> Result<Vec<(u64, crate::store::DeadLetter)>, AdminError> {
+    match which {
+        Selection::All => Ok(store.dead_letters().collect::<Result<_, _>>()?),
+        Selection::Ids(ids) => {
+            let mut found = Vec::new();
+            for id in ids {
+                found.push(
+                    store
+                        .find_dead(id)?
+                        .ok_or_else(|| AdminError::NoSuchDeadLetter(id.clone()))?,
+                );
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn cell(text: &str, width: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() > width {
+        let mut s: String = one_line.chars().take(width.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    } else {
+        one_line
+    }
+}
+
+/// `dead-letters list`: a table, oldest first.
+pub fn dead_letters_table(store: &crate::store::Store) -> Result<String, AdminError> {
+    let mut out = format!(
+        "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
+        "ID", "SINK", "EVENT", "SESSION", "ATTEMPTS", "LAST ERROR"
+    );
+    let mut n = 0;
+    for item in store.dead_letters() {
+        let (_, letter) = item?;
+        let d = &letter.delivery;
+        out.push_str(&format!(
+            "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
+            d.id,
+            cell(&d.sink, 14),
+            d.event_type,
+            cell(&d.session_id, 24),
+            d.attempts,
+            cell(&letter.reason, 120)
+        ));
+        n += 1;
+    }
+    out.push_str(&format!("{n} dead letter(s)"));
+    Ok(out)
+}
+
+/// `dead-letters retry`: puts deliveries back in the outbox at their place in the order. A
+/// delivery whose template had failed is rendered again with the current templates; if it still
+/// fails, it stays dead with the new reason. Returns (requeued, still dead).
+pub fn retry_dead_letters(
+    store: &crate::store::Store,
+    active: &Active,
+    which: &Selection,
+) -> Result<(usize, Vec<String>), AdminError> {
+    let mut requeued = 0;
+    let mut failed = Vec::new();
+    for (seq, mut letter) in select(store, which)? {
+        if letter.delivery.body.is_empty() {
+            match rerender(active, &letter) {
+                Ok(body) => letter.delivery.body = body,
+                Err(reason) => {
+                    failed.push(format!("{}: {reason}", letter.delivery.id));
+                    letter.reason = reason;
+                    store.update_dead(seq, &letter)?;
+                    continue;
+                }
+            }
+        }
+        store.requeue(seq, &letter.delivery)?;
+        requeued += 1;
+    }
+    Ok((requeued, failed))
+}
+
+fn rerender(active: &Active, letter: &crate::store::DeadLetter) -> Result<String, String> {
+    let d = &letter.delivery;
+    let body = letter
+        .event
+        .as_ref()
+        .ok_or("the dead letter holds no event to render")?;
+    let event =
+        crate::event::Event::from_webhook_body(body).ok_or("the stored event is unreadable")?;
+    let sink = active
+        .config
+        .sinks
+        .get(&d.sink)
+        .ok_or_else(|| format!("sink `{}` is not configured", d.sink))?;
+    let template = active
+        .config
+        .rules
+        .iter()
+        .find(|r| r.name == d.rule)
+        .and_then(|r| r.template.as_deref());
+    active
+        .templates
+        .render(sink.kind(), template, &event, &d.rule, &d.sink)
+        .map_err(|e| e.to_string())
+}
+
+/// `dead-letters purge`: deletes dead letters. Returns how many.
+pub fn purge_dead_letters(
+    store: &crate::store::Store,
+    which: &Selection,
+) -> Result<usize, AdminError> {
+    let selected = select(store, which)?;
+    for (seq, _) in &selected {
+        store.purge_dead(*seq)?;
+    }
+    Ok(selected.len())
+}
+
+/// `sinks list`: each configured sink's state and queue depth.
+pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<String, AdminError> {
+    let paused: std::collections::HashMap<String, crate::store::Paused> =
+        store.paused_sinks()?.into_iter().collect();
+    let mut queued: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for item in store.outbox() {
+        *queued.entry(item?.1.sink).or_default() += 1;
+    }
+    let mut dead: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for item in store.dead_letters() {
+        *dead.entry(item?.1.delivery.sink).or_default() += 1;
+    }
+    let mut out = format!(
+        "{:<20} {:<8} {:>7} {:>5}  {}\n",
+        "SINK", "TYPE", "QUEUED", "DEAD", "STATE"
+    );
+    for (name, sink) in &config.sinks {
+        let state = match paused.get(name) {
+            Some(p) => format!("paused: {}", cell(&p.reason, 120)),
+            None => "active".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<8} {:>7} {:>5}  {state}\n",
+            name,
+            sink.kind(),
+            queued.get(name).copied().unwrap_or(0),
+            dead.get(name).copied().unwrap_or(0)
+        ));
+    }
+    for name in queued.keys().filter(|n| !config.sinks.contains_key(*n)) {
+        out.push_str(&format!(
+            "{name:<20} {:<8} {:>7} {:>5}  not configured\n",
+            "?",
+            queued[name],
+            dead.get(name).copied().unwrap_or(0)
+        ));
+    }
+    Ok(out.trim_end().to_owned())
+}
+
+/// `sinks resume NAME`: resumes a paused sink. Returns whether it was paused.
+pub fn resume_sink(
+    store: &crate::store::Store,
+    config: &Config,
+    name: &str,
+) -> Result<bool, AdminError> {
+    if !config.sinks.contains_key(name) {
+        return Err(AdminError::NoSuchSink(
+            name.to_owned(),
+            config.sinks.keys().cloned().collect::<Vec<_>>().join(", "),
+        ));
+    }
+    Ok(store.resume_sink(name)?)
+}

@@ -236,6 +236,23 @@ impl SinkConfig {
             SinkConfig::Webhook(w) => &w.url,
         }
     }
+
+    /// The most messages a second (`None`: no limit). Slack's documented rate for incoming
+    /// webhooks is about one message per second, so Slack sinks default to 1.
+    pub fn max_per_second(&self) -> Option<f64> {
+        match self {
+            SinkConfig::Slack(s) => Some(s.max_per_second.unwrap_or(1.0)),
+            SinkConfig::Webhook(w) => w.max_per_second,
+        }
+    }
+
+    /// Sends in flight at once (default 1 for Slack, whose rate allows no more, 8 for webhooks).
+    pub fn concurrency(&self) -> usize {
+        match self {
+            SinkConfig::Slack(s) => s.concurrency.unwrap_or(1),
+            SinkConfig::Webhook(w) => w.concurrency.unwrap_or(8),
+        }
+    }
 }
 
 /// `type = "slack"`.
@@ -244,6 +261,12 @@ impl SinkConfig {
 pub struct SlackSinkConfig {
     /// The incoming-webhook URL (a secret: it is the credential).
     pub url: Secret,
+    /// The most messages a second (default 1, Slack's documented rate).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// `type = "webhook"`.
@@ -258,6 +281,12 @@ pub struct WebhookSinkConfig {
     /// Extra headers sent with every delivery.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The most deliveries a second (default: no limit).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// `[log]`.
@@ -605,6 +634,20 @@ fn validate_sink(name: &str, sink: &SinkConfig, p: &mut Vec<Problem>) {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         // The URL is a secret: say what is wrong without printing it.
         p.push(Problem::new(format!("{key}.url"), "is not an http(s) URL"));
+    }
+    if let Some(rate) = sink.max_per_second() {
+        if !(rate.is_finite() && rate > 0.0) {
+            p.push(Problem::new(
+                format!("{key}.max_per_second"),
+                "must be a number above 0",
+            ));
+        }
+    }
+    if !(1..=256).contains(&sink.concurrency()) {
+        p.push(Problem::new(
+            format!("{key}.concurrency"),
+            "must be in 1..=256",
+        ));
     }
     if let SinkConfig::Webhook(w) = sink {
         if let Some(secret) = &w.secret {

@@ -17,8 +17,8 @@ use crate::retry;
 use crate::sink::{Class, Failure, Sender};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
 
-/// Sends in flight at once per sink.
-pub const PER_SINK_CONCURRENCY: usize = 8;
+/// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
+pub const GONE_BEFORE_PAUSE: u32 = 3;
 
 type Outcome = (u64, Delivery, Result<u16, Failure>);
 
@@ -45,6 +45,10 @@ pub struct Deliverer {
     active: Arc<Active>,
     in_flight: HashSet<u64>,
     semaphores: HashMap<String, Arc<Semaphore>>,
+    /// Per sink: the earliest time (Unix ms) the next send may start, for `max_per_second`.
+    next_slot_ms: HashMap<String, Arc<std::sync::Mutex<u64>>>,
+    /// Per sink: consecutive "endpoint gone" answers.
+    gone: HashMap<String, u32>,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: Option<mpsc::UnboundedReceiver<Outcome>>,
     report: DrainReport,
@@ -60,6 +64,8 @@ impl Deliverer {
             active,
             in_flight: HashSet::new(),
             semaphores: HashMap::new(),
+            next_slot_ms: HashMap::new(),
+            gone: HashMap::new(),
             tx,
             rx: Some(rx),
             report: DrainReport::default(),
@@ -69,6 +75,12 @@ impl Deliverer {
     /// Dispatches every lane head that is due; returns when the next waiting one is due.
     fn scan(&mut self) -> Result<Scan, StoreError> {
         let now = now_ms();
+        let paused: HashSet<String> = self
+            .store
+            .paused_sinks()?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         let mut lanes: HashSet<(String, String)> = HashSet::new();
         let mut next_due_ms: Option<u64> = None;
         let mut to_send = Vec::new();
@@ -77,7 +89,7 @@ impl Deliverer {
             if !lanes.insert((delivery.sink.clone(), delivery.session_id.clone())) {
                 continue; // not the head of its lane
             }
-            if self.in_flight.contains(&seq) {
+            if self.in_flight.contains(&seq) || paused.contains(&delivery.sink) {
                 continue;
             }
             if delivery.next_attempt_ms > now {
@@ -114,13 +126,35 @@ impl Deliverer {
         let semaphore = self
             .semaphores
             .entry(delivery.sink.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(PER_SINK_CONCURRENCY)))
+            .or_insert_with(|| Arc::new(Semaphore::new(sink.concurrency())))
             .clone();
+        let pacing = sink.max_per_second().map(|rate| {
+            let slot = self
+                .next_slot_ms
+                .entry(delivery.sink.clone())
+                .or_default()
+                .clone();
+            (slot, (1000.0 / rate).ceil() as u64)
+        });
         let sender = self.sender.clone();
         let tx = self.tx.clone();
         self.in_flight.insert(seq);
         tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await;
+            // Pace the sink: a send takes the next free slot once it holds a permit, so the
+            // spacing holds whatever order the tasks run in.
+            if let Some((slot, interval_ms)) = pacing {
+                let start = {
+                    let mut next = slot.lock().unwrap_or_else(|e| e.into_inner());
+                    let start = (*next).max(now_ms());
+                    *next = start + interval_ms;
+                    start
+                };
+                let wait = start.saturating_sub(now_ms());
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+            }
             let timestamp = (now_ms() / 1000) as i64;
             let result = sender
                 .send(
@@ -145,6 +179,7 @@ impl Deliverer {
         let _enter = span.enter();
         match result {
             Ok(status) => {
+                self.gone.remove(&delivery.sink);
                 self.store.remove_delivery(seq)?;
                 self.report.delivered += 1;
                 let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
@@ -153,7 +188,32 @@ impl Deliverer {
             Err(failure) => {
                 let policy = &self.active.config.delivery;
                 let out_of_attempts = delivery.attempts >= policy.max_attempts;
-                if failure.class == Class::Permanent || out_of_attempts {
+                if failure.gone {
+                    // The endpoint may be gone: keep the queue, retry, and pause the sink when it
+                    // keeps saying so. An admin resumes it once the URL is fixed.
+                    let count = self.gone.entry(delivery.sink.clone()).or_insert(0);
+                    *count += 1;
+                    if *count >= GONE_BEFORE_PAUSE {
+                        let reason = format!(
+                            "endpoint gone ({count} answers in a row): {}",
+                            failure.message
+                        );
+                        tracing::error!(error = %failure.message, "sink paused: its endpoint is gone; its queue is kept until `devin-notify sinks resume {}` or a config reload", delivery.sink);
+                        self.store.pause_sink(&delivery.sink, &reason)?;
+                        self.gone.remove(&delivery.sink);
+                    }
+                    let delay = retry::backoff(
+                        *self.gone.get(&delivery.sink).unwrap_or(&1),
+                        policy.initial_backoff,
+                        policy.max_backoff,
+                        retry::jitter(),
+                    );
+                    delivery.attempts -= 1; // a gone endpoint is the sink's fault, not the delivery's
+                    delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                    delivery.last_error = Some(failure.message);
+                    self.report.retried += 1;
+                    self.store.update_delivery(seq, &delivery)?;
+                } else if failure.class == Class::Permanent || out_of_attempts {
                     let reason = if out_of_attempts && failure.class == Class::Transient {
                         format!(
                             "gave up after {} attempts: {}",

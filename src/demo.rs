@@ -332,6 +332,7 @@ level = "warn"
 [sinks.slack]
 type = "slack"
 url = "http://{sinks}/slack"
+max_per_second = 50
 [sinks.automation]
 type = "webhook"
 url = "http://{sinks}/webhook"

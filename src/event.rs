@@ -104,6 +104,22 @@ pub struct Event {
 }
 
 impl Event {
+    /// Reads an event back from its default webhook body (as stored with a dead letter).
+    pub fn from_webhook_body(body: &serde_json::Value) -> Option<Event> {
+        let kind = EventType::parse(body.get("type")?.as_str()?)?;
+        let data = body.get("data")?;
+        Some(Event {
+            id: data.get("event_id")?.as_str()?.to_owned(),
+            kind,
+            session: serde_json::from_value(data.get("session")?.clone()).ok()?,
+            previous: match data.get("previous") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(p) => Some(serde_json::from_value(p.clone()).ok()?),
+            },
+            change: serde_json::from_value(data.get("change")?.clone()).ok()?,
+        })
+    }
+
     /// When the change happened, as far as polling can tell: the session's `updated_at`.
     pub fn timestamp(&self) -> i64 {
         self.session.updated_at

@@ -52,6 +52,12 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "session")]
         previous: Option<PathBuf>,
     },
+    /// List, retry or purge the deliveries that failed for good.
+    #[command(subcommand)]
+    DeadLetters(DeadLetters),
+    /// Show sinks' state and queues, or resume a paused sink.
+    #[command(subcommand)]
+    Sinks(Sinks),
     /// A self-contained run against a simulated API and local sinks; no credentials needed.
     Demo {
         /// Stop after this long (default: until Ctrl-C).
@@ -60,6 +66,47 @@ enum Command {
         /// Time between two changes of the simulated sessions.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         tick: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetters {
+    /// A table of dead letters: id, sink, event type, session, attempts, last error.
+    List,
+    /// Put dead letters back in the outbox, at their place in the order.
+    Retry(Which),
+    /// Delete dead letters.
+    Purge(Which),
+}
+
+#[derive(clap::Args)]
+struct Which {
+    /// Delivery ids (msg_...) as `dead-letters list` prints them.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    ids: Vec<String>,
+    /// Every dead letter.
+    #[arg(long)]
+    all: bool,
+}
+
+impl Which {
+    fn selection(self) -> admin::Selection {
+        if self.all {
+            admin::Selection::All
+        } else {
+            admin::Selection::Ids(self.ids)
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Sinks {
+    /// Each sink's type, queue depth, dead letters and state (active, or paused with why).
+    List,
+    /// Resume a paused sink: its queued deliveries go out again.
+    Resume {
+        /// The sink's name.
+        name: String,
     },
 }
 
@@ -115,6 +162,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DeadLetters(cmd) => store_command(&cli.config, |active, store| match cmd {
+            DeadLetters::List => admin::dead_letters_table(store),
+            DeadLetters::Retry(which) => {
+                let (n, failed) = admin::retry_dead_letters(store, active, &which.selection())?;
+                let mut out = format!("{n} delivery(ies) back in the outbox");
+                for f in failed {
+                    out.push_str(&format!("\nstill dead: {f}"));
+                }
+                Ok(out)
+            }
+            DeadLetters::Purge(which) => admin::purge_dead_letters(store, &which.selection())
+                .map(|n| format!("{n} dead letter(s) purged")),
+        }),
+        Command::Sinks(cmd) => store_command(&cli.config, |active, store| match cmd {
+            Sinks::List => admin::sinks_table(store, &active.config),
+            Sinks::Resume { name } => admin::resume_sink(store, &active.config, &name).map(|was| {
+                if was {
+                    format!("sink `{name}` resumed")
+                } else {
+                    format!("sink `{name}` was not paused")
+                }
+            }),
+        }),
         Command::Demo { duration, tick } => block_on(async move {
             let stop = async move {
                 match duration {
@@ -142,6 +212,38 @@ fn main() -> ExitCode {
                 }
             })
         }
+    }
+}
+
+/// Runs an admin command against the store the config names.
+fn store_command(
+    config: &std::path::Path,
+    work: impl FnOnce(&Active, &devin_notify::store::Store) -> Result<String, admin::AdminError>,
+) -> ExitCode {
+    let active = match Active::load(config) {
+        Ok(active) => active,
+        Err(e) => return fail(&AppError::Config(e)),
+    };
+    let store = match devin_notify::store::Store::open(
+        &active.config.store.path,
+        active.config.store.cache_capacity,
+    ) {
+        Ok(store) => store,
+        Err(e) => return fail(&AppError::Store(e)),
+    };
+    let result = work(&active, &store);
+    // Make any change durable before the process exits.
+    let flushed = store.flush_blocking();
+    match (result, flushed) {
+        (Ok(text), Ok(())) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            eprintln!("devin-notify: {e}");
+            ExitCode::FAILURE
+        }
+        (Ok(_), Err(e)) => fail(&AppError::Store(e)),
     }
 }
 

@@ -24,6 +24,8 @@ use crate::event::Event;
 pub enum StoreError {
     #[error("store at {path}: {source}")]
     Open { path: String, source: sled::Error },
+    #[error("store at {path} is in use by another devin-notify process (sled allows one); stop `run` first, or use the admin endpoints of its [server]")]
+    Locked { path: String },
     #[error("store ({what}): {source}")]
     Sled { what: String, source: sled::Error },
     #[error("store ({what}): corrupt record: {message}")]
@@ -102,6 +104,16 @@ pub const META_HIGH_WATER: &str = "high_water";
 /// Meta key: when the last full listing completed (Unix ms, u64, big-endian).
 pub const META_LAST_FULL: &str = "last_full_sync";
 
+/// Meta key prefix of paused sinks.
+pub const PAUSED_PREFIX: &str = "paused/";
+
+/// Why and since when a sink is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paused {
+    pub reason: String,
+    pub since_ms: u64,
+}
+
 /// A stable 64-bit FNV-1a hash: the fingerprint of a snapshot.
 pub fn fingerprint(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -165,9 +177,19 @@ pub fn now_ms() -> u64 {
 impl Store {
     /// Opens (creating when missing) the store at `path`.
     pub fn open(path: &Path, cache_capacity: u64) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
+        let open_err = |source: sled::Error| {
+            let locked = matches!(&source, sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                || source.to_string().contains("lock");
+            if locked {
+                StoreError::Locked {
+                    path: path.display().to_string(),
+                }
+            } else {
+                StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
         };
         let db = sled::Config::new()
             .path(path)
@@ -288,6 +310,11 @@ impl Store {
         self.db.flush_async().await.map_err(sled_err("flush"))
     }
 
+    /// As [`Store::flush`], blocking (for commands that run without a runtime).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(sled_err("flush"))
+    }
+
     /// Every queued delivery, in detection order.
     pub fn outbox(&self) -> impl Iterator<Item = Result<(u64, Delivery), StoreError>> + '_ {
         self.outbox.iter().map(|item| {
@@ -364,6 +391,91 @@ impl Store {
     /// How many dead letters there are.
     pub fn dead_len(&self) -> usize {
         self.dead.len()
+    }
+
+    /// Finds a dead letter by its delivery id (`msg_...`) or its sequence number.
+    pub fn find_dead(&self, id: &str) -> Result<Option<(u64, DeadLetter)>, StoreError> {
+        for item in self.dead_letters() {
+            let (seq, letter) = item?;
+            if letter.delivery.id == id || seq.to_string() == id {
+                return Ok(Some((seq, letter)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Puts a dead letter's delivery back in the outbox, at its original place in the order,
+    /// with fresh attempts.
+    pub fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let mut fresh = delivery.clone();
+        fresh.attempts = 0;
+        fresh.next_attempt_ms = 0;
+        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
+            dead.remove(&key(seq))?;
+            outbox.insert(&key(seq), encode(&fresh))?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        result.map_err(|e| match e {
+            TransactionError::Storage(source) => StoreError::Sled {
+                what: format!("dead/{seq}"),
+                source,
+            },
+            TransactionError::Abort(()) => StoreError::Corrupt {
+                what: format!("dead/{seq}"),
+                message: "aborted".into(),
+            },
+        })
+    }
+
+    /// Replaces a dead letter (after a failed re-render).
+    pub fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.dead
+            .insert(key(seq), encode(letter))
+            .map(|_| ())
+            .map_err(sled_err(format!("dead/{seq}")))
+    }
+
+    /// Deletes a dead letter.
+    pub fn purge_dead(&self, seq: u64) -> Result<(), StoreError> {
+        self.dead
+            .remove(key(seq))
+            .map(|_| ())
+            .map_err(sled_err(format!("dead/{seq}")))
+    }
+
+    /// Pauses a sink: its deliveries stay queued, unsent, until it is resumed.
+    pub fn pause_sink(&self, sink: &str, reason: &str) -> Result<(), StoreError> {
+        let paused = Paused {
+            reason: reason.to_owned(),
+            since_ms: now_ms(),
+        };
+        self.meta
+            .insert(format!("{PAUSED_PREFIX}{sink}"), encode(&paused))
+            .map(|_| ())
+            .map_err(sled_err(format!("meta/{PAUSED_PREFIX}{sink}")))
+    }
+
+    /// Resumes a paused sink; false when it was not paused.
+    pub fn resume_sink(&self, sink: &str) -> Result<bool, StoreError> {
+        self.meta
+            .remove(format!("{PAUSED_PREFIX}{sink}"))
+            .map(|old| old.is_some())
+            .map_err(sled_err(format!("meta/{PAUSED_PREFIX}{sink}")))
+    }
+
+    /// Every paused sink, with why.
+    pub fn paused_sinks(&self) -> Result<Vec<(String, Paused)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(PAUSED_PREFIX) {
+            let (k, v) = item.map_err(sled_err("meta/paused"))?;
+            let name = String::from_utf8_lossy(&k[PAUSED_PREFIX.len()..]).into_owned();
+            out.push((
+                name.clone(),
+                decode(&format!("meta/{PAUSED_PREFIX}{name}"), &v)?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Serializes an event for a dead letter.

@@ -86,6 +86,7 @@ timeout = "2s"
 [sinks.slack]
 type = "slack"
 url = "{slack}"
+max_per_second = 200
 
 [sinks.hook]
 type = "webhook"
@@ -130,5 +131,28 @@ headers = {{ "X-Team" = "payments" }}
     /// `devin-notify once`, in process.
     pub async fn once(&self) -> Result<OnceReport, AppError> {
         app::once(self.active(), Duration::from_secs(5)).await
+    }
+
+    /// `devin-notify once --wait WAIT`, in process.
+    pub async fn once_waiting(&self, wait: Duration) -> Result<OnceReport, AppError> {
+        app::once(self.active(), wait).await
+    }
+
+    /// Runs the binary with these arguments and this config; returns (exit code, stdout+stderr).
+    pub async fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("DEVIN_API_KEY")
+            .stdin(std::process::Stdio::null());
+        tokio::task::spawn_blocking(move || {
+            let out = cmd.output().expect("spawn devin-notify");
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            (out.status.code(), text)
+        })
+        .await
+        .expect("join")
     }
 }
