@@ -185,31 +185,46 @@ fn log_poll(stats: &PollStats) {
     );
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGINT and SIGTERM listeners, installed when created (so a signal that arrives while the
+/// service starts is not lost to the default handler), awaited with [`Shutdown::wait`].
+pub struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the listeners. Call from within the runtime.
+    pub fn install() -> Result<Shutdown, AppError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let err =
+                |e: std::io::Error| AppError::Setup(format!("cannot listen for signals: {e}"));
+            Ok(Shutdown {
+                term: signal(SignalKind::terminate()).map_err(err)?,
+                int: signal(SignalKind::interrupt()).map_err(err)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    /// Resolves when SIGINT or SIGTERM arrives.
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let Shutdown { mut term, mut int } = self;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

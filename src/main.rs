@@ -186,15 +186,16 @@ fn main() -> ExitCode {
             }),
         }),
         Command::Demo { duration, tick } => block_on(async move {
+            let signals = app::Shutdown::install()?;
             let stop = async move {
                 match duration {
                     Some(d) => {
                         tokio::select! {
                             _ = tokio::time::sleep(d) => {}
-                            _ = app::shutdown_signal() => {}
+                            _ = signals.wait() => {}
                         }
                     }
-                    None => app::shutdown_signal().await,
+                    None => signals.wait().await,
                 }
             };
             demo::run(tick, stop).await
@@ -208,7 +209,10 @@ fn main() -> ExitCode {
             block_on(async move {
                 match cli.command {
                     Command::Once { wait } => app::once(active, wait).await.map(|_| ()),
-                    _ => app::run(active, app::shutdown_signal()).await,
+                    _ => {
+                        let signals = app::Shutdown::install()?;
+                        app::run(active, signals.wait()).await
+                    }
                 }
             })
         }
