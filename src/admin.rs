@@ -65,7 +65,7 @@ pub fn check(path: &Path) -> CheckReport {
 }
 
 /// Renders every (rule, sink, event type) against a sample event.
-fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
+pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, rule) in config.rules.iter().enumerate() {
         for sink_name in &rule.sinks {
@@ -462,4 +462,93 @@ pub fn resume_sink(
         ));
     }
     Ok(store.resume_sink(name)?)
+}
+
+/// What `sinks resume` prints.
+pub fn resume_text(name: &str, was_paused: bool) -> String {
+    if was_paused {
+        format!("sink `{name}` resumed")
+    } else {
+        format!("sink `{name}` was not paused")
+    }
+}
+
+/// What `dead-letters retry` prints.
+pub fn retry_text(requeued: usize, still_dead: &[String]) -> String {
+    let mut out = format!("{requeued} delivery(ies) back in the outbox");
+    for f in still_dead {
+        out.push_str(&format!("\nstill dead: {f}"));
+    }
+    out
+}
+
+/// What `dead-letters purge` prints.
+pub fn purge_text(purged: usize) -> String {
+    format!("{purged} dead letter(s) purged")
+}
+
+/// An admin operation on the store, run locally or through a running service's server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOp {
+    DeadLetters,
+    RetryDead(Selection),
+    PurgeDead(Selection),
+    Sinks,
+    Resume(String),
+}
+
+/// Runs an operation on an open store.
+pub fn execute(
+    store: &crate::store::Store,
+    active: &Active,
+    op: &AdminOp,
+) -> Result<String, AdminError> {
+    match op {
+        AdminOp::DeadLetters => dead_letters_table(store),
+        AdminOp::RetryDead(which) => {
+            retry_dead_letters(store, active, which).map(|(n, failed)| retry_text(n, &failed))
+        }
+        AdminOp::PurgeDead(which) => purge_dead_letters(store, which).map(purge_text),
+        AdminOp::Sinks => sinks_table(store, &active.config),
+        AdminOp::Resume(name) => {
+            resume_sink(store, &active.config, name).map(|was| resume_text(name, was))
+        }
+    }
+}
+
+/// Runs an operation through the admin endpoints of a running service at `addr`.
+pub async fn execute_remote(addr: std::net::SocketAddr, op: &AdminOp) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://{addr}/admin");
+    let which_body = |which: &Selection| match which {
+        Selection::All => serde_json::json!({"all": true}),
+        Selection::Ids(ids) => serde_json::json!({"ids": ids}),
+    };
+    let request = match op {
+        AdminOp::DeadLetters => http.get(format!("{base}/dead-letters")),
+        AdminOp::RetryDead(w) => http
+            .post(format!("{base}/dead-letters/retry"))
+            .json(&which_body(w)),
+        AdminOp::PurgeDead(w) => http
+            .post(format!("{base}/dead-letters/purge"))
+            .json(&which_body(w)),
+        AdminOp::Sinks => http.get(format!("{base}/sinks")),
+        AdminOp::Resume(name) => http.post(format!("{base}/sinks/{name}/resume")),
+    };
+    let response = request.send().await.map_err(|e| {
+        format!(
+            "the running service at {addr} did not answer: {}",
+            crate::devin::error_chain(&e.without_url())
+        )
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(text.trim_end().to_owned())
+    } else {
+        Err(format!("{base}: HTTP {status}: {}", text.trim_end()))
+    }
 }

@@ -11,6 +11,7 @@ use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
 use crate::poller::{poll, PollError, PollStats};
 use crate::render::Templates;
+use crate::server::Health;
 use crate::sink::Sender;
 use crate::store::{Store, StoreError};
 
@@ -31,10 +32,14 @@ impl Active {
         })
     }
 
-    /// Compiles the templates a validated config names and checks the rules against them.
+    /// Compiles the templates a validated config names, checks the rules against them, and
+    /// renders every (rule, sink, event type) against a sample event, as `check` does.
     pub fn from_config(config: Config) -> Result<Active, Vec<Problem>> {
         let templates = Templates::load(config.templates.dir.as_deref())?;
-        let problems = templates.check_rules(&config);
+        let mut problems = templates.check_rules(&config);
+        if problems.is_empty() {
+            problems.extend(crate::admin::render_samples(&config, &templates));
+        }
         if problems.is_empty() {
             Ok(Active { config, templates })
         } else {
@@ -94,6 +99,7 @@ pub fn init_logging(config: &LogConfig) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder.json().try_init(),
@@ -103,27 +109,29 @@ pub fn init_logging(config: &LogConfig) {
 
 /// The pieces every polling command needs.
 struct Parts {
-    active: Arc<Active>,
     client: Client,
     store: Store,
     sender: Sender,
 }
 
-fn parts(active: Active) -> Result<Parts, AppError> {
+fn client_for(active: &Active) -> Result<Client, AppError> {
     let token = active
         .config
         .token()
         .map_err(|p| AppError::Setup(p.to_string()))?;
-    let client = Client::new(&active.config.devin, token)
-        .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
-    let sender = Sender::new(active.config.delivery.timeout)
-        .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
+    Client::new(&active.config.devin, token)
+        .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))
+}
+
+fn parts(active: &Active) -> Result<Parts, AppError> {
+    let client = client_for(active)?;
+    let sender =
+        Sender::new().map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
     let store = Store::open(
         &active.config.store.path,
         active.config.store.cache_capacity,
     )?;
     Ok(Parts {
-        active: Arc::new(active),
         client,
         store,
         sender,
@@ -141,17 +149,19 @@ pub struct OnceReport {
 /// failed poll still drains what is queued, then reports the poll's error.
 pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError> {
     let Parts {
-        active,
         client,
         store,
         sender,
-    } = parts(active)?;
+    } = parts(&active)?;
+    let (_active_tx, active_rx) = watch::channel(Arc::new(active));
+    let active = active_rx.borrow().clone();
     let wake = Arc::new(Notify::new());
     let polled = poll(&client, &store, &active, &wake).await;
-    if let Ok(stats) = &polled {
-        log_poll(stats);
+    match &polled {
+        Ok(stats) => log_poll(stats),
+        Err(e) => tracing::error!(error = %e, "poll failed"),
     }
-    let drain = Deliverer::new(store.clone(), sender, active.clone())
+    let drain = Deliverer::new(store.clone(), sender, active_rx)
         .drain(wait)
         .await?;
     store.flush().await?;
@@ -228,63 +238,63 @@ impl Shutdown {
     }
 }
 
-/// The service: poll every `poll_interval`, deliver concurrently, stop cleanly on `stop`.
+/// The service: poll every `poll_interval`, deliver concurrently, serve health and metrics,
+/// reload on SIGHUP or file changes (when `config_path` is given), and stop cleanly when `stop`
+/// resolves: stop polling, finish sends in flight within the delivery timeout, flush, return.
 pub async fn run(
     active: Active,
+    config_path: Option<&Path>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AppError> {
     let Parts {
-        active,
         client,
         store,
         sender,
-    } = parts(active)?;
+    } = parts(&active)?;
+    let (active_tx, active_rx) = watch::channel(Arc::new(active));
+    let active = active_rx.borrow().clone();
     let wake = Arc::new(Notify::new());
+    let health = Health::new();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(listen) = active.config.server.listen {
+        crate::server::start(
+            listen,
+            health.clone(),
+            active_rx.clone(),
+            store.clone(),
+            wake.clone(),
+        )
+        .await
+        .map_err(|e| AppError::Setup(format!("server.listen: cannot listen on {listen}: {e}")))?;
+    }
     let grace = active.config.delivery.timeout + Duration::from_secs(1);
     // Deliveries left queued by an earlier process go out first.
     wake.notify_one();
-    let deliverer = tokio::spawn(Deliverer::new(store.clone(), sender, active.clone()).run(
-        wake.clone(),
+    let deliverer = tokio::spawn(
+        Deliverer::new(store.clone(), sender, active_rx.clone()).run(
+            wake.clone(),
+            shutdown_rx.clone(),
+            grace,
+        ),
+    );
+    let poller = tokio::spawn(poll_loop(
+        client,
+        store.clone(),
+        active_rx,
+        wake,
+        health,
         shutdown_rx.clone(),
-        grace,
     ));
-    let poller = {
-        let (store, active, wake) = (store.clone(), active.clone(), wake.clone());
-        let mut shutdown = shutdown_rx;
-        tokio::spawn(async move {
-            let interval = active.config.devin.poll_interval;
-            let mut failures: u32 = 0;
-            loop {
-                let delay = match poll(&client, &store, &active, &wake).await {
-                    Ok(stats) => {
-                        failures = 0;
-                        log_poll(&stats);
-                        interval
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        // Back off on repeated failures, honouring the API's Retry-After.
-                        let backoff = crate::retry::backoff(
-                            failures,
-                            interval,
-                            interval * 10,
-                            crate::retry::jitter(),
-                        );
-                        let delay = e.retry_after().map_or(backoff, |ra| ra.max(interval));
-                        tracing::error!(error = %e, failures, retry_in_s = delay.as_secs(), "poll failed");
-                        delay
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => break,
-                }
-            }
-        })
-    };
+    let reloader = config_path.map(|path| {
+        tokio::spawn(crate::reload::watch_and_reload(
+            path.to_owned(),
+            active_tx,
+            store.clone(),
+            shutdown_rx,
+        ))
+    });
     tracing::info!(
-        poll_interval_s = active.config.devin.poll_interval.as_secs(),
+        poll_interval_ms = active.config.devin.poll_interval.as_millis() as u64,
         sinks = active.config.sinks.len(),
         rules = active.config.rules.len(),
         queued = store.outbox_len(),
@@ -293,13 +303,80 @@ pub async fn run(
     stop.await;
     tracing::info!("shutting down: finishing sends in flight");
     let _ = shutdown_tx.send(true);
-    if let Err(e) = poller.await {
-        tracing::error!(error = %e, "poller task failed");
-    }
-    if let Err(e) = deliverer.await {
-        tracing::error!(error = %e, "delivery task failed");
+    for (name, task) in [
+        ("poller", Some(poller)),
+        ("delivery", Some(deliverer)),
+        ("reload", reloader),
+    ] {
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, task = name, "task failed");
+            }
+        }
     }
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Polls every `poll_interval` of the active configuration, backing off on failures (honouring
+/// the API's Retry-After), and rebuilding the API client when the configuration changes.
+async fn poll_loop(
+    mut client: Client,
+    store: Store,
+    active_rx: watch::Receiver<Arc<Active>>,
+    wake: Arc<Notify>,
+    health: Arc<Health>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut current = active_rx.borrow().clone();
+    let mut failures: u32 = 0;
+    loop {
+        let latest = active_rx.borrow().clone();
+        if !Arc::ptr_eq(&latest, &current) {
+            match client_for(&latest) {
+                Ok(c) => client = c,
+                Err(e) => tracing::error!(error = %e, "keeping the previous API client"),
+            }
+            current = latest;
+        }
+        let interval = current.config.devin.poll_interval;
+        let started = std::time::Instant::now();
+        let delay = match poll(&client, &store, &current, &wake).await {
+            Ok(stats) => {
+                failures = 0;
+                health.poll_ok();
+                log_poll(&stats);
+                crate::metrics::count("devin_notify_polls_total", &[("outcome", "ok")], 1.0);
+                crate::metrics::observe(
+                    "devin_notify_poll_duration_seconds",
+                    &[],
+                    stats.duration.as_secs_f64(),
+                );
+                interval.saturating_sub(started.elapsed())
+            }
+            Err(e) => {
+                failures += 1;
+                if matches!(e, PollError::Store(_)) {
+                    health
+                        .store_ok
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                crate::metrics::count("devin_notify_polls_total", &[("outcome", "error")], 1.0);
+                let backoff = crate::retry::backoff(
+                    failures,
+                    interval,
+                    interval * 10,
+                    crate::retry::jitter(),
+                );
+                let delay = e.retry_after().map_or(backoff, |ra| ra.max(interval));
+                tracing::error!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "poll failed");
+                delay
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
 }

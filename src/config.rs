@@ -38,6 +38,17 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkConfig>,
     pub rules: Vec<Rule>,
     pub log: LogConfig,
+    pub server: ServerConfig,
+}
+
+/// `[server]`: health, readiness, metrics and admin endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to serve `/healthz`, `/readyz`, `/metrics` on (e.g. `127.0.0.1:9464`). Admin
+    /// endpoints (`/admin/...`, used by `dead-letters` and `sinks` while `run` holds the
+    /// store) are served only on a loopback address. Absent: no server.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[devin]`: where and how to poll.
@@ -443,6 +454,7 @@ impl Config {
                 "templates" => section(&key, value, &mut problems, |v| config.templates = v),
                 "delivery" => section(&key, value, &mut problems, |v| config.delivery = v),
                 "log" => section(&key, value, &mut problems, |v| config.log = v),
+                "server" => section(&key, value, &mut problems, |v| config.server = v),
                 "sinks" => match value {
                     Value::Dict(_, sinks) => {
                         for (name, sink) in sinks {
@@ -466,7 +478,7 @@ impl Config {
                 },
                 other => problems.push(Problem::new(
                     other,
-                    "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log)",
+                    "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log, server)",
                 )),
             }
         }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::app::Active;
-use crate::retry;
 use crate::sink::{Class, Failure, Sender};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
+use crate::{metrics, retry};
 
 /// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
 pub const GONE_BEFORE_PAUSE: u32 = 3;
@@ -42,7 +42,7 @@ struct Scan {
 pub struct Deliverer {
     store: Store,
     sender: Sender,
-    active: Arc<Active>,
+    active: watch::Receiver<Arc<Active>>,
     in_flight: HashSet<u64>,
     semaphores: HashMap<String, Arc<Semaphore>>,
     /// Per sink: the earliest time (Unix ms) the next send may start, for `max_per_second`.
@@ -55,8 +55,8 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A deliverer over the store's outbox.
-    pub fn new(store: Store, sender: Sender, active: Arc<Active>) -> Deliverer {
+    /// A deliverer over the store's outbox, following the active configuration.
+    pub fn new(store: Store, sender: Sender, active: watch::Receiver<Arc<Active>>) -> Deliverer {
         let (tx, rx) = mpsc::unbounded_channel();
         Deliverer {
             store,
@@ -84,8 +84,10 @@ impl Deliverer {
         let mut lanes: HashSet<(String, String)> = HashSet::new();
         let mut next_due_ms: Option<u64> = None;
         let mut to_send = Vec::new();
+        let mut queued = 0usize;
         for item in self.store.outbox() {
             let (seq, delivery) = item?;
+            queued += 1;
             if !lanes.insert((delivery.sink.clone(), delivery.session_id.clone())) {
                 continue; // not the head of its lane
             }
@@ -100,6 +102,13 @@ impl Deliverer {
             }
             to_send.push((seq, delivery));
         }
+        metrics::gauge("devin_notify_outbox_depth", &[], queued as f64);
+        metrics::gauge(
+            "devin_notify_dead_letters",
+            &[],
+            self.store.dead_len() as f64,
+        );
+        metrics::gauge("devin_notify_paused_sinks", &[], paused.len() as f64);
         for (seq, delivery) in to_send {
             self.dispatch(seq, delivery)?;
         }
@@ -107,7 +116,9 @@ impl Deliverer {
     }
 
     fn dispatch(&mut self, seq: u64, delivery: Delivery) -> Result<(), StoreError> {
-        let Some(sink) = self.active.config.sinks.get(&delivery.sink).cloned() else {
+        let active = self.active.borrow().clone();
+        let timeout = active.config.delivery.timeout;
+        let Some(sink) = active.config.sinks.get(&delivery.sink).cloned() else {
             let reason = format!("sink `{}` is no longer configured", delivery.sink);
             tracing::error!(sink = %delivery.sink, delivery_id = %delivery.id, "{reason}; moved to the dead letters");
             self.report.dead += 1;
@@ -163,6 +174,7 @@ impl Deliverer {
                     &delivery.id,
                     &delivery.body,
                     timestamp,
+                    timeout,
                 )
                 .await;
             // The receiver lives as long as the deliverer; if it is gone, so is the process.
@@ -183,10 +195,21 @@ impl Deliverer {
                 self.store.remove_delivery(seq)?;
                 self.report.delivered += 1;
                 let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
+                metrics::count(
+                    "devin_notify_deliveries_total",
+                    &[("sink", &delivery.sink), ("outcome", "delivered")],
+                    1.0,
+                );
+                metrics::observe(
+                    "devin_notify_delivery_latency_seconds",
+                    &[("sink", &delivery.sink)],
+                    latency_ms as f64 / 1000.0,
+                );
                 tracing::info!(status, attempts = delivery.attempts, event_type = %delivery.event_type, latency_ms, "delivered");
             }
             Err(failure) => {
-                let policy = &self.active.config.delivery;
+                let active = self.active.borrow().clone();
+                let policy = &active.config.delivery;
                 let out_of_attempts = delivery.attempts >= policy.max_attempts;
                 if failure.gone {
                     // The endpoint may be gone: keep the queue, retry, and pause the sink when it
@@ -209,10 +232,7 @@ impl Deliverer {
                         retry::jitter(),
                     );
                     delivery.attempts -= 1; // a gone endpoint is the sink's fault, not the delivery's
-                    delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
-                    delivery.last_error = Some(failure.message);
-                    self.report.retried += 1;
-                    self.store.update_delivery(seq, &delivery)?;
+                    self.schedule_retry(seq, delivery, delay, failure.message)?;
                 } else if failure.class == Class::Permanent || out_of_attempts {
                     let reason = if out_of_attempts && failure.class == Class::Transient {
                         format!(
@@ -222,6 +242,11 @@ impl Deliverer {
                     } else {
                         failure.message.clone()
                     };
+                    metrics::count(
+                        "devin_notify_deliveries_total",
+                        &[("sink", &delivery.sink), ("outcome", "dead")],
+                        1.0,
+                    );
                     tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
                     delivery.last_error = Some(failure.message.clone());
                     self.report.dead += 1;
@@ -245,14 +270,29 @@ impl Deliverer {
                         retry::jitter(),
                     );
                     tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
-                    delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
-                    delivery.last_error = Some(failure.message);
-                    self.report.retried += 1;
-                    self.store.update_delivery(seq, &delivery)?;
+                    self.schedule_retry(seq, delivery, delay, failure.message)?;
                 }
             }
         }
         Ok(())
+    }
+
+    fn schedule_retry(
+        &mut self,
+        seq: u64,
+        mut delivery: Delivery,
+        delay: Duration,
+        error: String,
+    ) -> Result<(), StoreError> {
+        delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
+        delivery.last_error = Some(error);
+        self.report.retried += 1;
+        metrics::count(
+            "devin_notify_deliveries_total",
+            &[("sink", &delivery.sink), ("outcome", "retry")],
+            1.0,
+        );
+        self.store.update_delivery(seq, &delivery)
     }
 
     /// Sends until every queued delivery is delivered or dead, or waits on a retry further than

@@ -313,8 +313,21 @@ impl Client {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| {
+                let err = self.transport_error(&url, e);
+                crate::metrics::count(
+                    "devin_notify_api_requests_total",
+                    &[("status", err.kind())],
+                    1.0,
+                );
+                err
+            })?;
         let status = response.status();
+        crate::metrics::count(
+            "devin_notify_api_requests_total",
+            &[("status", status.as_str())],
+            1.0,
+        );
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

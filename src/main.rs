@@ -162,29 +162,21 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::DeadLetters(cmd) => store_command(&cli.config, |active, store| match cmd {
-            DeadLetters::List => admin::dead_letters_table(store),
-            DeadLetters::Retry(which) => {
-                let (n, failed) = admin::retry_dead_letters(store, active, &which.selection())?;
-                let mut out = format!("{n} delivery(ies) back in the outbox");
-                for f in failed {
-                    out.push_str(&format!("\nstill dead: {f}"));
-                }
-                Ok(out)
-            }
-            DeadLetters::Purge(which) => admin::purge_dead_letters(store, &which.selection())
-                .map(|n| format!("{n} dead letter(s) purged")),
-        }),
-        Command::Sinks(cmd) => store_command(&cli.config, |active, store| match cmd {
-            Sinks::List => admin::sinks_table(store, &active.config),
-            Sinks::Resume { name } => admin::resume_sink(store, &active.config, &name).map(|was| {
-                if was {
-                    format!("sink `{name}` resumed")
-                } else {
-                    format!("sink `{name}` was not paused")
-                }
-            }),
-        }),
+        Command::DeadLetters(cmd) => admin_command(
+            &cli.config,
+            match cmd {
+                DeadLetters::List => admin::AdminOp::DeadLetters,
+                DeadLetters::Retry(which) => admin::AdminOp::RetryDead(which.selection()),
+                DeadLetters::Purge(which) => admin::AdminOp::PurgeDead(which.selection()),
+            },
+        ),
+        Command::Sinks(cmd) => admin_command(
+            &cli.config,
+            match cmd {
+                Sinks::List => admin::AdminOp::Sinks,
+                Sinks::Resume { name } => admin::AdminOp::Resume(name),
+            },
+        ),
         Command::Demo { duration, tick } => block_on(async move {
             let signals = app::Shutdown::install()?;
             let stop = async move {
@@ -211,7 +203,7 @@ fn main() -> ExitCode {
                     Command::Once { wait } => app::once(active, wait).await.map(|_| ()),
                     _ => {
                         let signals = app::Shutdown::install()?;
-                        app::run(active, signals.wait()).await
+                        app::run(active, Some(&cli.config), signals.wait()).await
                     }
                 }
             })
@@ -219,11 +211,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs an admin command against the store the config names.
-fn store_command(
-    config: &std::path::Path,
-    work: impl FnOnce(&Active, &devin_notify::store::Store) -> Result<String, admin::AdminError>,
-) -> ExitCode {
+/// Runs an admin operation on the store the config names; when a running service holds the
+/// store, through its admin endpoints (`[server] listen` on a loopback address).
+fn admin_command(config: &std::path::Path, op: admin::AdminOp) -> ExitCode {
     let active = match Active::load(config) {
         Ok(active) => active,
         Err(e) => return fail(&AppError::Config(e)),
@@ -233,9 +223,33 @@ fn store_command(
         active.config.store.cache_capacity,
     ) {
         Ok(store) => store,
+        Err(devin_notify::store::StoreError::Locked { path }) => {
+            let Some(addr) = active.config.server.listen.filter(|a| a.ip().is_loopback()) else {
+                return fail(&AppError::Store(devin_notify::store::StoreError::Locked {
+                    path,
+                }));
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return fail(&AppError::Setup(format!("cannot start the runtime: {e}"))),
+            };
+            return match runtime.block_on(admin::execute_remote(addr, &op)) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("devin-notify: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Err(e) => return fail(&AppError::Store(e)),
     };
-    let result = work(&active, &store);
+    let result = admin::execute(&store, &active, &op);
     // Make any change durable before the process exits.
     let flushed = store.flush_blocking();
     match (result, flushed) {

@@ -111,6 +111,12 @@ pub fn process_page(
         };
         events_seen += events.len();
         for event in &events {
+            crate::metrics::count(
+                "devin_notify_events_total",
+                &[("type", event.kind.as_str())],
+                1.0,
+            );
+            tracing::info!(session_id = %event.session.session_id, event_id = %event.id, event_type = %event.kind, "event detected");
             route_event(active, event, detected_at_ms, &mut commit);
         }
         push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);

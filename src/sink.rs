@@ -123,11 +123,10 @@ pub struct Sender {
 pub const BODY_KEEP: usize = 2048;
 
 impl Sender {
-    /// A sender whose requests time out after `timeout`.
-    pub fn new(timeout: Duration) -> Result<Sender, reqwest::Error> {
+    /// A sender (each send has its own timeout).
+    pub fn new() -> Result<Sender, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("devin-notify/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -143,12 +142,14 @@ impl Sender {
         msg_id: &str,
         body: &str,
         timestamp: i64,
+        timeout: Duration,
     ) -> Result<u16, Failure> {
         let url = sink.url().expose();
         let place = format!("sink `{name}` ({})", redact_url(url));
         let mut request = self
             .http
             .post(url)
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let SinkConfig::Webhook(w) = sink {
             request = request

@@ -156,3 +156,103 @@ headers = {{ "X-Team" = "payments" }}
         .expect("join")
     }
 }
+
+/// The real binary running `run`, with its log lines collected as they are written.
+pub struct Service {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Spawns `devin-notify run --config <env's config>`.
+    pub fn start(env: &Env) -> Service {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"))
+            .args(["run", "--config"])
+            .arg(&env.config_path)
+            .env("RUST_LOG", "info")
+            .env_remove("DEVIN_API_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn devin-notify run");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().expect("log lines").push(line);
+            }
+        });
+        Service { child, lines }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().expect("log lines").join("\n")
+    }
+
+    /// Waits until a log line contains `text` (at least `n` such lines); panics with the log.
+    pub async fn wait_log(&self, text: &str, n: usize, within: Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(text)).count() >= n {
+                return log;
+            }
+            assert!(
+                start.elapsed() < within,
+                "no log line with `{text}` within {within:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited 0, and the log.
+    pub async fn stop(mut self) -> (bool, String) {
+        self.signal("TERM");
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // Let the reader thread drain the pipe.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status.success(), self.log())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
