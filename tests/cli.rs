@@ -351,3 +351,37 @@ async fn preview_prints_each_sinks_payload_and_sends_nothing() {
         "preview sends nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_passes_check() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--config", "config/devin-notify.toml"])
+        .current_dir(root)
+        .env("DEVIN_API_KEY", "cog_example_token")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/example")
+        .env("AUTOMATION_SECRET", SECRET);
+    let (status, out) = run_to_end(cmd).await;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("2 sink(s), 4 rule(s)") && out.contains("OK"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let mut env = Env::start(RULES).await;
+    env.set_extra("[log]\nformat = \"json\"\n");
+    env.api.upsert(session("s1"));
+    let (status, out) = run_to_end({
+        let mut c = command(&env, &["once"]);
+        c.env_remove("RUST_LOG");
+        c
+    })
+    .await;
+    assert!(status.success(), "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+}
