@@ -84,6 +84,15 @@ pub struct DevinConfig {
     pub full_resync_every: Duration,
     /// Query filters passed through to the listing.
     pub filters: Filters,
+    /// List one organization's sessions (`/v3/organizations/{org_id}/sessions`, for a service
+    /// user with ViewOrgSessions) instead of the enterprise's.
+    #[serde(deserialize_with = "lenient_string_opt")]
+    pub org_id: Option<String>,
+    /// When a session starts waiting for input or approval, read its messages and quote the
+    /// latest from Devin (`last_devin_message` in templates).
+    pub fetch_messages: bool,
+    /// The quote's length at most, in characters.
+    pub last_message_max_chars: usize,
 }
 
 impl Default for DevinConfig {
@@ -99,6 +108,9 @@ impl Default for DevinConfig {
             incremental_overlap: None,
             full_resync_every: Duration::from_secs(3600),
             filters: Filters::default(),
+            org_id: None,
+            fetch_messages: true,
+            last_message_max_chars: 500,
         }
     }
 }
@@ -150,6 +162,32 @@ pub struct Filters {
     #[serde(deserialize_with = "one_or_many")]
     pub org_ids: Option<Vec<String>>,
     pub include_deleted_orgs: Option<bool>,
+}
+
+impl Filters {
+    /// The filters set that only the enterprise listing accepts.
+    pub fn enterprise_only(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.user_ids.is_some() {
+            out.push("user_ids");
+        }
+        if self.service_user_ids.is_some() {
+            out.push("service_user_ids");
+        }
+        if self.repo_names.is_some() {
+            out.push("repo_names");
+        }
+        if self.category.is_some() {
+            out.push("category");
+        }
+        if self.org_ids.is_some() {
+            out.push("org_ids");
+        }
+        if self.include_deleted_orgs.is_some() {
+            out.push("include_deleted_orgs");
+        }
+        out
+    }
 }
 
 /// `[store]`: the sled database.
@@ -556,6 +594,30 @@ impl Config {
             if value.is_zero() {
                 p.push(Problem::new(key, "must be more than 0s"));
             }
+        }
+        if let Some(org) = &d.org_id {
+            if org.is_empty()
+                || !org
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                p.push(Problem::new(
+                    "devin.org_id",
+                    format!("`{org}` is not an organization id (letters, digits, - and _)"),
+                ));
+            }
+            for name in d.filters.enterprise_only() {
+                p.push(Problem::new(
+                    format!("devin.filters.{name}"),
+                    "is not accepted by the organization listing (devin.org_id is set); it takes session_ids, created_after, created_before, updated_before, tags, playbook_id, origins, schedule_id",
+                ));
+            }
+        }
+        if d.last_message_max_chars == 0 {
+            p.push(Problem::new(
+                "devin.last_message_max_chars",
+                "must be at least 1",
+            ));
         }
         if d.max_response_bytes < 1024 {
             p.push(Problem::new(

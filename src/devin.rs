@@ -164,7 +164,7 @@ pub enum ApiError {
     Auth {
         url: String,
         status: u16,
-        hint: &'static str,
+        hint: String,
     },
     #[error("GET {url}: HTTP 429: rate limited{}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
     RateLimited {
@@ -239,6 +239,32 @@ pub struct Client {
     filters: Vec<(String, String)>,
     max_response_bytes: usize,
     timeout: Duration,
+    org_id: Option<String>,
+}
+
+/// Pages of a session's messages read at most, to find the latest Devin message.
+pub const MESSAGE_PAGES: usize = 50;
+/// Time allowed for one messages request (or `devin.timeout`, if shorter): a slow messages
+/// endpoint must not hold notifications back for long.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One page of `GET .../sessions/{devin_id}/messages`.
+#[derive(Debug, Deserialize)]
+struct MessagePage {
+    items: Vec<Message>,
+    #[serde(default)]
+    end_cursor: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    has_next_page: bool,
+}
+
+/// One message: `{created_at, event_id, message, source}`.
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[serde(default, deserialize_with = "null_as_default")]
+    source: String,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 impl Client {
@@ -258,6 +284,7 @@ impl Client {
             filters: config.filters.query_pairs(),
             max_response_bytes: config.max_response_bytes,
             timeout: config.request_timeout(),
+            org_id: config.org_id.clone(),
         })
     }
 
@@ -266,9 +293,13 @@ impl Client {
         &self.base_url
     }
 
-    /// The listing's path, after the base URL.
-    pub fn list_path(&self) -> &'static str {
-        "/v3/enterprise/sessions"
+    /// The listing's path, after the base URL: the enterprise listing, or the organization's
+    /// when `devin.org_id` is set.
+    pub fn list_path(&self) -> String {
+        match &self.org_id {
+            Some(org) => format!("/v3/organizations/{org}/sessions"),
+            None => "/v3/enterprise/sessions".to_owned(),
+        }
     }
 
     /// The query of one page request: filters, page size, bounds and cursor.
@@ -286,8 +317,8 @@ impl Client {
     }
 
     /// A printable URL for a request: the base URL without credentials, the path and the query.
-    fn display_url(&self, query: &[(String, String)]) -> String {
-        let mut url = format!("{}{}", strip_userinfo(&self.base_url), self.list_path());
+    fn display_url(&self, path: &str, query: &[(String, String)]) -> String {
+        let mut url = format!("{}{}", strip_userinfo(&self.base_url), path);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(k);
@@ -304,11 +335,81 @@ impl Client {
         after: Option<&str>,
     ) -> Result<Page, ApiError> {
         let query = self.query(bounds, after);
-        let url = self.display_url(&query);
+        let path = self.list_path();
+        let (url, body) = self.get(&path, &query, self.timeout).await?;
+        Page::decode(&body).map_err(|e| ApiError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// The text of the latest message whose source is Devin, reading every page of
+    /// `GET .../sessions/{devin_id}/messages` (chronological). At most `MESSAGE_PAGES` pages.
+    pub async fn last_devin_message(&self, session_id: &str) -> Result<Option<String>, ApiError> {
+        let devin_id = if session_id.starts_with("devin-") {
+            session_id.to_owned()
+        } else {
+            format!("devin-{session_id}")
+        };
+        let path = match &self.org_id {
+            Some(org) => format!("/v3/organizations/{org}/sessions/{devin_id}/messages"),
+            None => format!("/v3/enterprise/sessions/{devin_id}/messages"),
+        };
+        let timeout = self.timeout.min(MESSAGE_TIMEOUT);
+        let mut latest = None;
+        let mut after: Option<String> = None;
+        let mut cursors = std::collections::HashSet::new();
+        for _ in 0..MESSAGE_PAGES {
+            let mut query = vec![("first".to_owned(), "200".to_owned())];
+            if let Some(cursor) = &after {
+                query.push(("after".to_owned(), cursor.clone()));
+            }
+            let (url, body) = self.get(&path, &query, timeout).await?;
+            let page: MessagePage =
+                serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+                    url: url.clone(),
+                    message: format!("not a messages page: {e}"),
+                })?;
+            if let Some(m) = page
+                .items
+                .into_iter()
+                .rev()
+                .filter(|m| m.source.eq_ignore_ascii_case("devin"))
+                .find_map(|m| m.message)
+            {
+                latest = Some(m);
+            }
+            match page
+                .end_cursor
+                .filter(|c| page.has_next_page && !c.is_empty())
+            {
+                Some(cursor) if cursors.insert(cursor.clone()) => after = Some(cursor),
+                Some(cursor) => return Err(ApiError::CursorLoop { url, cursor }),
+                None => return Ok(latest),
+            }
+        }
+        tracing::warn!(
+            session_id,
+            pages = MESSAGE_PAGES,
+            "messages listing cut short; quoting the latest Devin message read"
+        );
+        Ok(latest)
+    }
+
+    /// One GET of `path` with `query`: the printable URL and the body of a 2xx answer, or the
+    /// error its status or transport means.
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<(String, Vec<u8>), ApiError> {
+        let url = self.display_url(path, query);
         let response = self
             .http
-            .get(format!("{}{}", self.base_url, self.list_path()))
-            .query(&query)
+            .get(format!("{}{}", self.base_url, path))
+            .query(query)
+            .timeout(timeout)
             .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -335,19 +436,19 @@ impl Client {
             .and_then(crate::retry::parse_retry_after);
         let body = self.read_body(&url, response).await?;
         match status.as_u16() {
-            200..=299 => Page::decode(&body).map_err(|e| ApiError::Decode {
-                url,
-                message: e.to_string(),
-            }),
+            200..=299 => Ok((url, body)),
             401 => Err(ApiError::Auth {
                 url,
                 status: 401,
-                hint: "check devin.token: a service-user token starting with cog_",
+                hint: "check devin.token: a service-user token starting with cog_".into(),
             }),
             403 => Err(ApiError::Auth {
                 url,
                 status: 403,
-                hint: "the service user lacks the ViewAccountSessions permission",
+                hint: match &self.org_id {
+                    Some(org) => format!("the service user lacks the ViewOrgSessions permission on organization {org}"),
+                    None => "the service user lacks the ViewAccountSessions permission at the enterprise level (or set devin.org_id to use an organization-scoped ViewOrgSessions user)".into(),
+                },
             }),
             429 => Err(ApiError::RateLimited { url, retry_after }),
             s @ 500..=599 => Err(ApiError::Server {

@@ -23,6 +23,7 @@ pub fn diff(old: Option<&Session>, new: &Session) -> Vec<Event> {
             session: new.clone(),
             previous: old.cloned(),
             change,
+            last_devin_message: None,
         }
     };
 

@@ -101,9 +101,21 @@ pub struct Event {
     /// The session as the snapshot had it (`None` for a session seen for the first time).
     pub previous: Option<Session>,
     pub change: Change,
+    /// For a session that starts waiting on a person: the latest message from Devin, read from
+    /// the session's messages (truncated to `devin.last_message_max_chars`).
+    pub last_devin_message: Option<String>,
 }
 
 impl Event {
+    /// Whether the session starts waiting for input or approval: the events whose message is
+    /// worth quoting.
+    pub fn starts_waiting(&self) -> bool {
+        matches!(
+            &self.change,
+            Change::Status { status_detail: Some(d), .. } if d == "waiting_for_user" || d == "waiting_for_approval"
+        )
+    }
+
     /// Reads an event back from its default webhook body (as stored with a dead letter).
     pub fn from_webhook_body(body: &serde_json::Value) -> Option<Event> {
         let kind = EventType::parse(body.get("type")?.as_str()?)?;
@@ -117,6 +129,10 @@ impl Event {
                 Some(p) => Some(serde_json::from_value(p.clone()).ok()?),
             },
             change: serde_json::from_value(data.get("change")?.clone()).ok()?,
+            last_devin_message: data
+                .get("last_devin_message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned),
         })
     }
 
@@ -140,6 +156,18 @@ pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
         id.push_str(&format!("{byte:02x}"));
     }
     id
+}
+
+/// At most `max` characters of `text`, cut on a character boundary, with `…` when cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some(_) => {
+            let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+            cut.push('…');
+            cut
+        }
+    }
 }
 
 /// Formats epoch seconds as RFC 3339 (UTC). Negative or absurd values clamp to the epoch.
@@ -170,6 +198,15 @@ mod tests {
         assert_eq!(a.len(), 4 + 32);
         assert_ne!(a, stable_id("evt_", &["s1x", ""]));
         assert_ne!(a, stable_id("evt_", &["s1", "y"]));
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_chars("hello", 5), "hello");
+        assert_eq!(truncate_chars("hello!", 5), "hell…");
+        assert_eq!(truncate_chars("héllo wörld", 4), "hél…");
+        assert_eq!(truncate_chars("🦀🦀🦀", 2), "🦀…");
+        assert_eq!(truncate_chars("", 3), "");
     }
 
     #[test]

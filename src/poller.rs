@@ -11,7 +11,7 @@ use crate::app::Active;
 use crate::config::Baseline;
 use crate::devin::{ApiError, Client, ListBounds, Page, Session};
 use crate::diff::diff;
-use crate::event::{stable_id, Event};
+use crate::event::{stable_id, truncate_chars, Event};
 use crate::rules::routes;
 use crate::store::{
     fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, META_BASELINE,
@@ -66,15 +66,13 @@ pub enum Mode {
 /// matches the stored one is skipped without reading or writing its snapshot.
 pub fn process_page(
     store: &Store,
-    active: &Active,
     page: &Page,
     mode: Mode,
-) -> Result<(Commit, usize), StoreError> {
+) -> Result<(Commit, Vec<Event>), StoreError> {
     let mut commit = Commit::default();
-    let mut events_seen = 0;
+    let mut all_events = Vec::new();
     // A session listed twice in one page diffs against its first appearance.
     let mut pending: HashMap<&str, usize> = HashMap::new();
-    let detected_at_ms = now_ms();
     for session in &page.items {
         let new_bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
             what: format!("snapshots/{}", session.session_id),
@@ -109,19 +107,44 @@ pub fn process_page(
             Mode::Baseline(Baseline::Notify) if old.is_none() => diff(None, session),
             Mode::Baseline(_) => Vec::new(),
         };
-        events_seen += events.len();
-        for event in &events {
-            crate::metrics::count(
-                "devin_notify_events_total",
-                &[("type", event.kind.as_str())],
-                1.0,
-            );
-            tracing::info!(session_id = %event.session.session_id, event_id = %event.id, event_type = %event.kind, "event detected");
-            route_event(active, event, detected_at_ms, &mut commit);
-        }
+        all_events.extend(events);
         push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
     }
-    Ok((commit, events_seen))
+    Ok((commit, all_events))
+}
+
+/// Adds the latest Devin message to the events of sessions that start waiting, reading each
+/// event's messages at most once (the result is cached by event id). A failure to read is
+/// logged and the event goes out without the quote.
+pub async fn enrich(
+    client: &Client,
+    store: &Store,
+    active: &Active,
+    events: &mut [Event],
+) -> Result<(), StoreError> {
+    let devin = &active.config.devin;
+    if !devin.fetch_messages {
+        return Ok(());
+    }
+    for event in events.iter_mut().filter(|e| e.starts_waiting()) {
+        let message = match store.cached_message(&event.id)? {
+            Some(cached) => cached,
+            None => match client.last_devin_message(&event.session.session_id).await {
+                Ok(found) => {
+                    let found =
+                        found.map(|m| truncate_chars(m.trim(), devin.last_message_max_chars));
+                    store.cache_message(&event.id, &found)?;
+                    found
+                }
+                Err(e) => {
+                    tracing::warn!(session_id = %event.session.session_id, event_id = %event.id, error = %e, "cannot read the session's messages; notifying without Devin's question");
+                    None
+                }
+            },
+        };
+        event.last_devin_message = message;
+    }
+    Ok(())
 }
 
 fn push_snapshot<'a>(
@@ -260,8 +283,19 @@ pub async fn poll(
         stats.pages += 1;
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
-        let (mut commit, events) = process_page(store, active, &page, mode)?;
-        stats.events += events;
+        let (mut commit, mut events) = process_page(store, &page, mode)?;
+        enrich(client, store, active, &mut events).await?;
+        let detected_at_ms = now_ms();
+        for event in &events {
+            crate::metrics::count(
+                "devin_notify_events_total",
+                &[("type", event.kind.as_str())],
+                1.0,
+            );
+            tracing::info!(session_id = %event.session.session_id, event_id = %event.id, event_type = %event.kind, "event detected");
+            route_event(active, event, detected_at_ms, &mut commit);
+        }
+        stats.events += events.len();
         stats.changed += commit.snapshots.len();
         stats.deliveries += commit.deliveries.len();
         let last_page = !page.has_next_page;

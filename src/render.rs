@@ -102,7 +102,31 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     hb.register_helper("json", Box::new(json_helper));
     hb.register_helper("truncate", Box::new(truncate_helper));
     hb.register_helper("plain", Box::new(plain_helper));
+    hb.register_helper("quote", Box::new(quote_helper));
     hb
+}
+
+/// `{{quote value}}`: a mrkdwn block quote: each line escaped and prefixed with `>`.
+fn quote_helper(
+    h: &Helper,
+    hb: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let text = match h.param(0).map(|p| p.value()) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let escape = hb.get_escape_fn();
+    let quoted: Vec<String> = text
+        .lines()
+        .map(|line| format!(">{}", escape(&format!(" {line}"))))
+        .collect();
+    // The lines are joined by an escaped newline: the output sits inside a JSON string.
+    out.write(&quoted.join("\\n"))?;
+    Ok(())
 }
 
 /// `{{plain value}}`: JSON-escaped but not mrkdwn-escaped, for URLs and `plain_text` fields of
@@ -370,7 +394,7 @@ pub fn kind_of(sink: &SinkConfig) -> &'static str {
 
 /// The webhook body when no template is set (SPEC section 5).
 pub fn default_webhook_body(event: &Event) -> Value {
-    json!({
+    let mut body = json!({
         "type": event.kind.as_str(),
         "timestamp": rfc3339(event.timestamp()),
         "data": {
@@ -379,7 +403,11 @@ pub fn default_webhook_body(event: &Event) -> Value {
             "previous": event.previous,
             "change": event.change,
         }
-    })
+    });
+    if let Some(message) = &event.last_devin_message {
+        body["data"]["last_devin_message"] = json!(message);
+    }
+    body
 }
 
 /// A one-line summary and an emoji for an event, shared by the default templates.
@@ -455,6 +483,7 @@ pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
         "emoji": emoji,
         "acus": format!("{:.1}", event.session.acus_consumed),
         "repo": repo,
+        "last_devin_message": event.last_devin_message,
         "rule": rule,
         "sink": sink,
     })

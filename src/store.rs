@@ -3,6 +3,8 @@
 //! - `snapshots`: session id -> the session as last listed (JSON).
 //! - `fingerprints`: session id -> a 64-bit FNV-1a hash of that JSON, so an unchanged session
 //!   is recognised from 8 bytes, without reading or rewriting its snapshot.
+//! - `messages`: event id -> the latest Devin message read for it, so a waiting event costs at
+//!   most one messages listing even when its poll is retried.
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
@@ -130,6 +132,7 @@ pub struct Store {
     db: sled::Db,
     snapshots: sled::Tree,
     fingerprints: sled::Tree,
+    messages: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
@@ -200,6 +203,7 @@ impl Store {
         Ok(Store {
             snapshots: tree("snapshots")?,
             fingerprints: tree("fingerprints")?,
+            messages: tree("messages")?,
             outbox: tree("outbox")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
@@ -223,6 +227,31 @@ impl Store {
         Ok(raw
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map(u64::from_be_bytes))
+    }
+
+    /// The message cached for an event: `None` when never read, `Some(None)` when the session
+    /// had no Devin message.
+    pub fn cached_message(&self, event_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        match self
+            .messages
+            .get(event_id)
+            .map_err(sled_err(format!("messages/{event_id}")))?
+        {
+            Some(bytes) => decode(&format!("messages/{event_id}"), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Caches the message read for an event.
+    pub fn cache_message(
+        &self,
+        event_id: &str,
+        message: &Option<String>,
+    ) -> Result<(), StoreError> {
+        self.messages
+            .insert(event_id, encode(message))
+            .map(|_| ())
+            .map_err(sled_err(format!("messages/{event_id}")))
     }
 
     /// A meta value holding a big-endian 64-bit number.

@@ -359,11 +359,17 @@ async fn the_example_config_passes_check() {
     cmd.args(["check", "--config", "config/devin-notify.toml"])
         .current_dir(root)
         .env("DEVIN_API_KEY", "cog_example_token")
-        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/example")
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/example",
+        )
         .env("AUTOMATION_SECRET", SECRET);
     let (status, out) = run_to_end(cmd).await;
     assert!(status.success(), "{out}");
-    assert!(out.contains("2 sink(s), 4 rule(s)") && out.contains("OK"), "{out}");
+    assert!(
+        out.contains("2 sink(s), 4 rule(s)") && out.contains("OK"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +387,8 @@ async fn json_logs_are_one_object_per_line() {
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
     for line in lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
 }

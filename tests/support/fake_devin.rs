@@ -53,6 +53,13 @@ pub fn session(id: &str) -> Value {
     })
 }
 
+/// A message of a session, as the messages endpoint lists it.
+pub fn message(source: &str, text: &str, created_at: i64) -> Value {
+    static NEXT_EVENT: AtomicI64 = AtomicI64::new(1);
+    let n = NEXT_EVENT.fetch_add(1, AtomicOrdering::SeqCst);
+    json!({ "created_at": created_at, "event_id": format!("ev-{n}"), "message": text, "source": source })
+}
+
 /// A `pull_requests[]` entry.
 pub fn pr(url: &str, state: &str) -> Value {
     json!({ "pr_url": url, "pr_state": state })
@@ -158,7 +165,12 @@ impl RecordedRequest {
 
     /// Whether this was a listing request (either sessions path).
     pub fn is_listing(&self) -> bool {
-        !matches!(route(&self.path), Route::NotFound)
+        matches!(route(&self.path), Route::Enterprise | Route::Org(_))
+    }
+
+    /// Whether this was a request for a session's messages.
+    pub fn is_messages(&self) -> bool {
+        matches!(route(&self.path), Route::Messages { .. })
     }
 }
 
@@ -187,6 +199,8 @@ struct FakeState {
     arrivals: usize,
     log: Vec<RecordedRequest>,
     replay: Option<Replay>,
+    /// devin_id (`devin-<session id>`) -> its messages, chronological.
+    messages: HashMap<String, Vec<Value>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +253,7 @@ impl FakeDevin {
                     arrivals: 0,
                     log: Vec::new(),
                     replay: None,
+                    messages: HashMap::new(),
                 }),
                 notify: Notify::new(),
             }),
@@ -320,6 +335,17 @@ impl FakeDevin {
         st.take(id);
         st.put(v.clone());
         v
+    }
+
+    /// Sets a session's messages (chronological), served at
+    /// `/v3/{enterprise,organizations/{org}}/sessions/devin-<id>/messages`.
+    pub fn set_messages(&self, session_id: &str, messages: Vec<Value>) {
+        let devin_id = if session_id.starts_with("devin-") {
+            session_id.to_owned()
+        } else {
+            format!("devin-{session_id}")
+        };
+        self.state().messages.insert(devin_id, messages);
     }
 
     /// Removes a session; returns it.
@@ -458,7 +484,7 @@ impl FakeDevin {
         let route = route(&path);
 
         let page_index = match route {
-            Route::NotFound => None,
+            Route::NotFound | Route::Messages { .. } => None,
             _ => match last_value(&params, "after") {
                 None => Some(0),
                 Some(c) => decode_cursor(c).map(|(idx, _)| idx),
@@ -557,6 +583,7 @@ impl FakeState {
             Route::NotFound => return Answer::json(404, &json!({ "detail": "Not Found" })),
             Route::Enterprise => None,
             Route::Org(org) => Some(org.as_str()),
+            Route::Messages { org, .. } => org.as_deref(),
         };
         if method != Method::GET {
             return Answer::json(405, &json!({ "detail": "Method Not Allowed" }));
@@ -564,14 +591,22 @@ impl FakeState {
         let token = authorization.and_then(|h| h.strip_prefix("Bearer "));
         match token {
             Some(t) if self.forbidden.contains(t) => {
+                let permission = if org.is_some() {
+                    "ViewOrgSessions"
+                } else {
+                    "ViewAccountSessions"
+                };
                 return Answer::json(
                     403,
-                    &json!({ "detail": "Service user lacks the ViewAccountSessions permission" }),
-                )
+                    &json!({ "detail": format!("Service user lacks the {permission} permission") }),
+                );
             }
             Some(t) if t == self.token => {}
             Some(_) => return Answer::json(401, &json!({ "detail": "Invalid API key" })),
             None => return Answer::json(401, &json!({ "detail": "Not authenticated" })),
+        }
+        if let Route::Messages { devin_id, .. } = route {
+            return self.messages_page(devin_id, params);
         }
         let allowed = if org.is_some() {
             ORG_KEYS
@@ -659,6 +694,36 @@ impl FakeState {
         answer
     }
 
+    /// A page of a session's messages: `first` (default 100) after the offset cursor `after`.
+    fn messages_page(&self, devin_id: &str, params: &[(String, String)]) -> Answer {
+        let Some(all) = self.messages.get(devin_id) else {
+            return Answer::json(
+                404,
+                &json!({ "detail": format!("session {devin_id} not found") }),
+            );
+        };
+        let first = last_value(params, "first")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(100);
+        let start = match last_value(params, "after") {
+            None => 0,
+            Some(c) => match c.strip_prefix("m:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return Answer::json(422, &json!({ "detail": "invalid cursor" })),
+            },
+        };
+        let end = (start + first.clamp(1, 200)).min(all.len());
+        let has_next = end < all.len();
+        Answer::json(
+            200,
+            &json!({
+                "items": all.get(start..end).unwrap_or_default(),
+                "end_cursor": has_next.then(|| format!("m:{end}")),
+                "has_next_page": has_next,
+            }),
+        )
+    }
+
     /// Up to `first` matching sessions after `pos`, the position of the last one (or `pos`),
     /// and whether more match.
     fn page(&self, q: &ListQuery, org: Option<&str>, pos: &Pos) -> (Vec<Arc<str>>, Pos, bool) {
@@ -699,12 +764,39 @@ impl FakeState {
 enum Route {
     Enterprise,
     Org(String),
+    Messages {
+        org: Option<String>,
+        devin_id: String,
+    },
     NotFound,
 }
 
 fn route(path: &str) -> Route {
     if path == "/v3/enterprise/sessions" {
         return Route::Enterprise;
+    }
+    if let Some(id) = path
+        .strip_prefix("/v3/enterprise/sessions/")
+        .and_then(|rest| rest.strip_suffix("/messages"))
+    {
+        if !id.is_empty() && !id.contains('/') {
+            return Route::Messages {
+                org: None,
+                devin_id: percent_decode(id),
+            };
+        }
+    }
+    if let Some((org, id)) = path
+        .strip_prefix("/v3/organizations/")
+        .and_then(|rest| rest.strip_suffix("/messages"))
+        .and_then(|rest| rest.split_once("/sessions/"))
+    {
+        if !org.is_empty() && !org.contains('/') && !id.is_empty() && !id.contains('/') {
+            return Route::Messages {
+                org: Some(percent_decode(org)),
+                devin_id: percent_decode(id),
+            };
+        }
     }
     if let Some(rest) = path.strip_prefix("/v3/organizations/") {
         if let Some(org) = rest.strip_suffix("/sessions") {

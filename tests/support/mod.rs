@@ -9,7 +9,7 @@ pub mod receiver;
 pub mod webhooks;
 
 #[allow(unused_imports)]
-pub use fake_devin::{pr, session, FakeDevin, Fault, FaultAt, RecordedRequest};
+pub use fake_devin::{message, pr, session, FakeDevin, Fault, FaultAt, RecordedRequest};
 #[allow(unused_imports)]
 pub use receiver::{closed_port_url, Received, Receiver, Reply};
 
