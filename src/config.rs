@@ -681,6 +681,59 @@ impl Config {
             if rule.sinks.is_empty() {
                 p.push(Problem::new(format!("{key}.sinks"), "names no sink"));
             }
+            let waiting = rule
+                .events
+                .iter()
+                .any(|e| e == EventType::SessionWaiting.as_str());
+            match (waiting, rule.remind_after) {
+                (true, None) => p.push(Problem::new(
+                    format!("{key}.remind_after"),
+                    "is required by session.waiting (how long a session waits before the reminder, e.g. \"15m\")",
+                )),
+                (false, Some(_)) => p.push(Problem::new(
+                    format!("{key}.remind_after"),
+                    "applies to session.waiting only: add it to the rule's events",
+                )),
+                (true, Some(d)) if d.is_zero() => {
+                    p.push(Problem::new(format!("{key}.remind_after"), "must be more than 0s"))
+                }
+                _ => {}
+            }
+            if rule.repeat_every.is_some() && rule.remind_after.is_none() {
+                p.push(Problem::new(
+                    format!("{key}.repeat_every"),
+                    "needs remind_after",
+                ));
+            }
+            if rule
+                .repeat_every
+                .is_some_and(|d| d < Duration::from_secs(1))
+            {
+                p.push(Problem::new(
+                    format!("{key}.repeat_every"),
+                    "must be at least 1s",
+                ));
+            }
+            let acus = rule
+                .events
+                .iter()
+                .any(|e| e == EventType::SessionAcusExceeded.as_str());
+            if acus && rule.when.acus_over.is_none() {
+                p.push(Problem::new(
+                    format!("{key}.when.acus_over"),
+                    "is required by session.acus_exceeded (the threshold, e.g. 50)",
+                ));
+            }
+            if rule
+                .when
+                .acus_over
+                .is_some_and(|a| !a.is_finite() || a < 0.0)
+            {
+                p.push(Problem::new(
+                    format!("{key}.when.acus_over"),
+                    "must be a number of ACUs, 0 or more",
+                ));
+            }
             for s in &rule.sinks {
                 if !self.sinks.contains_key(s) {
                     let known: Vec<&str> = self.sinks.keys().map(String::as_str).collect();

@@ -1,5 +1,7 @@
 //! The diff: an old snapshot and a newly listed session in, events out. Pure.
 
+use std::time::Duration;
+
 use crate::devin::Session;
 use crate::event::{stable_id, Change, Event, EventType};
 
@@ -91,6 +93,91 @@ pub fn diff(old: Option<&Session>, new: &Session) -> Vec<Event> {
         }
     }
     events
+}
+
+/// `session.acus_exceeded` for each threshold that `acus_consumed` crossed between `old` (a new
+/// session counts from 0) and `new`. One id per (session, threshold): it fires once.
+pub fn acus_crossings(old: Option<&Session>, new: &Session, thresholds: &[f64]) -> Vec<Event> {
+    let from = old.map_or(0.0, |o| o.acus_consumed);
+    let mut seen: Vec<f64> = Vec::new();
+    let mut events = Vec::new();
+    for &t in thresholds {
+        if seen.contains(&t) || !(from <= t && new.acus_consumed > t) {
+            continue;
+        }
+        seen.push(t);
+        let kind = EventType::SessionAcusExceeded;
+        events.push(Event {
+            id: stable_id("evt_", &[&new.session_id, kind.as_str(), &t.to_string()]),
+            kind,
+            session: new.clone(),
+            previous: old.cloned(),
+            change: Change::Acus {
+                threshold: t,
+                acus_consumed: new.acus_consumed,
+                from_acus: from,
+            },
+            last_devin_message: None,
+        });
+    }
+    events
+}
+
+/// Whether a session waits on a person.
+pub fn is_waiting(session: &Session) -> bool {
+    matches!(
+        session.status_detail.as_deref(),
+        Some("waiting_for_user" | "waiting_for_approval")
+    )
+}
+
+/// The number of the reminder due after waiting `waited`, for a rule's `remind_after` and
+/// `repeat_every`: 0 before `remind_after`, then 1, then one more every `repeat_every`.
+pub fn reminders_due(
+    waited: Duration,
+    remind_after: Duration,
+    repeat_every: Option<Duration>,
+) -> u32 {
+    if waited < remind_after {
+        return 0;
+    }
+    match repeat_every {
+        Some(every) if !every.is_zero() => {
+            let extra = (waited - remind_after).as_millis() / every.as_millis();
+            1 + u32::try_from(extra).unwrap_or(u32::MAX - 1)
+        }
+        _ => 1,
+    }
+}
+
+/// Reminder number `reminder` for a session waiting since `since_ms`, for `rule`. The id hashes
+/// the session, the wait's start, the rule and the number: each fires once.
+pub fn reminder(session: &Session, rule: &str, since_ms: i64, now_ms: u64, reminder: u32) -> Event {
+    let kind = EventType::SessionWaiting;
+    let waited = now_ms.saturating_sub(u64::try_from(since_ms).unwrap_or(0)) / 1000;
+    Event {
+        id: stable_id(
+            "evt_",
+            &[
+                &session.session_id,
+                kind.as_str(),
+                &since_ms.to_string(),
+                rule,
+                &reminder.to_string(),
+            ],
+        ),
+        kind,
+        session: session.clone(),
+        previous: None,
+        change: Change::Waiting {
+            status_detail: session.status_detail.clone(),
+            waiting_since: crate::event::rfc3339(since_ms / 1000),
+            waiting_seconds: waited,
+            reminder,
+            rule: rule.to_owned(),
+        },
+        last_devin_message: None,
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +347,77 @@ mod tests {
                 EventType::PullRequestOpened
             ]
         );
+    }
+
+    #[test]
+    fn acus_cross_each_threshold_once() {
+        let mut old = s("running", Some("working"));
+        old.acus_consumed = 40.0;
+        let mut new = old.clone();
+        new.acus_consumed = 55.0;
+        let events = acus_crossings(Some(&old), &new, &[50.0, 100.0, 50.0]);
+        assert_eq!(kinds(&events), [EventType::SessionAcusExceeded]);
+        assert_eq!(
+            events[0].change,
+            Change::Acus {
+                threshold: 50.0,
+                acus_consumed: 55.0,
+                from_acus: 40.0
+            }
+        );
+        // Already past: nothing more; crossing the next one fires it.
+        let mut later = new.clone();
+        later.acus_consumed = 70.0;
+        assert!(acus_crossings(Some(&new), &later, &[50.0, 100.0]).is_empty());
+        later.acus_consumed = 120.0;
+        let events = acus_crossings(Some(&new), &later, &[50.0, 100.0]);
+        assert_eq!(events.len(), 1);
+        assert_ne!(
+            events[0].id,
+            acus_crossings(Some(&old), &new, &[50.0])[0].id
+        );
+        // A new session counts from zero; exactly at the threshold is not over it.
+        assert_eq!(acus_crossings(None, &new, &[50.0]).len(), 1);
+        let mut at = new.clone();
+        at.acus_consumed = 50.0;
+        assert!(acus_crossings(Some(&old), &at, &[50.0]).is_empty());
+    }
+
+    #[test]
+    fn reminders_are_due_once_then_every_repeat() {
+        let m = |mins: u64| Duration::from_secs(mins * 60);
+        assert_eq!(reminders_due(m(14), m(15), None), 0);
+        assert_eq!(reminders_due(m(15), m(15), None), 1);
+        assert_eq!(reminders_due(m(500), m(15), None), 1);
+        assert_eq!(reminders_due(m(29), m(15), Some(m(15))), 1);
+        assert_eq!(reminders_due(m(30), m(15), Some(m(15))), 2);
+        assert_eq!(reminders_due(m(76), m(15), Some(m(30))), 3);
+        assert_eq!(reminders_due(m(76), m(15), Some(Duration::ZERO)), 1);
+        let mut w = s("running", Some("waiting_for_user"));
+        assert!(is_waiting(&w));
+        let a = reminder(&w, "r", 1_000_000, 2_200_000, 1);
+        assert_eq!(
+            a.id,
+            reminder(&w, "r", 1_000_000, 9_999_999, 1).id,
+            "stable per wait and number"
+        );
+        assert_ne!(a.id, reminder(&w, "r", 1_000_000, 2_200_000, 2).id);
+        assert_ne!(a.id, reminder(&w, "other", 1_000_000, 2_200_000, 1).id);
+        assert_ne!(
+            a.id,
+            reminder(&w, "r", 5_000_000, 6_200_000, 1).id,
+            "a new wait, new ids"
+        );
+        assert!(matches!(
+            a.change,
+            Change::Waiting {
+                waiting_seconds: 1200,
+                reminder: 1,
+                ..
+            }
+        ));
+        w.status_detail = Some("working".into());
+        assert!(!is_waiting(&w));
     }
 
     #[test]

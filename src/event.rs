@@ -23,16 +23,24 @@ pub enum EventType {
     /// A known PR's `pr_state` differs.
     #[serde(rename = "pull_request.state_changed")]
     PullRequestStateChanged,
+    /// A session has waited for a person longer than a rule's `remind_after`.
+    #[serde(rename = "session.waiting")]
+    SessionWaiting,
+    /// `acus_consumed` crossed a rule's `when.acus_over`.
+    #[serde(rename = "session.acus_exceeded")]
+    SessionAcusExceeded,
 }
 
 impl EventType {
     /// Every event type, in the order a session's events are emitted.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 7] = [
         EventType::SessionCreated,
         EventType::SessionStatusChanged,
         EventType::SessionArchived,
         EventType::PullRequestOpened,
         EventType::PullRequestStateChanged,
+        EventType::SessionWaiting,
+        EventType::SessionAcusExceeded,
     ];
 
     /// The wire name, e.g. `session.status_changed`.
@@ -43,6 +51,8 @@ impl EventType {
             EventType::SessionArchived => "session.archived",
             EventType::PullRequestOpened => "pull_request.opened",
             EventType::PullRequestStateChanged => "pull_request.state_changed",
+            EventType::SessionWaiting => "session.waiting",
+            EventType::SessionAcusExceeded => "session.acus_exceeded",
         }
     }
 
@@ -85,6 +95,23 @@ pub enum Change {
         pr_state: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         from_pr_state: Option<String>,
+    },
+    /// `session.waiting`: a reminder that the session still waits on a person.
+    Waiting {
+        status_detail: Option<String>,
+        /// When the wait began (RFC 3339).
+        waiting_since: String,
+        waiting_seconds: u64,
+        /// 1 for the first reminder of this wait, 2 for the first repeat, ...
+        reminder: u32,
+        /// The rule whose `remind_after` this reminder is for.
+        rule: String,
+    },
+    /// `session.acus_exceeded`: `acus_consumed` crossed `threshold`.
+    Acus {
+        threshold: f64,
+        acus_consumed: f64,
+        from_acus: f64,
     },
     /// `session.created`, `session.archived`: the session itself is the news.
     Session {},
@@ -170,6 +197,20 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// A duration in words: `45 seconds`, `20 minutes`, `1 hour 5 minutes`, `2 days 3 hours`.
+pub fn human_duration(seconds: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    let (d, h, m) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => plural(seconds, "second"),
+        (0, 0, m) => plural(m, "minute"),
+        (0, h, 0) => plural(h, "hour"),
+        (0, h, m) => format!("{} {}", plural(h, "hour"), plural(m, "minute")),
+        (d, 0, _) => plural(d, "day"),
+        (d, h, _) => format!("{} {}", plural(d, "day"), plural(h, "hour")),
+    }
+}
+
 /// Formats epoch seconds as RFC 3339 (UTC). Negative or absurd values clamp to the epoch.
 pub fn rfc3339(epoch_seconds: i64) -> String {
     let secs = u64::try_from(epoch_seconds).unwrap_or(0);
@@ -207,6 +248,17 @@ mod tests {
         assert_eq!(truncate_chars("héllo wörld", 4), "hél…");
         assert_eq!(truncate_chars("🦀🦀🦀", 2), "🦀…");
         assert_eq!(truncate_chars("", 3), "");
+    }
+
+    #[test]
+    fn durations_in_words() {
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(60), "1 minute");
+        assert_eq!(human_duration(20 * 60 + 7), "20 minutes");
+        assert_eq!(human_duration(3600), "1 hour");
+        assert_eq!(human_duration(3900), "1 hour 5 minutes");
+        assert_eq!(human_duration(2 * 86_400 + 3 * 3600 + 60), "2 days 3 hours");
+        assert_eq!(human_duration(86_400), "1 day");
     }
 
     #[test]

@@ -10,11 +10,11 @@ use tokio::sync::Notify;
 use crate::app::Active;
 use crate::config::Baseline;
 use crate::devin::{ApiError, Client, ListBounds, Page, Session};
-use crate::diff::diff;
+use crate::diff::{acus_crossings, diff, is_waiting, reminder, reminders_due};
 use crate::event::{stable_id, truncate_chars, Event};
 use crate::rules::routes;
 use crate::store::{
-    fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, META_BASELINE,
+    fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, Waiting, META_BASELINE,
     META_HIGH_WATER, META_LAST_FULL,
 };
 
@@ -68,6 +68,7 @@ pub fn process_page(
     store: &Store,
     page: &Page,
     mode: Mode,
+    acus_thresholds: &[f64],
 ) -> Result<(Commit, Vec<Event>), StoreError> {
     let mut commit = Commit::default();
     let mut all_events = Vec::new();
@@ -102,11 +103,15 @@ pub fn process_page(
                 }
             },
         };
-        let events = match mode {
+        let mut events = match mode {
             Mode::Diff => diff(old.as_ref(), session),
             Mode::Baseline(Baseline::Notify) if old.is_none() => diff(None, session),
             Mode::Baseline(_) => Vec::new(),
         };
+        if mode == Mode::Diff {
+            events.extend(acus_crossings(old.as_ref(), session, acus_thresholds));
+        }
+        track_wait(&mut commit, old.as_ref(), session);
         all_events.extend(events);
         push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
     }
@@ -145,6 +150,78 @@ pub async fn enrich(
         event.last_devin_message = message;
     }
     Ok(())
+}
+
+/// Records when a session starts waiting on a person (a new wait when the detail changes), and
+/// forgets the wait when it moves on.
+fn track_wait(commit: &mut Commit, old: Option<&Session>, new: &Session) {
+    let was = old.filter(|o| is_waiting(o)).map(|o| &o.status_detail);
+    if is_waiting(new) {
+        if was != Some(&new.status_detail) {
+            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            let began = new.updated_at.saturating_mul(1000);
+            let since_ms = if began > 0 { began.min(now) } else { now };
+            commit.waiting.push((
+                new.session_id.clone(),
+                Some(Waiting {
+                    since_ms,
+                    status_detail: new.status_detail.clone(),
+                    sent: Default::default(),
+                }),
+            ));
+        }
+    } else if was.is_some() {
+        commit.waiting.push((new.session_id.clone(), None));
+    }
+}
+
+/// Reminders due now for the sessions that wait on a person: one event per (session, rule)
+/// whose `remind_after` (then `repeat_every`) has passed since the last one, routed to that
+/// rule only. The waits live in the store, so reminders survive restarts.
+pub fn due_reminders(
+    store: &Store,
+    active: &Active,
+    now: u64,
+) -> Result<(Commit, usize), StoreError> {
+    let mut commit = Commit::default();
+    let mut fired = 0;
+    let rules: Vec<&crate::rules::Rule> =
+        active.config.rules.iter().filter(|r| r.reminds()).collect();
+    if rules.is_empty() {
+        return Ok((commit, 0));
+    }
+    for (session_id, mut wait) in store.waiting()? {
+        let waited =
+            Duration::from_millis(now.saturating_sub(u64::try_from(wait.since_ms).unwrap_or(0)));
+        let mut changed = false;
+        for rule in &rules {
+            let Some(after) = rule.remind_after else {
+                continue;
+            };
+            let due = reminders_due(waited, after, rule.repeat_every);
+            if due <= wait.sent.get(&rule.name).copied().unwrap_or(0) {
+                continue;
+            }
+            let Some(session) = store.snapshot(&session_id)? else {
+                continue;
+            };
+            let event = reminder(&session, &rule.name, wait.since_ms, now, due);
+            crate::metrics::count(
+                "devin_notify_events_total",
+                &[("type", event.kind.as_str())],
+                1.0,
+            );
+            tracing::info!(session_id = %session_id, event_id = %event.id, rule = %rule.name, reminder = due, "reminder due");
+            route_event(active, &event, now, &mut commit);
+            wait.sent.insert(rule.name.clone(), due);
+            changed = true;
+            fired += 1;
+        }
+        if changed {
+            commit.waiting.push((session_id, Some(wait)));
+        }
+    }
+    Ok((commit, fired))
 }
 
 fn push_snapshot<'a>(
@@ -276,6 +353,12 @@ pub async fn poll(
         incremental: listing != Listing::Full,
         ..PollStats::default()
     };
+    let thresholds: Vec<f64> = active
+        .config
+        .rules
+        .iter()
+        .filter_map(|r| r.acus_threshold())
+        .collect();
     let mut cursors = std::collections::HashSet::new();
     let mut after: Option<String> = None;
     loop {
@@ -283,7 +366,7 @@ pub async fn poll(
         stats.pages += 1;
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
-        let (mut commit, mut events) = process_page(store, &page, mode)?;
+        let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;
         enrich(client, store, active, &mut events).await?;
         let detected_at_ms = now_ms();
         for event in &events {
@@ -346,6 +429,16 @@ pub async fn poll(
             return Err(ApiError::CursorLoop { url: url(), cursor }.into());
         }
         after = Some(cursor);
+    }
+    let (commit, reminders) = due_reminders(store, active, now_ms())?;
+    if !commit.is_empty() {
+        stats.events += reminders;
+        stats.deliveries += commit.deliveries.len();
+        store.commit(&commit)?;
+        if !commit.deliveries.is_empty() || !commit.dead.is_empty() {
+            store.flush().await?;
+            wake.notify_one();
+        }
     }
     stats.duration = started.elapsed();
     Ok(stats)

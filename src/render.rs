@@ -16,7 +16,7 @@ use handlebars::{
 use serde_json::{json, Value};
 
 use crate::config::{Config, Problem, SinkConfig};
-use crate::event::{rfc3339, Change, Event, EventType};
+use crate::event::{human_duration, rfc3339, Change, Event, EventType};
 
 /// The templates compiled into the binary: (name, text).
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -43,6 +43,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "slack/needs_input",
         include_str!("../templates/slack/needs_input.hbs"),
+    ),
+    (
+        "slack/session.waiting",
+        include_str!("../templates/slack/session.waiting.hbs"),
+    ),
+    (
+        "slack/session.acus_exceeded",
+        include_str!("../templates/slack/session.acus_exceeded.hbs"),
     ),
 ];
 
@@ -450,6 +458,19 @@ pub fn headline(event: &Event) -> (&'static str, String) {
                 format!("Pull request is now {s}"),
             ),
         },
+        Change::Waiting {
+            waiting_seconds, ..
+        } => (
+            ":hourglass_flowing_sand:",
+            format!(
+                "Devin has been waiting for you for {}",
+                human_duration(*waiting_seconds)
+            ),
+        ),
+        Change::Acus { threshold, .. } => (
+            ":money_with_wings:",
+            format!("Session passed {threshold} ACUs"),
+        ),
         Change::Session {} if event.kind == EventType::SessionArchived => {
             (":file_cabinet:", "Session archived".into())
         }

@@ -26,6 +26,12 @@ pub struct Rule {
     /// Conditions; every key given must match.
     #[serde(default)]
     pub when: When,
+    /// For `session.waiting`: remind when a session has waited this long for a person.
+    #[serde(default, deserialize_with = "crate::de::duration_opt")]
+    pub remind_after: Option<std::time::Duration>,
+    /// For `session.waiting`: remind again this often while the wait goes on.
+    #[serde(default, deserialize_with = "crate::de::duration_opt")]
+    pub repeat_every: Option<std::time::Duration>,
 }
 
 /// `[rules.when]`: each key holds one value or a list of values, any of which matches.
@@ -65,6 +71,10 @@ pub struct When {
     /// The PR's state (pull-request events only).
     #[serde(default, deserialize_with = "one_or_many")]
     pub pr_state: Option<Vec<String>>,
+    /// `session.acus_exceeded` fires when `acus_consumed` crosses this; on other events, the
+    /// session's `acus_consumed` must be above it.
+    #[serde(default)]
+    pub acus_over: Option<f64>,
 }
 
 fn any_of(wanted: &Option<Vec<String>>, value: Option<&str>) -> bool {
@@ -95,6 +105,11 @@ impl When {
             }
             _ => None,
         };
+        let acus_ok = match (&event.change, self.acus_over) {
+            (_, None) => true,
+            (Change::Acus { threshold, .. }, Some(over)) => *threshold == over,
+            (_, Some(over)) => now.acus_consumed > over,
+        };
         let repos_ok = match pr_repo_state {
             Some((repo, _)) => any_of(&self.repos, repo),
             None => {
@@ -116,14 +131,39 @@ impl When {
             && any_of(&self.categories, now.category.as_deref())
             && any_of(&self.user_ids, now.user_id.as_deref())
             && repos_ok
+            && acus_ok
             && any_of(&self.pr_state, pr_repo_state.map(|(_, state)| state))
     }
 }
 
 impl Rule {
-    /// Whether this rule routes the event.
+    /// Whether this rule routes the event. A reminder (`session.waiting`) belongs to the rule
+    /// whose `remind_after` it is for.
     pub fn matches(&self, event: &Event) -> bool {
+        if let Change::Waiting { rule, .. } = &event.change {
+            if *rule != self.name {
+                return false;
+            }
+        }
         self.events.iter().any(|e| e == event.kind.as_str()) && self.when.matches(event)
+    }
+
+    /// Whether the rule asks for waiting reminders.
+    pub fn reminds(&self) -> bool {
+        self.remind_after.is_some()
+            && self
+                .events
+                .iter()
+                .any(|e| e == EventType::SessionWaiting.as_str())
+    }
+
+    /// The ACU threshold of a rule that routes `session.acus_exceeded`.
+    pub fn acus_threshold(&self) -> Option<f64> {
+        self.events
+            .iter()
+            .any(|e| e == EventType::SessionAcusExceeded.as_str())
+            .then_some(self.when.acus_over)
+            .flatten()
     }
 
     /// The event types this rule names that exist (validation reports the others).
@@ -286,6 +326,39 @@ mod tests {
         let mut ev = status_event(("running", None), ("exit", None));
         ev.session.pull_requests = merged.session.pull_requests.clone();
         assert!(rule("repos = \"acme/api\"", &["session.status_changed"]).matches(&ev));
+    }
+
+    #[test]
+    fn acus_over_and_reminders_match_their_own_rule() {
+        let mut old = session("running", Some("working"));
+        old.acus_consumed = 10.0;
+        let mut new = old.clone();
+        new.acus_consumed = 60.0;
+        let crossed = crate::diff::acus_crossings(Some(&old), &new, &[50.0]).remove(0);
+        let events = &["session.acus_exceeded"];
+        assert!(rule("acus_over = 50", events).matches(&crossed));
+        assert!(!rule("acus_over = 100", events).matches(&crossed));
+        // On other events, acus_over is a condition on the session's ACUs.
+        let ev = status_event(("running", None), ("exit", None));
+        assert!(!rule("acus_over = 5", &["session.status_changed"]).matches(&ev));
+        let mut rich = ev.clone();
+        rich.session.acus_consumed = 6.0;
+        assert!(rule("acus_over = 5", &["session.status_changed"]).matches(&rich));
+
+        let waiting = crate::diff::reminder(
+            &session("running", Some("waiting_for_user")),
+            "r",
+            0,
+            1_000_000,
+            1,
+        );
+        assert!(rule("", &["session.waiting"]).matches(&waiting));
+        let mut other = rule("", &["session.waiting"]);
+        other.name = "other".into();
+        assert!(
+            !other.matches(&waiting),
+            "a reminder belongs to its own rule"
+        );
     }
 
     #[test]

@@ -49,6 +49,23 @@ pub fn event(kind: EventType) -> Event {
             pr_state: "open".into(),
         }),
         EventType::PullRequestStateChanged => after.pull_requests[0].pr_state = "merged".into(),
+        EventType::SessionWaiting => {
+            after.status_detail = Some("waiting_for_user".into());
+            return crate::diff::reminder(
+                &after,
+                "sample-rule",
+                after.updated_at * 1000 - 1_200_000,
+                (after.updated_at * 1000) as u64,
+                1,
+            );
+        }
+        EventType::SessionAcusExceeded => {
+            after.acus_consumed = 52.5;
+            return first(
+                crate::diff::acus_crossings(Some(&before), &after, &[50.0]),
+                kind,
+            );
+        }
     }
     first(diff(Some(&before), &after), kind)
 }

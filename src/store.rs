@@ -5,6 +5,7 @@
 //!   is recognised from 8 bytes, without reading or rewriting its snapshot.
 //! - `messages`: event id -> the latest Devin message read for it, so a waiting event costs at
 //!   most one messages listing even when its poll is retried.
+//! - `waiting`: session id -> since when it waits on a person and the reminders sent ([`Waiting`]).
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
@@ -79,9 +80,22 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
+/// A session that waits on a person: since when, and the reminders sent per rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// When the wait began (Unix ms).
+    pub since_ms: i64,
+    pub status_detail: Option<String>,
+    /// Rule name -> the number of the last reminder sent for this wait.
+    #[serde(default)]
+    pub sent: std::collections::BTreeMap<String, u32>,
+}
+
 /// What one page changes, written at once.
 #[derive(Debug, Default)]
 pub struct Commit {
+    /// Session id -> its wait (`None`: it no longer waits).
+    pub waiting: Vec<(String, Option<Waiting>)>,
     /// Session id -> new snapshot (JSON) and its fingerprint.
     pub snapshots: Vec<(String, Vec<u8>, u64)>,
     pub deliveries: Vec<Delivery>,
@@ -133,6 +147,7 @@ pub struct Store {
     snapshots: sled::Tree,
     fingerprints: sled::Tree,
     messages: sled::Tree,
+    waiting: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
@@ -204,6 +219,7 @@ impl Store {
             snapshots: tree("snapshots")?,
             fingerprints: tree("fingerprints")?,
             messages: tree("messages")?,
+            waiting: tree("waiting")?,
             outbox: tree("outbox")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
@@ -254,6 +270,19 @@ impl Store {
             .map_err(sled_err(format!("messages/{event_id}")))
     }
 
+    /// Every session that waits on a person.
+    pub fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
+        self.waiting
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(sled_err("waiting"))?;
+                let id = String::from_utf8_lossy(&k).into_owned();
+                let w = decode(&format!("waiting/{id}"), &v)?;
+                Ok((id, w))
+            })
+            .collect()
+    }
+
     /// A meta value holding a big-endian 64-bit number.
     pub fn meta_u64(&self, name: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
@@ -300,8 +329,9 @@ impl Store {
             &self.outbox,
             &self.dead,
             &self.meta,
+            &self.waiting,
         );
-        let result = trees.transaction(|(snapshots, fingerprints, outbox, dead, meta)| {
+        let result = trees.transaction(|(snapshots, fingerprints, outbox, dead, meta, waiting)| {
             for (id, bytes, fp) in &commit.snapshots {
                 snapshots.insert(id.as_bytes(), bytes.as_slice())?;
                 fingerprints.insert(id.as_bytes(), &fp.to_be_bytes())?;
@@ -318,6 +348,12 @@ impl Store {
             }
             for (name, value) in &commit.meta {
                 meta.insert(*name, value.as_slice())?;
+            }
+            for (id, wait) in &commit.waiting {
+                match wait {
+                    Some(w) => waiting.insert(id.as_bytes(), encode(w))?,
+                    None => waiting.remove(id.as_bytes())?,
+                };
             }
             Ok::<_, ConflictableTransactionError<()>>(seqs)
         });
@@ -546,6 +582,7 @@ mod tests {
             deliveries: (0..5).map(delivery).collect(),
             dead: vec![],
             meta: vec![(META_BASELINE, b"1".to_vec())],
+            waiting: vec![],
         };
         let seqs = store.commit(&commit).expect("commit");
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));

@@ -367,7 +367,7 @@ async fn the_example_config_passes_check() {
     let (status, out) = run_to_end(cmd).await;
     assert!(status.success(), "{out}");
     assert!(
-        out.contains("2 sink(s), 4 rule(s)") && out.contains("OK"),
+        out.contains("2 sink(s), 6 rule(s)") && out.contains("OK"),
         "{out}"
     );
 }
