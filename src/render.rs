@@ -15,7 +15,7 @@ use handlebars::{
 };
 use serde_json::{json, Value};
 
-use crate::config::{Config, Problem, SinkConfig};
+use crate::config::{Config, Problem};
 use crate::event::{human_duration, rfc3339, Change, Event, EventType};
 
 /// The templates compiled into the binary: (name, text).
@@ -393,11 +393,6 @@ impl Templates {
         problems.dedup();
         problems
     }
-}
-
-/// Whether a sink is a Slack sink, for escaping.
-pub fn kind_of(sink: &SinkConfig) -> &'static str {
-    sink.kind()
 }
 
 /// The webhook body when no template is set (SPEC section 5).
