@@ -49,6 +49,8 @@ pub struct Deliverer {
     next_slot_ms: HashMap<String, Arc<std::sync::Mutex<u64>>>,
     /// Per sink: consecutive "endpoint gone" answers.
     gone: HashMap<String, u32>,
+    /// When the dead letters were last counted for the gauge (Unix ms).
+    dead_counted_ms: u64,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: Option<mpsc::UnboundedReceiver<Outcome>>,
     report: DrainReport,
@@ -66,6 +68,7 @@ impl Deliverer {
             semaphores: HashMap::new(),
             next_slot_ms: HashMap::new(),
             gone: HashMap::new(),
+            dead_counted_ms: 0,
             tx,
             rx: Some(rx),
             report: DrainReport::default(),
@@ -103,12 +106,16 @@ impl Deliverer {
             to_send.push((seq, delivery));
         }
         metrics::gauge("devin_notify_outbox_depth", &[], queued as f64);
-        metrics::gauge(
-            "devin_notify_dead_letters",
-            &[],
-            self.store.dead_len() as f64,
-        );
         metrics::gauge("devin_notify_paused_sinks", &[], paused.len() as f64);
+        // Counting dead letters reads the whole tree: at most once a second.
+        if now.saturating_sub(self.dead_counted_ms) >= 1000 {
+            self.dead_counted_ms = now;
+            metrics::gauge(
+                "devin_notify_dead_letters",
+                &[],
+                self.store.dead_len() as f64,
+            );
+        }
         for (seq, delivery) in to_send {
             self.dispatch(seq, delivery)?;
         }
