@@ -598,6 +598,32 @@ mod tests {
     }
 
     #[test]
+    fn long_values_stay_within_slacks_block_limits() {
+        let t = Templates::built_in();
+        let mut events = all_events(&"x".repeat(5000));
+        for e in &mut events {
+            e.last_devin_message = Some("y".repeat(500));
+        }
+        for event in &events {
+            for template in [None, Some("needs_input")] {
+                let body = t
+                    .render("slack", template, event, "r", "s")
+                    .expect("renders");
+                let v: Value = serde_json::from_str(&body).expect("json");
+                for block in v["blocks"].as_array().expect("blocks") {
+                    let text = block["text"]["text"].as_str().unwrap_or_default();
+                    assert!(
+                        text.chars().count() <= 3000,
+                        "section text of {} chars",
+                        text.chars().count()
+                    );
+                }
+                assert!(v["text"].as_str().unwrap_or_default().chars().count() <= 3000);
+            }
+        }
+    }
+
+    #[test]
     fn default_webhook_body_shape() {
         let t = Templates::built_in();
         let events = all_events(NASTY);
