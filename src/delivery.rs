@@ -219,8 +219,9 @@ impl Deliverer {
                 let policy = &active.config.delivery;
                 let out_of_attempts = delivery.attempts >= policy.max_attempts;
                 if failure.gone {
-                    // The endpoint may be gone: keep the queue, retry, and pause the sink when it
-                    // keeps saying so. An admin resumes it once the URL is fixed.
+                    // The endpoint may be gone: the delivery is retried (it may come back), and
+                    // the sink is paused when it keeps saying so; its queue is kept until an
+                    // admin resumes it. The delivery's attempts still count.
                     let count = self.gone.entry(delivery.sink.clone()).or_insert(0);
                     *count += 1;
                     if *count >= GONE_BEFORE_PAUSE {
@@ -232,16 +233,10 @@ impl Deliverer {
                         self.store.pause_sink(&delivery.sink, &reason)?;
                         self.gone.remove(&delivery.sink);
                     }
-                    let delay = retry::backoff(
-                        *self.gone.get(&delivery.sink).unwrap_or(&1),
-                        policy.initial_backoff,
-                        policy.max_backoff,
-                        retry::jitter(),
-                    );
-                    delivery.attempts -= 1; // a gone endpoint is the sink's fault, not the delivery's
-                    self.schedule_retry(seq, delivery, delay, failure.message)?;
-                } else if failure.class == Class::Permanent || out_of_attempts {
-                    let reason = if out_of_attempts && failure.class == Class::Transient {
+                }
+                let retryable = failure.class == Class::Transient || failure.gone;
+                if !retryable || out_of_attempts {
+                    let reason = if out_of_attempts && retryable {
                         format!(
                             "gave up after {} attempts: {}",
                             delivery.attempts, failure.message

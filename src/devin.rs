@@ -148,12 +148,57 @@ pub struct Page {
     pub has_next_page: bool,
     #[serde(default)]
     pub total: Option<u64>,
+    /// Items that could not be read as sessions, with why: skipped, so one malformed item
+    /// cannot stop the listing.
+    #[serde(skip)]
+    pub skipped: Vec<String>,
+}
+
+/// A page whose items are not decoded yet.
+#[derive(Deserialize)]
+struct RawPage<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    end_cursor: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    has_next_page: bool,
+    #[serde(default)]
+    total: Option<u64>,
 }
 
 impl Page {
-    /// Decodes a page body.
+    /// Decodes a page body. A body that is not a page is an error; an item that is not a
+    /// session is skipped and reported in [`Page::skipped`].
     pub fn decode(body: &[u8]) -> Result<Page, serde_json::Error> {
-        serde_json::from_slice(body)
+        let raw: RawPage = serde_json::from_slice(body)?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        let mut skipped = Vec::new();
+        for (i, item) in raw.items.iter().enumerate() {
+            match serde_json::from_str::<Session>(item.get()) {
+                Ok(session) => items.push(session),
+                Err(e) => {
+                    let id = serde_json::from_str::<serde_json::Value>(item.get())
+                        .ok()
+                        .and_then(|v| {
+                            v.get("session_id")
+                                .and_then(|s| s.as_str())
+                                .map(str::to_owned)
+                        });
+                    skipped.push(match id {
+                        Some(id) => format!("item {i} (session {id}): {e}"),
+                        None => format!("item {i}: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(Page {
+            items,
+            end_cursor: raw.end_cursor,
+            has_next_page: raw.has_next_page,
+            total: raw.total,
+            skipped,
+        })
     }
 }
 
@@ -620,9 +665,27 @@ mod tests {
     }
 
     #[test]
+    fn skips_malformed_items_and_keeps_the_rest() {
+        let page = Page::decode(
+            br#"{"items":[{"status":"running"},{"session_id":"ok","status":"new"},
+            {"session_id":"bad","status":"new","updated_at":1.5},{"session_id":"b2","status":"x","pull_requests":[{"pr_url":null}]}],
+            "has_next_page":false}"#,
+        )
+        .expect("a page");
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].session_id, "ok");
+        assert_eq!(page.skipped.len(), 3, "{:?}", page.skipped);
+        assert!(
+            page.skipped[1].starts_with("item 2 (session bad)"),
+            "{:?}",
+            page.skipped
+        );
+    }
+
+    #[test]
     fn rejects_the_wrong_shape() {
         assert!(Page::decode(br#"{"data":[]}"#).is_err());
-        assert!(Page::decode(br#"{"items":[{"status":"running"}]}"#).is_err());
+        assert!(Page::decode(br#"{"items":{}}"#).is_err());
         assert!(Page::decode(br#"{"items":[{"session_id":"a","status":"running""#).is_err());
     }
 

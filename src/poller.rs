@@ -177,11 +177,14 @@ fn track_wait(commit: &mut Commit, old: Option<&Session>, new: &Session) {
 
 /// Reminders due now for the sessions that wait on a person: one event per (session, rule)
 /// whose `remind_after` (then `repeat_every`) has passed since the last one, routed to that
-/// rule only. The waits live in the store, so reminders survive restarts.
+/// rule only. The waits live in the store, so reminders survive restarts. With `fire` false
+/// (the baseline) the reminders due are recorded as sent, not sent: waits that began before
+/// the first run are reminded about from their next `repeat_every` on.
 pub fn due_reminders(
     store: &Store,
     active: &Active,
     now: u64,
+    fire: bool,
 ) -> Result<(Commit, usize), StoreError> {
     let mut commit = Commit::default();
     let mut fired = 0;
@@ -202,20 +205,31 @@ pub fn due_reminders(
             if due <= wait.sent.get(&rule.name).copied().unwrap_or(0) {
                 continue;
             }
-            let Some(session) = store.snapshot(&session_id)? else {
-                continue;
-            };
-            let event = reminder(&session, &rule.name, wait.since_ms, now, due);
-            crate::metrics::count(
-                "devin_notify_events_total",
-                &[("type", event.kind.as_str())],
-                1.0,
-            );
-            tracing::info!(session_id = %session_id, event_id = %event.id, rule = %rule.name, reminder = due, "reminder due");
-            route_event(active, &event, now, &mut commit);
             wait.sent.insert(rule.name.clone(), due);
             changed = true;
-            fired += 1;
+            if !fire {
+                continue;
+            }
+            let session = match store.snapshot(&session_id) {
+                Ok(Some(session)) => session,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(session_id = %session_id, error = %e, "unreadable snapshot: no reminder");
+                    continue;
+                }
+            };
+            let event = reminder(&session, &rule.name, wait.since_ms, now, due);
+            let before = commit.deliveries.len() + commit.dead.len();
+            route_event(active, &event, now, &mut commit);
+            if commit.deliveries.len() + commit.dead.len() > before {
+                crate::metrics::count(
+                    "devin_notify_events_total",
+                    &[("type", event.kind.as_str())],
+                    1.0,
+                );
+                tracing::info!(session_id = %session_id, event_id = %event.id, rule = %rule.name, reminder = due, "reminder due");
+                fired += 1;
+            }
         }
         if changed {
             commit.waiting.push((session_id, Some(wait)));
@@ -364,6 +378,17 @@ pub async fn poll(
     loop {
         let page = client.list_page(&bounds, after.as_deref()).await?;
         stats.pages += 1;
+        for why in &page.skipped {
+            crate::metrics::count(
+                "devin_notify_api_requests_total",
+                &[("status", "item_skipped")],
+                1.0,
+            );
+            tracing::warn!(
+                page = stats.pages,
+                "skipped an item that is not a session: {why}"
+            );
+        }
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;
@@ -430,7 +455,7 @@ pub async fn poll(
         }
         after = Some(cursor);
     }
-    let (commit, reminders) = due_reminders(store, active, now_ms())?;
+    let (commit, reminders) = due_reminders(store, active, now_ms(), !baseline)?;
     if !commit.is_empty() {
         stats.events += reminders;
         stats.deliveries += commit.deliveries.len();

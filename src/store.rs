@@ -110,6 +110,7 @@ impl Commit {
             && self.deliveries.is_empty()
             && self.dead.is_empty()
             && self.meta.is_empty()
+            && self.waiting.is_empty()
     }
 }
 
@@ -253,7 +254,8 @@ impl Store {
             .get(event_id)
             .map_err(sled_err(format!("messages/{event_id}")))?
         {
-            Some(bytes) => decode(&format!("messages/{event_id}"), &bytes).map(Some),
+            // An unreadable entry is a miss: the messages are read again.
+            Some(bytes) => Ok(decode(&format!("messages/{event_id}"), &bytes).ok()),
             None => Ok(None),
         }
     }
@@ -270,17 +272,24 @@ impl Store {
             .map_err(sled_err(format!("messages/{event_id}")))
     }
 
-    /// Every session that waits on a person.
+    /// Every session that waits on a person. An unreadable record is logged and dropped (the
+    /// wait is recorded again when the session next changes).
     pub fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
-        self.waiting
-            .iter()
-            .map(|item| {
-                let (k, v) = item.map_err(sled_err("waiting"))?;
-                let id = String::from_utf8_lossy(&k).into_owned();
-                let w = decode(&format!("waiting/{id}"), &v)?;
-                Ok((id, w))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in self.waiting.iter() {
+            let (k, v) = item.map_err(sled_err("waiting"))?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            match decode(&format!("waiting/{id}"), &v) {
+                Ok(w) => out.push((id, w)),
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an unreadable wait record");
+                    self.waiting
+                        .remove(&k)
+                        .map_err(sled_err(format!("waiting/{id}")))?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A meta value holding a big-endian 64-bit number.
