@@ -422,7 +422,7 @@ pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<Strin
         *dead.entry(item?.1.delivery.sink).or_default() += 1;
     }
     let mut out = format!(
-        "{:<20} {:<8} {:>7} {:>5}  {}\n",
+        "{:<20} {:<9} {:>7} {:>5}  {}\n",
         "SINK", "TYPE", "QUEUED", "DEAD", "STATE"
     );
     for (name, sink) in &config.sinks {
@@ -431,7 +431,7 @@ pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<Strin
             None => "active".to_owned(),
         };
         out.push_str(&format!(
-            "{:<20} {:<8} {:>7} {:>5}  {state}\n",
+            "{:<20} {:<9} {:>7} {:>5}  {state}\n",
             name,
             sink.kind(),
             queued.get(name).copied().unwrap_or(0),
@@ -440,7 +440,7 @@ pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<Strin
     }
     for name in queued.keys().filter(|n| !config.sinks.contains_key(*n)) {
         out.push_str(&format!(
-            "{name:<20} {:<8} {:>7} {:>5}  not configured\n",
+            "{name:<20} {:<9} {:>7} {:>5}  not configured\n",
             "?",
             queued[name],
             dead.get(name).copied().unwrap_or(0)

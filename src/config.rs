@@ -267,22 +267,27 @@ pub enum SinkConfig {
     Slack(SlackSinkConfig),
     /// A generic HTTP webhook, signed per Standard Webhooks.
     Webhook(WebhookSinkConfig),
+    /// A Slack app (bot token): one thread per session ([`crate::slack_app`]).
+    SlackApp(SlackAppSinkConfig),
 }
 
 impl SinkConfig {
-    /// The sink type, which is also its template folder.
+    /// The sink type. It names the template folder too, except that `slack_app` sinks render
+    /// the `slack` templates ([`crate::render::template_kind`]).
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Slack(_) => "slack",
             SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::SlackApp(_) => "slack_app",
         }
     }
 
-    /// The endpoint URL.
-    pub fn url(&self) -> &Secret {
+    /// The endpoint URL (`None` for a Slack app, which calls the Web API with a token).
+    pub fn url(&self) -> Option<&Secret> {
         match self {
-            SinkConfig::Slack(s) => &s.url,
-            SinkConfig::Webhook(w) => &w.url,
+            SinkConfig::Slack(s) => Some(&s.url),
+            SinkConfig::Webhook(w) => Some(&w.url),
+            SinkConfig::SlackApp(_) => None,
         }
     }
 
@@ -292,6 +297,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Slack(s) => Some(s.max_per_second.unwrap_or(1.0)),
             SinkConfig::Webhook(w) => w.max_per_second,
+            SinkConfig::SlackApp(a) => Some(a.max_per_second.unwrap_or(1.0)),
         }
     }
 
@@ -300,6 +306,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Slack(s) => s.concurrency.unwrap_or(1),
             SinkConfig::Webhook(w) => w.concurrency.unwrap_or(8),
+            SinkConfig::SlackApp(a) => a.concurrency.unwrap_or(1),
         }
     }
 }
@@ -334,6 +341,32 @@ pub struct WebhookSinkConfig {
     #[serde(default)]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackAppSinkConfig {
+    /// The bot token (`xoxb-...`, scope `chat:write`).
+    pub token: Secret,
+    /// The channel: an id (`C0123ABCD`) or a name. The bot must be a member.
+    #[serde(deserialize_with = "lenient_string")]
+    pub channel: String,
+    /// Update the session's parent message in place with each new message.
+    #[serde(default)]
+    pub update_parent: bool,
+    /// The Web API root (default `https://slack.com/api`).
+    #[serde(
+        default = "crate::slack_app::default_api_base",
+        deserialize_with = "lenient_string"
+    )]
+    pub api_base: String,
+    /// The most messages a second (default 1, Slack's rate for posting to a channel).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
     #[serde(default)]
     pub concurrency: Option<usize>,
 }
@@ -757,10 +790,14 @@ impl Config {
 
 fn validate_sink(name: &str, sink: &SinkConfig, p: &mut Vec<Problem>) {
     let key = format!("sinks.{name}");
-    let url = sink.url().expose();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        // The URL is a secret: say what is wrong without printing it.
-        p.push(Problem::new(format!("{key}.url"), "is not an http(s) URL"));
+    if let Some(url) = sink.url().map(Secret::expose) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // The URL is a secret: say what is wrong without printing it.
+            p.push(Problem::new(format!("{key}.url"), "is not an http(s) URL"));
+        }
+    }
+    if let SinkConfig::SlackApp(app) = sink {
+        crate::slack_app::validate(&key, app, p);
     }
     if let Some(rate) = sink.max_per_second() {
         if !(rate.is_finite() && rate > 0.0) {
@@ -973,8 +1010,8 @@ mod tests {
         assert_eq!(c.devin.poll_interval, Duration::from_secs(10));
         assert_eq!(c.devin.filters.org_ids, Some(vec!["org-1".to_owned()]));
         assert_eq!(
-            c.sinks["team_slack"].url().expose(),
-            "https://hooks.slack.test/T/B/x"
+            c.sinks["team_slack"].url().map(Secret::expose),
+            Some("https://hooks.slack.test/T/B/x")
         );
         assert_eq!(c.delivery.max_attempts, 12);
         assert_eq!(c.store.baseline, Baseline::Silent);

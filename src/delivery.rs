@@ -13,9 +13,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::app::Active;
+use crate::config::SinkConfig;
 use crate::sink::{Class, Failure, Sender};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
-use crate::{metrics, retry};
+use crate::{metrics, retry, slack_app};
 
 /// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
 pub const GONE_BEFORE_PAUSE: u32 = 3;
@@ -155,6 +156,7 @@ impl Deliverer {
             (slot, (1000.0 / rate).ceil() as u64)
         });
         let sender = self.sender.clone();
+        let store = self.store.clone();
         let tx = self.tx.clone();
         self.in_flight.insert(seq);
         tokio::spawn(async move {
@@ -174,16 +176,27 @@ impl Deliverer {
                 }
             }
             let timestamp = (now_ms() / 1000) as i64;
-            let result = sender
-                .send(
-                    &delivery.sink,
-                    &sink,
-                    &delivery.id,
-                    &delivery.body,
-                    timestamp,
-                    timeout,
-                )
-                .await;
+            let result = match &sink {
+                // A Slack app threads by session: it reads and records the thread in the store.
+                SinkConfig::SlackApp(app) => {
+                    slack_app::send(sender.client(), &store, app, &delivery, timeout).await
+                }
+                _ => {
+                    sender
+                        .send(
+                            &delivery.sink,
+                            &sink,
+                            &delivery.id,
+                            &delivery.body,
+                            timestamp,
+                            timeout,
+                        )
+                        .await
+                }
+            };
+            // Released before the outcome is reported: once the deliverer is done, the store
+            // must be free for the next process (sled admits one).
+            drop(store);
             // The receiver lives as long as the deliverer; if it is gone, so is the process.
             let _ = tx.send((seq, delivery, result));
         });

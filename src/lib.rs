@@ -12,7 +12,8 @@
 //! - pure: [`diff`] (old snapshot + new session -> [`event::Event`]s), [`rules`] (event ->
 //!   routes), [`render`] (event + template -> payload), [`retry`] (backoff, `Retry-After`).
 //! - edges: [`devin`] (API client and wire model), [`store`] (sled: snapshots, outbox, dead
-//!   letters, meta), [`sink`] (Slack, webhook, signing), [`config`] (figment).
+//!   letters, meta, Slack threads), [`sink`] (Slack, webhook, signing), [`slack_app`] (a Slack
+//!   app: a thread per session), [`config`] (figment).
 //! - loops: [`poller`] (list, diff, route, render, commit per page) and [`delivery`] (send the
 //!   outbox in order per session and sink, retry, bury), joined by [`app`].
 //!
@@ -37,4 +38,5 @@ pub mod sample;
 pub mod secret;
 pub mod server;
 pub mod sink;
+pub mod slack_app;
 pub mod store;

@@ -57,6 +57,15 @@ pub const BUILT_IN: &[(&str, &str)] = &[
 /// The sink types that have template folders.
 pub const SINK_KINDS: [&str; 2] = ["slack", "webhook"];
 
+/// The template folder of a sink type: `slack_app` sinks render the `slack` templates (the same
+/// Block Kit messages, the same escaping).
+pub fn template_kind(kind: &str) -> &str {
+    match kind {
+        "slack_app" => "slack",
+        other => other,
+    }
+}
+
 /// Why a payload could not be rendered. Each names the template (and line where known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -314,6 +323,7 @@ impl Templates {
         rule_template: Option<&str>,
         event: EventType,
     ) -> Option<String> {
+        let kind = template_kind(kind);
         match rule_template {
             Some(t) => Some(format!("{kind}/{t}")),
             None if kind == "webhook" && !self.has(kind, event.as_str()) => None,
@@ -330,6 +340,7 @@ impl Templates {
         rule: &str,
         sink: &str,
     ) -> Result<String, RenderError> {
+        let kind = template_kind(kind);
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };

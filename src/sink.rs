@@ -133,6 +133,11 @@ impl Sender {
         Ok(Sender { http })
     }
 
+    /// The shared HTTP client (no redirects followed), for the Slack app sink.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Posts `body` to the sink. Webhook sinks get Standard Webhooks headers, signed with a
     /// fresh timestamp on every attempt under the same `msg_id`.
     pub async fn send(
@@ -144,7 +149,17 @@ impl Sender {
         timestamp: i64,
         timeout: Duration,
     ) -> Result<u16, Failure> {
-        let url = sink.url().expose();
+        let Some(url) = sink.url().map(Secret::expose) else {
+            // Slack app sinks are sent by `slack_app::send`, which needs the store.
+            return Err(Failure {
+                class: Class::Permanent,
+                status: None,
+                body: String::new(),
+                message: format!("sink `{name}`: a {} sink has no URL", sink.kind()),
+                retry_after: None,
+                gone: false,
+            });
+        };
         let place = format!("sink `{name}` ({})", redact_url(url));
         let mut request = self
             .http
@@ -216,7 +231,7 @@ impl Sender {
 
 /// Reads at most `limit` bytes of a body (as text), never failing: a broken body reads as what
 /// arrived.
-async fn read_prefix(mut response: reqwest::Response, limit: usize) -> String {
+pub(crate) async fn read_prefix(mut response: reqwest::Response, limit: usize) -> String {
     let mut bytes = Vec::new();
     while bytes.len() < limit {
         match response.chunk().await {

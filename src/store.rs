@@ -9,6 +9,8 @@
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
+//! - `threads`: `sink\0session_id` -> the [`SlackThread`] a Slack app sink posts that
+//!   session's messages in (see [`crate::slack_app`]).
 //! - `meta`: small named values (`baseline` done, the incremental high-water mark, the time
 //!   of the last full listing).
 //!
@@ -114,6 +116,21 @@ impl Commit {
     }
 }
 
+/// The Slack thread of one (sink, session): the parent message and the last delivery posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackThread {
+    /// The sink's `channel` when the thread was started (an id or a name); a thread started
+    /// in another channel is not replied to.
+    pub configured_channel: String,
+    /// The channel id Slack answered (`chat.update` takes ids only).
+    pub channel: String,
+    /// The parent message's `ts`.
+    pub ts: String,
+    /// The id of the last delivery posted in the thread (the parent or a reply), so that its
+    /// redelivery after a crash is recognised and not posted twice.
+    pub last_delivery: String,
+}
+
 /// Meta key: set once the first full listing has been recorded.
 pub const META_BASELINE: &str = "baseline";
 /// Meta key: the highest `updated_at` of the last complete listing (i64, big-endian).
@@ -152,6 +169,7 @@ pub struct Store {
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
+    threads: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +180,14 @@ impl std::fmt::Debug for Store {
 
 fn key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
+}
+
+fn thread_key(sink: &str, session_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(sink.len() + 1 + session_id.len());
+    k.extend_from_slice(sink.as_bytes());
+    k.push(0);
+    k.extend_from_slice(session_id.as_bytes());
+    k
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
@@ -224,6 +250,7 @@ impl Store {
             outbox: tree("outbox")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
+            threads: tree("threads")?,
             db,
         })
     }
@@ -550,6 +577,37 @@ impl Store {
             ));
         }
         Ok(out)
+    }
+
+    /// The Slack thread of a (sink, session), if one was started.
+    pub fn slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+    ) -> Result<Option<SlackThread>, StoreError> {
+        let what = format!("threads/{sink}/{session_id}");
+        match self
+            .threads
+            .get(thread_key(sink, session_id))
+            .map_err(sled_err(what.clone()))?
+        {
+            Some(bytes) => decode(&what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the Slack thread of a (sink, session). The caller flushes before the delivery
+    /// that posted it leaves the outbox.
+    pub fn set_slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+        thread: &SlackThread,
+    ) -> Result<(), StoreError> {
+        self.threads
+            .insert(thread_key(sink, session_id), encode(thread))
+            .map(|_| ())
+            .map_err(sled_err(format!("threads/{sink}/{session_id}")))
     }
 
     /// Serializes an event for a dead letter.

@@ -5,11 +5,14 @@
 //! Include with `mod support;` from a file under `tests/`.
 
 pub mod fake_devin;
+pub mod fake_slack;
 pub mod receiver;
 pub mod webhooks;
 
 #[allow(unused_imports)]
 pub use fake_devin::{message, pr, session, FakeDevin, Fault, FaultAt, RecordedRequest};
+#[allow(unused_imports)]
+pub use fake_slack::{FakeSlack, SlackCall, SlackMessage, SlackReply};
 #[allow(unused_imports)]
 pub use receiver::{closed_port_url, Received, Receiver, Reply};
 
