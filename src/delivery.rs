@@ -44,8 +44,14 @@ pub struct Deliverer {
     store: Store,
     sender: Sender,
     active: watch::Receiver<Arc<Active>>,
-    in_flight: HashSet<u64>,
-    semaphores: HashMap<String, Arc<Semaphore>>,
+    /// Sends in flight: sequence number -> its lane (sink, session).
+    in_flight: HashMap<u64, (String, String)>,
+    /// Sends whose outcome could not be recorded: their lanes stay held (seq -> lane).
+    stuck: HashMap<u64, (String, String)>,
+    /// Sinks whose deliveries wait because the sink is not configured (warned once).
+    unconfigured: HashSet<String>,
+    /// Per sink: its semaphore and the concurrency it was made for (a reload may change it).
+    semaphores: HashMap<String, (Arc<Semaphore>, usize)>,
     /// Per sink: the earliest time (Unix ms) the next send may start, for `max_per_second`.
     next_slot_ms: HashMap<String, Arc<std::sync::Mutex<u64>>>,
     /// Per sink: consecutive "endpoint gone" answers.
@@ -65,7 +71,9 @@ impl Deliverer {
             store,
             sender,
             active,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            unconfigured: HashSet::new(),
+            stuck: HashMap::new(),
             semaphores: HashMap::new(),
             next_slot_ms: HashMap::new(),
             gone: HashMap::new(),
@@ -77,25 +85,38 @@ impl Deliverer {
     }
 
     /// Dispatches every lane head that is due; returns when the next waiting one is due.
+    ///
+    /// A lane (sink, session) sends one delivery at a time, oldest first. Deliveries not yet
+    /// flushed to disk are not sent; nor are those of paused or unconfigured sinks (their queue
+    /// is kept).
     fn scan(&mut self) -> Result<Scan, StoreError> {
         let now = now_ms();
+        let active = self.active.borrow().clone();
         let paused: HashSet<String> = self
             .store
             .paused_sinks()?
             .into_iter()
             .map(|(name, _)| name)
             .collect();
+        let busy: HashSet<&(String, String)> =
+            self.in_flight.values().chain(self.stuck.values()).collect();
+        let durable_below = self.store.durable_below();
         let mut lanes: HashSet<(String, String)> = HashSet::new();
         let mut next_due_ms: Option<u64> = None;
         let mut to_send = Vec::new();
-        let mut queued = 0usize;
-        for item in self.store.outbox() {
-            let (seq, delivery) = item?;
-            queued += 1;
-            if !lanes.insert((delivery.sink.clone(), delivery.session_id.clone())) {
-                continue; // not the head of its lane
+        let mut unconfigured = Vec::new();
+        let rows = self.store.outbox_rows()?;
+        let queued = rows.len();
+        for (seq, delivery) in rows {
+            let lane = (delivery.sink.clone(), delivery.session_id.clone());
+            if busy.contains(&lane) || !lanes.insert(lane) {
+                continue; // not the head of its lane, or the lane has a send in flight
             }
-            if self.in_flight.contains(&seq) || paused.contains(&delivery.sink) {
+            if seq >= durable_below || paused.contains(&delivery.sink) {
+                continue;
+            }
+            if !active.config.sinks.contains_key(&delivery.sink) {
+                unconfigured.push(delivery.sink.clone());
                 continue;
             }
             if delivery.next_attempt_ms > now {
@@ -105,6 +126,11 @@ impl Deliverer {
                 continue;
             }
             to_send.push((seq, delivery));
+        }
+        for sink in unconfigured {
+            if self.unconfigured.insert(sink.clone()) {
+                tracing::error!(sink = %sink, "deliveries are queued for a sink that is not configured; they are kept until it is configured again (or purge them with `dead-letters`)");
+            }
         }
         metrics::gauge("devin_notify_outbox_depth", &[], queued as f64);
         metrics::gauge("devin_notify_paused_sinks", &[], paused.len() as f64);
@@ -118,35 +144,28 @@ impl Deliverer {
             );
         }
         for (seq, delivery) in to_send {
-            self.dispatch(seq, delivery)?;
+            self.dispatch(seq, delivery, &active);
         }
         Ok(Scan { next_due_ms })
     }
 
-    fn dispatch(&mut self, seq: u64, delivery: Delivery) -> Result<(), StoreError> {
-        let active = self.active.borrow().clone();
+    fn dispatch(&mut self, seq: u64, delivery: Delivery, active: &Active) {
         let timeout = active.config.delivery.timeout;
         let Some(sink) = active.config.sinks.get(&delivery.sink).cloned() else {
-            let reason = format!("sink `{}` is no longer configured", delivery.sink);
-            tracing::error!(sink = %delivery.sink, delivery_id = %delivery.id, "{reason}; moved to the dead letters");
-            self.report.dead += 1;
-            return self.store.bury(
-                seq,
-                &DeadLetter {
-                    delivery,
-                    reason,
-                    status: None,
-                    response_body: String::new(),
-                    failed_at_ms: now_ms(),
-                    event: None,
-                },
-            );
+            return;
         };
-        let semaphore = self
+        let concurrency = sink.concurrency();
+        let (semaphore, _) = self
             .semaphores
             .entry(delivery.sink.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(sink.concurrency())))
-            .clone();
+            .and_modify(|(sem, n)| {
+                if *n != concurrency {
+                    *sem = Arc::new(Semaphore::new(concurrency));
+                    *n = concurrency;
+                }
+            })
+            .or_insert_with(|| (Arc::new(Semaphore::new(concurrency)), concurrency));
+        let semaphore = semaphore.clone();
         let pacing = sink.max_per_second().map(|rate| {
             let slot = self
                 .next_slot_ms
@@ -158,7 +177,8 @@ impl Deliverer {
         let sender = self.sender.clone();
         let store = self.store.clone();
         let tx = self.tx.clone();
-        self.in_flight.insert(seq);
+        self.in_flight
+            .insert(seq, (delivery.sink.clone(), delivery.session_id.clone()));
         tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             // Pace the sink: a send takes the next free slot once it holds a permit, so the
@@ -200,12 +220,27 @@ impl Deliverer {
             // The receiver lives as long as the deliverer; if it is gone, so is the process.
             let _ = tx.send((seq, delivery, result));
         });
-        Ok(())
     }
 
     /// Records the outcome of one send.
-    fn settle(&mut self, (seq, mut delivery, result): Outcome) -> Result<(), StoreError> {
-        self.in_flight.remove(&seq);
+    fn settle(&mut self, (seq, delivery, result): Outcome) -> Result<(), StoreError> {
+        // The lane stays busy until the outcome is recorded: if the store cannot record it,
+        // the delivery is not sent again by this process (a restart sends it, same id).
+        let lane = self.in_flight.remove(&seq);
+        let recorded = self.record(seq, delivery, result);
+        if let (Err(_), Some(lane)) = (&recorded, lane) {
+            self.stuck.insert(seq, lane);
+        }
+        recorded
+    }
+
+    /// Applies one send's outcome to the store: removed, rescheduled, or buried.
+    fn record(
+        &mut self,
+        seq: u64,
+        mut delivery: Delivery,
+        result: Result<u16, Failure>,
+    ) -> Result<(), StoreError> {
         delivery.attempts += 1;
         let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
         let _enter = span.enter();
@@ -385,7 +420,7 @@ impl Deliverer {
 
     fn settle_logged(&mut self, outcome: Outcome) {
         if let Err(e) = self.settle(outcome) {
-            tracing::error!(error = %e, "cannot record a delivery outcome; it will be sent again under the same id");
+            tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held until a restart, which sends it again under the same id");
         }
     }
 }

@@ -161,6 +161,9 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// The sled database and its trees. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Outbox rows at or above this sequence number are not flushed to disk yet: they must not
+    /// be sent (u64::MAX when everything written is durable).
+    durable_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
     db: sled::Db,
     snapshots: sled::Tree,
     fingerprints: sled::Tree,
@@ -243,6 +246,7 @@ impl Store {
             .map_err(open_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(open_err);
         Ok(Store {
+            durable_below: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             snapshots: tree("snapshots")?,
             fingerprints: tree("fingerprints")?,
             messages: tree("messages")?,
@@ -359,6 +363,13 @@ impl Store {
         if commit.is_empty() {
             return Ok(Vec::new());
         }
+        if !commit.deliveries.is_empty() {
+            // Every id generated from here on is above this one: hold those rows back from the
+            // delivery loop until the next flush has made them durable.
+            let floor = self.db.generate_id().map_err(sled_err("commit"))?;
+            self.durable_below
+                .fetch_min(floor, std::sync::atomic::Ordering::SeqCst);
+        }
         let trees = (
             &self.snapshots,
             &self.fingerprints,
@@ -408,12 +419,49 @@ impl Store {
 
     /// Makes everything written so far durable; returns the bytes written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        self.db.flush_async().await.map_err(sled_err("flush"))
+        // Rows committed before this point become sendable once the flush returns.
+        let written = self.db.generate_id().map_err(sled_err("flush"))?;
+        let bytes = self.db.flush_async().await.map_err(sled_err("flush"))?;
+        let _ = self.durable_below.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |floor| (floor <= written).then_some(u64::MAX),
+        );
+        Ok(bytes)
+    }
+
+    /// Outbox rows at or above this sequence number are not durable yet.
+    pub fn durable_below(&self) -> u64 {
+        self.durable_below.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// As [`Store::flush`], blocking (for commands that run without a runtime).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(sled_err("flush"))
+    }
+
+    /// Every queued delivery, in detection order. An unreadable row is moved to the
+    /// `quarantine` tree (and logged) so that it cannot stop the others.
+    pub fn outbox_rows(&self) -> Result<Vec<(u64, Delivery)>, StoreError> {
+        let mut rows = Vec::new();
+        for item in self.outbox.iter() {
+            let (k, v) = item.map_err(sled_err("outbox"))?;
+            let decoded =
+                seq_of(&k).and_then(|seq| Ok((seq, decode(&format!("outbox/{seq}"), &v)?)));
+            match decoded {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable outbox row moved to the quarantine tree");
+                    let quarantine = self
+                        .db
+                        .open_tree("quarantine")
+                        .map_err(sled_err("quarantine"))?;
+                    quarantine.insert(&k, v).map_err(sled_err("quarantine"))?;
+                    self.outbox.remove(&k).map_err(sled_err("outbox"))?;
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// Every queued delivery, in detection order.
