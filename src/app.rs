@@ -57,7 +57,7 @@ pub enum AppError {
     Setup(String),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("the Devin API could not be read: {0}")]
+    #[error("the poll failed: {0}")]
     Poll(#[from] PollError),
     #[error("{pending} deliveries are still queued (next attempts are later than --wait); they stay queued for the next run")]
     Pending { pending: usize },
@@ -68,9 +68,9 @@ impl AppError {
     pub fn exit_code(&self) -> i32 {
         match self {
             AppError::Config(_) => 2,
-            AppError::Poll(_) => 3,
+            AppError::Poll(PollError::Api(_)) => 3,
             AppError::Pending { .. } => 4,
-            AppError::Setup(_) | AppError::Store(_) => 1,
+            AppError::Setup(_) | AppError::Store(_) | AppError::Poll(PollError::Store(_)) => 1,
         }
     }
 }
@@ -281,7 +281,7 @@ pub async fn run(
         client,
         store.clone(),
         active_rx,
-        wake,
+        wake.clone(),
         health,
         shutdown_rx.clone(),
     ));
@@ -290,6 +290,7 @@ pub async fn run(
             path.to_owned(),
             active_tx,
             store.clone(),
+            wake.clone(),
             shutdown_rx,
         ))
     });
@@ -342,7 +343,13 @@ async fn poll_loop(
         }
         let interval = current.config.devin.poll_interval;
         let started = std::time::Instant::now();
-        let delay = match poll(&client, &store, &current, &wake).await {
+        // A poll in progress is dropped on shutdown: each page's commit is atomic, so the next
+        // run picks up where it stopped.
+        let polled = tokio::select! {
+            result = poll(&client, &store, &current, &wake) => result,
+            _ = shutdown.changed() => break,
+        };
+        let delay = match polled {
             Ok(stats) => {
                 failures = 0;
                 health.poll_ok();

@@ -334,9 +334,9 @@ pub struct WebhookSinkConfig {
     /// `whsec_<base64>`: signs deliveries per Standard Webhooks.
     #[serde(default, deserialize_with = "secret_opt")]
     pub secret: Option<Secret>,
-    /// Extra headers sent with every delivery.
+    /// Extra headers sent with every delivery (values are secrets: they often carry tokens).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// The most deliveries a second (default: no limit).
     #[serde(default)]
     pub max_per_second: Option<f64>,
@@ -767,7 +767,13 @@ impl Config {
                     "must be a number of ACUs, 0 or more",
                 ));
             }
-            for s in &rule.sinks {
+            for (j, s) in rule.sinks.iter().enumerate() {
+                if rule.sinks[..j].contains(s) {
+                    p.push(Problem::new(
+                        format!("{key}.sinks"),
+                        format!("names `{s}` twice"),
+                    ));
+                }
                 if !self.sinks.contains_key(s) {
                     let known: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
                     p.push(Problem::new(
@@ -835,7 +841,7 @@ fn validate_sink(name: &str, sink: &SinkConfig, p: &mut Vec<Problem>) {
                     format!("`{header}` is set by devin-notify and cannot be overridden"),
                 ));
             }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
+            if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
                 p.push(Problem::new(
                     format!("{key}.headers.{header}"),
                     "is not a valid header value",

@@ -143,6 +143,8 @@ pub async fn enrich(
                 }
                 Err(e) => {
                     tracing::warn!(session_id = %event.session.session_id, event_id = %event.id, error = %e, "cannot read the session's messages; notifying without Devin's question");
+                    // Remembered, so a retried poll does not wait on the endpoint again.
+                    store.cache_message(&event.id, &None)?;
                     None
                 }
             },
@@ -302,6 +304,9 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
     }
 }
 
+/// Pages one listing may have at most (20 million sessions at 200 a page).
+pub const MAX_PAGES: usize = 100_000;
+
 /// Which listing a poll makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -406,7 +411,26 @@ pub async fn poll(
         stats.events += events.len();
         stats.changed += commit.snapshots.len();
         stats.deliveries += commit.deliveries.len();
-        let last_page = !page.has_next_page;
+        // An empty page that announces more is treated as the end (a listing cannot progress
+        // on empty pages), and so is a listing past MAX_PAGES.
+        let last_page = !page.has_next_page || page.items.is_empty() && page.skipped.is_empty();
+        if page.has_next_page && last_page {
+            tracing::warn!(
+                page = stats.pages,
+                "an empty page announces more; taking it as the end of the listing"
+            );
+        }
+        if stats.pages >= MAX_PAGES && !last_page {
+            return Err(ApiError::Decode {
+                url: format!(
+                    "{}{}",
+                    crate::devin::strip_userinfo(client.base_url()),
+                    client.list_path()
+                ),
+                message: format!("the listing goes on past {MAX_PAGES} pages; stopping"),
+            }
+            .into());
+        }
         if last_page {
             if baseline {
                 commit.meta.push((META_BASELINE, b"done".to_vec()));

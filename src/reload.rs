@@ -114,6 +114,7 @@ pub async fn watch_and_reload(
     path: PathBuf,
     active: watch::Sender<Arc<Active>>,
     store: Store,
+    wake: Arc<tokio::sync::Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
@@ -143,7 +144,9 @@ pub async fn watch_and_reload(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = hangup => {
-                reload(&path, &active, &store, "SIGHUP");
+                if reload(&path, &active, &store, "SIGHUP") {
+                    wake.notify_one();
+                }
                 seen = fingerprint(&path, templates_dir(&active).as_deref());
                 pending = None;
             }
@@ -152,7 +155,9 @@ pub async fn watch_and_reload(
                 if now == seen {
                     pending = None;
                 } else if pending.as_ref() == Some(&now) {
-                    reload(&path, &active, &store, "file change");
+                    if reload(&path, &active, &store, "file change") {
+                        wake.notify_one();
+                    }
                     seen = fingerprint(&path, templates_dir(&active).as_deref());
                     pending = None;
                 } else {

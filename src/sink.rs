@@ -160,7 +160,8 @@ impl Sender {
                 gone: false,
             });
         };
-        let place = format!("sink `{name}` ({})", redact_url(url));
+        // The URL is a credential (Slack) or may carry one: messages name the sink only.
+        let place = format!("sink `{name}`");
         let mut request = self
             .http
             .post(url)
@@ -185,7 +186,7 @@ impl Sender {
                 );
             }
             for (k, v) in &w.headers {
-                request = request.header(k.as_str(), v.as_str());
+                request = request.header(k.as_str(), v.expose());
             }
         }
         let response = request
