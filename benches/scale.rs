@@ -11,10 +11,13 @@
 //! process, so it depends only on the public interface (the config file, the `once` command and
 //! its exit codes), not on internals. What it measures:
 //!
-//! - `sync`: (a) a full sync of N sessions from an empty store (the silent baseline); (b) a poll
-//!   with nothing changed (wall time, listing requests, bytes written to disk); (c) a poll after
-//!   K sessions changed status in a way a rule routes to a webhook sink (wall time, events,
-//!   deliveries, received by the receiver); (b2) a second poll with nothing changed.
+//! - `sync`: (a) a full sync of N sessions from an empty store (the silent baseline); (b0) `once`
+//!   on that store with an empty listing (opening and closing the store, one request); (b) a
+//!   poll with nothing changed (wall time, listing requests, bytes written to disk); (c) a poll
+//!   after K sessions changed status in a way a rule routes to a webhook sink (wall time,
+//!   events, deliveries, received by the receiver); (b2) a second poll with nothing changed.
+//! - `steady`: `devin-notify run` as a service; `/proc/<pid>/io` is read at each "poll done"
+//!   log line, so a poll's writes are measured without the store's opening and closing.
 //! - `deliver`: (d) deliveries per second from the outbox to a loopback receiver.
 //! - `rss`: (e) the peak RSS of the process for full syncs of several sizes.
 //! - `floors`: what the same work costs without devin-notify: serving the listing to a plain
@@ -22,11 +25,13 @@
 //!   inserting the snapshots into sled in page-sized transactions (sled floor), and the
 //!   process start-up (`once` against an empty listing).
 //!
-//! Per child process: wall time from spawn to exit; the peak RSS is `ru_maxrss` from `wait4`
-//! (the kernel's high-water mark of the resident set, i.e. VmHWM at exit); disk writes are
-//! `write_bytes` of `/proc/<pid>/io`, read once the child has exited but before it is reaped
-//! (`waitid(WNOWAIT)`), so they cover every thread of the whole run; the store directory's
-//! files (size, mtime) are compared before and after as a second witness.
+//! Per child process (started by a small launcher, this program re-executed, so that the
+//! benchmark's own RSS does not leak into the child's `ru_maxrss`): wall and CPU time; the peak
+//! RSS is `ru_maxrss` from `wait4` (the kernel's high-water mark of the resident set, i.e.
+//! VmHWM at exit); disk writes are `write_bytes` of `/proc/<pid>/io`, read once the child has
+//! exited but before it is reaped (`waitid(WNOWAIT)`), so they cover every thread of the whole
+//! run; the store directory's files (size, mtime) are compared before and after as a second
+//! witness.
 //!
 //! Each figure is the median of `--runs` runs (min and max are shown too). Nothing here is
 //! asserted: the machine is shared and noisy.
@@ -70,6 +75,10 @@ struct Opts {
     /// Sessions changed before the "changed" poll of the `sync` section.
     #[arg(long, default_value_t = 1_000)]
     changed: usize,
+    /// Which sessions change: spread evenly over the listing (every N/K-th, so about K/2
+    /// pages of 200 hold one or more), or the K newest (the first K/200 pages).
+    #[arg(long, value_enum, default_value = "spread")]
+    changed_layout: Layout,
     /// Deliveries queued for the `deliver` section.
     #[arg(long, default_value_t = 5_000)]
     deliveries: usize,
@@ -135,6 +144,12 @@ enum Section {
     Steady,
     Deliver,
     Rss,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Spread,
+    Newest,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1328,7 +1343,10 @@ fn cleanup(opts: &Opts, dir: &Path) {
 fn section_sync(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     let n = opts.sessions;
     let k = opts.changed.min(n);
-    let stride = (n / k.max(1)).max(1);
+    let stride = match opts.changed_layout {
+        Layout::Spread => (n / k.max(1)).max(1),
+        Layout::Newest => 1,
+    };
     eprintln!("== sync (N = {n}, {k} changed)");
     for r in 0..opts.runs {
         s.fake.reset(n);
@@ -1372,6 +1390,21 @@ fn section_sync(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
         if let Some(v) = run.poll_num("changed") {
             res.add(sec, "sessions written (binary's log)", "sessions", v);
         }
+
+        // (b0) the same store, an empty listing: what opening and closing the store costs a
+        // `once` (the least an incremental poll that finds nothing can cost).
+        s.fake.reset(0);
+        noop(
+            opts,
+            s,
+            &config,
+            &store,
+            "b0. `once` on the synced store, empty listing",
+            "b0",
+            r,
+            res,
+        );
+        s.fake.reset(n);
 
         // (b) nothing changed.
         noop(opts, s, &config, &store, "b. no-op poll", "b", r, res);
@@ -1526,7 +1559,10 @@ fn read_rss(pid: u32) -> (u64, u64) {
 fn section_steady(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     let n = opts.sessions;
     let k = opts.changed.min(n);
-    let stride = (n / k.max(1)).max(1);
+    let stride = match opts.changed_layout {
+        Layout::Spread => (n / k.max(1)).max(1),
+        Layout::Newest => 1,
+    };
     eprintln!(
         "== steady (`run`, N = {n}, {} no-op polls, then {k} changed)",
         opts.runs
