@@ -1605,8 +1605,10 @@ fn section_steady(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
         tail
     });
     let next_poll = || {
-        rx.recv_timeout(Duration::from_secs(600))
-            .expect("a \"poll done\" log line within 10 minutes")
+        rx.recv_timeout(Duration::from_secs(300)).expect(
+            "a \"poll done\" log line (JSON) from `devin-notify run` within 5 minutes; \
+             the steady section paces itself on that line",
+        )
     };
     let sec = "f. steady state (`run`)";
     let first = next_poll();
