@@ -152,6 +152,10 @@ pub struct Page {
     /// cannot stop the listing.
     #[serde(skip)]
     pub skipped: Vec<String>,
+    /// The JSON text of each item of `items`, as the API sent it (empty for pages built in
+    /// code).
+    #[serde(skip)]
+    pub raw: Vec<String>,
 }
 
 /// A page whose items are not decoded yet.
@@ -173,10 +177,14 @@ impl Page {
     pub fn decode(body: &[u8]) -> Result<Page, serde_json::Error> {
         let raw: RawPage = serde_json::from_slice(body)?;
         let mut items = Vec::with_capacity(raw.items.len());
+        let mut texts = Vec::with_capacity(raw.items.len());
         let mut skipped = Vec::new();
         for (i, item) in raw.items.iter().enumerate() {
             match serde_json::from_str::<Session>(item.get()) {
-                Ok(session) => items.push(session),
+                Ok(session) => {
+                    items.push(session);
+                    texts.push(item.get().to_owned());
+                }
                 Err(e) => {
                     let id = serde_json::from_str::<serde_json::Value>(item.get())
                         .ok()
@@ -198,6 +206,7 @@ impl Page {
             has_next_page: raw.has_next_page,
             total: raw.total,
             skipped,
+            raw: texts,
         })
     }
 }

@@ -74,12 +74,23 @@ pub fn process_page(
     let mut all_events = Vec::new();
     // A session listed twice in one page diffs against its first appearance.
     let mut pending: HashMap<&str, usize> = HashMap::new();
-    for session in &page.items {
-        let new_bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
-            what: format!("snapshots/{}", session.session_id),
-            message: e.to_string(),
-        })?;
+    for (i, session) in page.items.iter().enumerate() {
+        // The snapshot is the item as the API sent it (re-encoded when the page was built in
+        // code): an unchanged session costs a fingerprint and one 8-byte read.
+        let new_bytes = match page.raw.get(i) {
+            Some(raw) => raw.as_bytes().to_vec(),
+            None => serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
+                what: format!("snapshots/{}", session.session_id),
+                message: e.to_string(),
+            })?,
+        };
         let new_fp = fingerprint(&new_bytes);
+        if mode == Mode::Baseline(Baseline::Silent) {
+            // Nothing to compare with: record the session as it is.
+            track_wait(&mut commit, None, session);
+            push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
+            continue;
+        }
         let old_bytes = match pending.get(session.session_id.as_str()) {
             Some(&i) if commit.snapshots[i].2 == new_fp => continue,
             Some(&i) => Some(commit.snapshots[i].1.clone()),
@@ -351,6 +362,56 @@ pub async fn poll(
     active: &Active,
     wake: &Arc<Notify>,
 ) -> Result<PollStats, PollError> {
+    let mut flusher = Flusher {
+        store,
+        wake,
+        dirty: false,
+        last: Instant::now(),
+    };
+    let result = list_all(client, store, active, &mut flusher).await;
+    // Whatever happened, what was committed is made durable (and so sendable) now.
+    flusher.flush_if_dirty().await?;
+    result
+}
+
+/// Flushes committed deliveries to disk at most once a second during a poll, and once at its
+/// end, then wakes the delivery loop. (The delivery loop sends only flushed rows.)
+struct Flusher<'a> {
+    store: &'a Store,
+    wake: &'a Arc<Notify>,
+    dirty: bool,
+    last: Instant,
+}
+
+impl Flusher<'_> {
+    async fn committed(&mut self, queued: bool) -> Result<(), StoreError> {
+        self.dirty |= queued;
+        if self.dirty && self.last.elapsed() >= FLUSH_EVERY {
+            self.flush_if_dirty().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_if_dirty(&mut self) -> Result<(), StoreError> {
+        if self.dirty {
+            self.store.flush().await?;
+            self.dirty = false;
+            self.last = Instant::now();
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// How often a long poll flushes the deliveries it queued.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+async fn list_all(
+    client: &Client,
+    store: &Store,
+    active: &Active,
+    flusher: &mut Flusher<'_>,
+) -> Result<PollStats, PollError> {
     let started = Instant::now();
     let baseline = !store.baseline_done()?;
     let mode = if baseline {
@@ -453,10 +514,7 @@ pub async fn poll(
         }
         let queued = !commit.deliveries.is_empty() || !commit.dead.is_empty();
         store.commit(&commit)?;
-        if queued {
-            store.flush().await?;
-            wake.notify_one();
-        }
+        flusher.committed(queued).await?;
         if last_page {
             break;
         }
@@ -484,10 +542,9 @@ pub async fn poll(
         stats.events += reminders;
         stats.deliveries += commit.deliveries.len();
         store.commit(&commit)?;
-        if !commit.deliveries.is_empty() || !commit.dead.is_empty() {
-            store.flush().await?;
-            wake.notify_one();
-        }
+        flusher
+            .committed(!commit.deliveries.is_empty() || !commit.dead.is_empty())
+            .await?;
     }
     stats.duration = started.elapsed();
     Ok(stats)
