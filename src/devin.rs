@@ -342,6 +342,11 @@ impl Client {
         })
     }
 
+    /// The configured filters, as query pairs.
+    pub fn filters(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.filters.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The configured base URL (may hold credentials: print it through `strip_userinfo`).
     pub fn base_url(&self) -> &str {
         &self.base_url

@@ -15,7 +15,7 @@ use crate::event::{stable_id, truncate_chars, Event};
 use crate::rules::routes;
 use crate::store::{
     fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, Waiting, META_BASELINE,
-    META_HIGH_WATER, META_LAST_FULL,
+    META_HIGH_WATER, META_LAST_FULL, META_SCOPE,
 };
 
 /// Why a poll stopped early. Pages committed before the failure stay committed.
@@ -318,6 +318,18 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
 /// Pages one listing may have at most (20 million sessions at 200 a page).
 pub const MAX_PAGES: usize = 100_000;
 
+/// A fingerprint of what a listing covers: its path and filters.
+fn scope_of(client: &Client) -> u64 {
+    let mut text = client.list_path();
+    for (k, v) in client.filters() {
+        text.push('&');
+        text.push_str(k);
+        text.push('=');
+        text.push_str(v);
+    }
+    fingerprint(text.as_bytes())
+}
+
 /// Which listing a poll makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -413,8 +425,18 @@ async fn list_all(
     flusher: &mut Flusher<'_>,
 ) -> Result<PollStats, PollError> {
     let started = Instant::now();
-    let baseline = !store.baseline_done()?;
-    let mode = if baseline {
+    // The listing's scope (endpoint and filters). When it changes, the sessions it brings in
+    // are not new: this listing is a silent baseline for them.
+    let scope = scope_of(client);
+    let stored_scope = store.meta_u64(META_SCOPE)?;
+    let rescoped = stored_scope.is_some_and(|s| s != scope) && store.baseline_done()?;
+    if rescoped {
+        tracing::info!("the listing's endpoint or filters changed: recording the sessions now in scope silently");
+    }
+    let baseline = !store.baseline_done()? || rescoped;
+    let mode = if rescoped {
+        Mode::Baseline(Baseline::Silent)
+    } else if baseline {
         Mode::Baseline(active.config.store.baseline)
     } else {
         Mode::Diff
@@ -495,6 +517,9 @@ async fn list_all(
         if last_page {
             if baseline {
                 commit.meta.push((META_BASELINE, b"done".to_vec()));
+            }
+            if stored_scope != Some(scope) {
+                commit.meta.push((META_SCOPE, scope.to_be_bytes().to_vec()));
             }
             // A mark from the future (a bad clock upstream) would hide every later change until
             // the next full listing: cap it at our clock plus a minute. Capping only ever

@@ -135,6 +135,8 @@ pub struct SlackThread {
 pub const META_BASELINE: &str = "baseline";
 /// Meta key: the highest `updated_at` of the last complete listing (i64, big-endian).
 pub const META_HIGH_WATER: &str = "high_water";
+/// Meta key: a fingerprint of the listing's endpoint and filters (u64, big-endian).
+pub const META_SCOPE: &str = "scope";
 /// Meta key: when the last full listing completed (Unix ms, u64, big-endian).
 pub const META_LAST_FULL: &str = "last_full_sync";
 

@@ -170,3 +170,28 @@ async fn a_mark_from_the_future_is_capped() {
         "updated_after {after} is capped near now {now}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widening_the_filters_does_not_announce_old_sessions() {
+    let mut env = Env::start(RULES).await;
+    env.set_extra("[devin.filters]\ntags = \"a\"\n");
+    let mut a = session("a1");
+    a["tags"] = json!(["a"]);
+    let mut b = session("b1");
+    b["tags"] = json!(["b"]);
+    env.api.upsert_all([a, b]);
+    env.once().await.expect("baseline");
+    // The filters widen: b1 comes into scope, and is not "created".
+    env.set_extra("[devin.filters]\ntags = [\"a\", \"b\"]\n");
+    let rescoped = env.once().await.expect("rescoped");
+    assert!(rescoped.poll.baseline && !rescoped.poll.incremental);
+    assert_eq!((rescoped.poll.sessions, rescoped.poll.events), (2, 0));
+    // Changes in the new scope are events again.
+    env.api.update("b1", |s| s["status"] = json!("exit"));
+    let next = env.once().await.expect("poll");
+    assert!(!next.poll.baseline);
+    assert_eq!(next.poll.events, 1);
+    let got = env.hook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["data"]["session"]["session_id"], "b1");
+    assert_eq!(env.hook.count(), 1);
+}
