@@ -248,14 +248,18 @@ pub async fn run(
                     }
                     Err(e) => {
                         failures += 1;
-                        // Back off on repeated failures, honouring the API's Retry-After.
+                        // Back off on repeated failures, honouring the API's Retry-After up to
+                        // the backoff's ceiling (an absurd one must not silence the service).
+                        let ceiling = interval.saturating_mul(10);
                         let backoff = crate::retry::backoff(
                             failures,
                             interval,
-                            interval * 10,
+                            ceiling,
                             crate::retry::jitter(),
                         );
-                        let delay = e.retry_after().map_or(backoff, |ra| ra.max(interval));
+                        let delay = e
+                            .retry_after()
+                            .map_or(backoff, |ra| ra.clamp(interval, ceiling));
                         tracing::error!(error = %e, failures, retry_in_s = delay.as_secs(), "poll failed");
                         delay
                     }

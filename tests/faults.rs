@@ -924,3 +924,34 @@ async fn run_backs_off_on_repeated_failures_and_recovers_by_itself() {
     assert_eq!((report.poll.changed, report.poll.events), (0, 0));
     scn.assert_delivered(&scn.all_sessions(), "once after run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_caps_an_absurd_retry_after() {
+    // A proxy answering `Retry-After: 86400` must not silence the service for a day: the wait
+    // is capped at the failure backoff's ceiling (10 poll intervals).
+    let mut env = Env::start(RULES).await;
+    env.tweak("poll_interval = \"1s\"", "poll_interval = \"200ms\"");
+    let mut scn = Scenario::seed(env);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(devin_notify::app::run(scn.env.active(), async {
+        let _ = stop_rx.await;
+    }));
+    wait_baseline(&scn.env).await;
+    scn.env.api.inject(
+        FaultAt::Page(1),
+        Fault::TooMany {
+            retry_after: Some("86400".into()),
+        },
+    );
+    scn.change_all();
+    scn.wait_delivered().await;
+    let gaps = gaps_after_faults(&scn.env.api.requests());
+    assert_eq!(gaps.len(), 1);
+    assert!(gaps[0] >= Duration::from_secs(2), "{gaps:?}");
+    scn.assert_delivered(&scn.all_sessions(), "run after a long Retry-After");
+    stop_tx.send(()).expect("service running");
+    service
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+}
