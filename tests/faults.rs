@@ -299,7 +299,8 @@ async fn check(case: Case) {
                 case.page + 1,
                 "requests of the failed poll: {requests:#?}"
             );
-            assert!(took < Duration::from_secs(4), "once took {took:?}");
+            // Well before a stalled answer (20 s) would have come: the timeouts hold.
+            assert!(took < Duration::from_secs(10), "once took {took:?}");
             let done = scn.sessions_of(0..committed);
             scn.assert_delivered(&done, "after the failed once");
 
@@ -414,7 +415,7 @@ async fn connection_reset() {
 async fn stall_past_the_request_timeout() {
     check(Case {
         page: 2,
-        fault: Spec::Fixed(Fault::Stall(Duration::from_secs(5))),
+        fault: Spec::Fixed(Fault::Stall(Duration::from_secs(20))),
         config: &[("timeout = \"5s\"", "timeout = \"300ms\"")],
         outcome: Outcome::Fails {
             committed: 2,
@@ -727,7 +728,7 @@ async fn a_body_that_stalls_midway_hits_the_total_timeout() {
     let url = raw_server(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"items\":[",
         0,
-        Duration::from_secs(5),
+        Duration::from_secs(20),
     )
     .await;
     env.tweak(&env.api.base_url(), &url);
@@ -735,7 +736,7 @@ async fn a_body_that_stalls_midway_hits_the_total_timeout() {
     let started = Instant::now();
     let err = env.once().await.expect_err("timeout");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -858,7 +859,7 @@ async fn run_honours_retry_after_on_429_recovers_by_itself_and_logs_the_cause() 
         .collect();
     assert!(starts.len() >= 3, "{resumed:#?}");
     assert!(
-        starts[2].duration_since(starts[1]) < Duration::from_secs(1),
+        starts[2].duration_since(starts[1]) < Duration::from_millis(1500),
         "polling did not return to its interval: {:?}",
         starts[2].duration_since(starts[1])
     );
