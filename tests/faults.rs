@@ -207,6 +207,7 @@ async fn once_binary(env: &Env) -> (ExitStatus, String, Duration) {
         .current_dir(env.dir.path())
         .env_remove("DEVIN_API_KEY")
         .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
