@@ -57,7 +57,7 @@ pub enum AppError {
     Setup(String),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("the poll failed: {0}")]
+    #[error("{}", match .0 { PollError::Api(e) => format!("the Devin API could not be read: {e}"), PollError::Store(e) => format!("the poll could not be recorded: {e}") })]
     Poll(#[from] PollError),
     #[error("{pending} deliveries are still queued (next attempts are later than --wait); they stay queued for the next run")]
     Pending { pending: usize },
@@ -376,7 +376,11 @@ async fn poll_loop(
                     interval * 10,
                     crate::retry::jitter(),
                 );
-                let delay = e.retry_after().map_or(backoff, |ra| ra.max(interval));
+                // Honour the API's Retry-After up to the backoff's ceiling: an absurd one must
+                // not silence the service.
+                let delay = e.retry_after().map_or(backoff, |ra| {
+                    ra.clamp(interval, interval.saturating_mul(10))
+                });
                 tracing::error!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "poll failed");
                 delay
             }

@@ -239,8 +239,10 @@ pub enum ApiError {
     },
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },
-    #[error("GET {url}: no complete answer within {}s", timeout.as_secs_f32())]
+    #[error("GET {url}: no complete answer within {}s (devin.timeout)", timeout.as_secs_f32())]
     Timeout { url: String, timeout: Duration },
+    #[error("GET {url}: could not connect within {}s (devin.connect_timeout)", timeout.as_secs_f32())]
+    ConnectTimeout { url: String, timeout: Duration },
     #[error("GET {url}: the answer is not a sessions page: {message}")]
     Decode { url: String, message: String },
     #[error(
@@ -269,6 +271,7 @@ impl ApiError {
             ApiError::Server { .. } => "server",
             ApiError::Transport { .. } => "transport",
             ApiError::Timeout { .. } => "timeout",
+            ApiError::ConnectTimeout { .. } => "connect_timeout",
             ApiError::Decode { .. } => "decode",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::CursorLoop { .. } => "cursor_loop",
@@ -294,6 +297,7 @@ pub struct Client {
     max_response_bytes: usize,
     timeout: Duration,
     org_id: Option<String>,
+    connect_timeout: Duration,
 }
 
 /// Pages of a session's messages read at most, to find the latest Devin message.
@@ -339,6 +343,7 @@ impl Client {
             max_response_bytes: config.max_response_bytes,
             timeout: config.request_timeout(),
             org_id: config.org_id.clone(),
+            connect_timeout: config.connect_timeout,
         })
     }
 
@@ -555,7 +560,12 @@ impl Client {
     }
 
     fn transport_error(&self, url: &str, e: reqwest::Error) -> ApiError {
-        if e.is_timeout() {
+        if e.is_connect() && e.is_timeout() {
+            ApiError::ConnectTimeout {
+                url: url.to_owned(),
+                timeout: self.connect_timeout,
+            }
+        } else if e.is_timeout() {
             ApiError::Timeout {
                 url: url.to_owned(),
                 timeout: self.timeout,

@@ -146,6 +146,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The fault that hit this request.
     pub fault: Option<Fault>,
+    /// When it arrived (monotonic, for measuring the client's backoff).
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -530,6 +532,7 @@ impl FakeDevin {
             authorization,
             status: answer.status,
             fault: fault.clone(),
+            at: std::time::Instant::now(),
         });
         (answer, fault)
     }
