@@ -116,11 +116,6 @@ impl Default for DevinConfig {
 }
 
 impl DevinConfig {
-    /// The request timeout (total).
-    pub fn request_timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The overlap of incremental listings, in whole seconds (at least 1).
     pub fn overlap_secs(&self) -> i64 {
         let overlap = self.incremental_overlap.unwrap_or(self.poll_interval * 2);

@@ -330,7 +330,7 @@ impl Client {
     pub fn new(config: &DevinConfig, token: Secret) -> Result<Client, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout())
+            .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("devin-notify/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -341,7 +341,7 @@ impl Client {
             page_size: config.page_size,
             filters: config.filters.query_pairs(),
             max_response_bytes: config.max_response_bytes,
-            timeout: config.request_timeout(),
+            timeout: config.timeout,
             org_id: config.org_id.clone(),
             connect_timeout: config.connect_timeout,
         })

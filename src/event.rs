@@ -60,14 +60,6 @@ impl EventType {
     pub fn parse(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
     }
-
-    /// Whether the event is about one pull request.
-    pub fn is_pull_request(self) -> bool {
-        matches!(
-            self,
-            EventType::PullRequestOpened | EventType::PullRequestStateChanged
-        )
-    }
 }
 
 impl std::fmt::Display for EventType {

@@ -197,13 +197,7 @@ fn truncate_helper(
         RenderErrorReason::ParamTypeMismatchForName("truncate", "1".into(), "a whole number".into())
     })?;
     let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let cut: String = if text.chars().count() > max {
-        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    } else {
-        text
-    };
+    let cut = crate::event::truncate_chars(&text, max);
     out.write(&hb.get_escape_fn()(&cut))?;
     Ok(())
 }

@@ -341,11 +341,6 @@ impl Store {
         }
     }
 
-    /// How many sessions the snapshot holds.
-    pub fn snapshot_count(&self) -> usize {
-        self.snapshots.len()
-    }
-
     /// A meta value.
     pub fn meta(&self, name: &str) -> Result<Option<sled::IVec>, StoreError> {
         self.meta
