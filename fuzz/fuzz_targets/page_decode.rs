@@ -27,13 +27,19 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(ids.len(), events.len(), "ids repeat within one diff");
             assert_eq!(events, diff(old, session), "the diff is deterministic");
         }
-        assert!(diff(Some(session), session).is_empty(), "no change, no event");
+        assert!(
+            diff(Some(session), session).is_empty(),
+            "no change, no event"
+        );
 
         // The snapshot the poller stores must decode to the same session, or the next change
         // would be lost ("unreadable snapshot replaced").
         let snapshot = serde_json::to_vec(session).expect("a listed session serializes");
         let back: Session = serde_json::from_slice(&snapshot).expect("its snapshot decodes");
-        assert_eq!(&back, session, "the snapshot round trip changes the session");
+        assert_eq!(
+            &back, session,
+            "the snapshot round trip changes the session"
+        );
         assert!(diff(Some(&back), session).is_empty());
         assert_eq!(serde_json::to_vec(&back).expect("serializes"), snapshot);
 

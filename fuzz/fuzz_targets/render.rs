@@ -120,7 +120,11 @@ impl Input {
         [
             (EventType::SessionCreated, Change::Session {}, None),
             (EventType::SessionStatusChanged, status, Some(&previous)),
-            (EventType::SessionArchived, Change::Session {}, Some(&previous)),
+            (
+                EventType::SessionArchived,
+                Change::Session {},
+                Some(&previous),
+            ),
             (EventType::PullRequestOpened, pr(None), Some(&previous)),
             (
                 EventType::PullRequestStateChanged,
