@@ -113,6 +113,16 @@ pub fn slack_escape(text: &str) -> String {
     json_escape(&mrkdwn)
 }
 
+/// A helper's first parameter as text: a string as it is, null or absent as empty, anything
+/// else as JSON.
+fn first_param_text(h: &Helper) -> String {
+    match h.param(0).map(|p| p.value()) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    }
+}
+
 fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.register_escape_fn(escape);
@@ -131,11 +141,7 @@ fn quote_helper(
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let text = match h.param(0).map(|p| p.value()) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
-    };
+    let text = first_param_text(h);
     let escape = hb.get_escape_fn();
     let quoted: Vec<String> = text
         .lines()
@@ -155,11 +161,7 @@ fn plain_helper(
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let text = match h.param(0).map(|p| p.value()) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
-    };
+    let text = first_param_text(h);
     out.write(&json_escape(&text))?;
     Ok(())
 }
@@ -188,11 +190,7 @@ fn truncate_helper(
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let text = match h.param(0).map(|p| p.value()) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
-    };
+    let text = first_param_text(h);
     let max = h.param(1).and_then(|p| p.value().as_u64()).ok_or_else(|| {
         RenderErrorReason::ParamTypeMismatchForName("truncate", "1".into(), "a whole number".into())
     })?;
