@@ -131,6 +131,26 @@ impl Input {
                 pr(Some(self.previous_pr_state.clone())),
                 Some(&previous),
             ),
+            (
+                EventType::SessionWaiting,
+                Change::Waiting {
+                    status_detail: session.status_detail.clone(),
+                    waiting_since: devin_notify::event::rfc3339(session.updated_at),
+                    waiting_seconds: session.acus_consumed.abs() as u64,
+                    reminder: 2,
+                    rule: self.previous_pr_state.clone(),
+                },
+                None,
+            ),
+            (
+                EventType::SessionAcusExceeded,
+                Change::Acus {
+                    threshold: 50.0,
+                    acus_consumed: session.acus_consumed,
+                    from_acus: 0.0,
+                },
+                Some(&previous),
+            ),
         ]
         .into_iter()
         .map(|(kind, change, previous)| Event {
@@ -139,6 +159,8 @@ impl Input {
             session: session.clone(),
             previous: previous.cloned(),
             change,
+            // Devin's quoted question: arbitrary text too (the title's).
+            last_devin_message: session.title.clone(),
         })
         .collect()
     }
