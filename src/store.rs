@@ -783,6 +783,33 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_are_held_back_until_flushed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        assert_eq!(store.durable_below(), u64::MAX, "nothing pending");
+        // Snapshot-only commits hold nothing back.
+        store
+            .commit(&Commit {
+                snapshots: vec![("a".into(), b"{}".to_vec(), 1)],
+                ..Commit::default()
+            })
+            .expect("commit");
+        assert_eq!(store.durable_below(), u64::MAX);
+        let seqs = store
+            .commit(&Commit {
+                deliveries: vec![delivery(1), delivery(2)],
+                ..Commit::default()
+            })
+            .expect("commit");
+        assert!(
+            seqs.iter().all(|s| *s >= store.durable_below()),
+            "unflushed rows are held back"
+        );
+        futures_flush(&store);
+        assert_eq!(store.durable_below(), u64::MAX, "sendable once flushed");
+    }
+
+    #[test]
     fn fingerprint_is_fnv1a() {
         assert_eq!(fingerprint(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fingerprint(b"a"), 0xaf63_dc4c_8601_ec8c);
