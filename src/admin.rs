@@ -147,6 +147,18 @@ fn read_session(path: &Path) -> Result<Session, PreviewError> {
     })
 }
 
+/// The event types the given sessions produce, for messages: `nothing` when none.
+fn kinds_found(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "nothing".into();
+    }
+    events
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The exact payloads each of a rule's sinks would receive, for sample sessions or the given
 /// ones (`session` now, `previous` in the snapshot), without sending anything.
 pub fn preview(
@@ -205,15 +217,7 @@ pub fn preview(
                 None => {
                     return Err(PreviewError::NoSuchChange {
                         event: kind.to_string(),
-                        found: if events.is_empty() {
-                            "nothing".into()
-                        } else {
-                            events
-                                .iter()
-                                .map(|e| e.kind.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        },
+                        found: kinds_found(events),
                     })
                 }
             },
@@ -251,15 +255,7 @@ pub fn preview(
         if let Some(events) = given {
             return Err(PreviewError::NoSuchChange {
                 event: rule.events.join(" or "),
-                found: if events.is_empty() {
-                    "nothing".into()
-                } else {
-                    events
-                        .iter()
-                        .map(|e| e.kind.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
+                found: kinds_found(&events),
             });
         }
     }

@@ -352,9 +352,9 @@ impl Client {
         self.filters.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The configured base URL (may hold credentials: print it through `strip_userinfo`).
-    pub fn base_url(&self) -> &str {
-        &self.base_url
+    /// The listing's URL, printable (no credentials, no query).
+    pub fn listing_url(&self) -> String {
+        format!("{}{}", strip_userinfo(&self.base_url), self.list_path())
     }
 
     /// The listing's path, after the base URL: the enterprise listing, or the organization's
@@ -493,11 +493,7 @@ impl Client {
             &[("status", status.as_str())],
             1.0,
         );
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::retry::parse_retry_after);
+        let retry_after = crate::retry::retry_after(response.headers());
         let body = self.read_body(&url, response).await?;
         match status.as_u16() {
             200..=299 => Ok((url, body)),

@@ -505,11 +505,7 @@ async fn list_all(
         }
         if stats.pages >= MAX_PAGES && !last_page {
             return Err(ApiError::Decode {
-                url: format!(
-                    "{}{}",
-                    crate::devin::strip_userinfo(client.base_url()),
-                    client.list_path()
-                ),
+                url: client.listing_url(),
                 message: format!("the listing goes on past {MAX_PAGES} pages; stopping"),
             }
             .into());
@@ -543,13 +539,7 @@ async fn list_all(
         if last_page {
             break;
         }
-        let url = || {
-            format!(
-                "{}{}",
-                crate::devin::strip_userinfo(client.base_url()),
-                client.list_path()
-            )
-        };
+        let url = || client.listing_url();
         let cursor = page
             .end_cursor
             .filter(|c| !c.is_empty())

@@ -206,11 +206,7 @@ impl Sender {
                 gone: false,
             })?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::retry::parse_retry_after);
+        let retry_after = crate::retry::retry_after(response.headers());
         let text = read_prefix(response, BODY_KEEP).await;
         if (200..300).contains(&status) {
             return Ok(status);

@@ -190,11 +190,7 @@ impl Api<'_> {
                 ))
             })?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::retry::parse_retry_after);
+        let retry_after = crate::retry::retry_after(response.headers());
         let text = read_prefix(response, ANSWER_MAX).await;
         if !(200..300).contains(&status) {
             let (class, gone) = classify(status, &text);
