@@ -14,8 +14,8 @@ use crate::diff::{acus_crossings, diff, is_waiting, reminder, reminders_due};
 use crate::event::{stable_id, truncate_chars, Event};
 use crate::rules::routes;
 use crate::store::{
-    fingerprint, now_ms, Commit, DeadLetter, Delivery, Store, StoreError, Waiting, META_BASELINE,
-    META_HIGH_WATER, META_LAST_FULL, META_SCOPE,
+    fingerprint, now_ms, session_key, Commit, DeadLetter, Delivery, Store, StoreError, Waiting,
+    META_BASELINE, META_HIGH_WATER, META_LAST_FULL, META_SCOPE,
 };
 
 /// Why a poll stopped early. Pages committed before the failure stay committed.
@@ -62,8 +62,8 @@ pub enum Mode {
     Baseline(Baseline),
 }
 
-/// Diffs one page against the store and builds what to commit. A session whose fingerprint
-/// matches the stored one is skipped without reading or writing its snapshot.
+/// Diffs one page against the store and builds what to commit. A session listed exactly as
+/// its snapshot holds it is skipped without writing anything.
 pub fn process_page(
     store: &Store,
     page: &Page,
@@ -73,33 +73,29 @@ pub fn process_page(
     let mut commit = Commit::default();
     let mut all_events = Vec::new();
     // A session listed twice in one page diffs against its first appearance.
-    let mut pending: HashMap<&str, usize> = HashMap::new();
+    let mut pending: HashMap<Vec<u8>, usize> = HashMap::new();
     for (i, session) in page.items.iter().enumerate() {
         // The snapshot is the item as the API sent it (re-encoded when the page was built in
-        // code): an unchanged session costs a fingerprint and one 8-byte read.
+        // code). Those bytes are their own fingerprint: equal bytes, same session.
         let new_bytes = match page.raw.get(i) {
             Some(raw) => raw.as_bytes().to_vec(),
             None => serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
-                what: format!("snapshots/{}", session.session_id),
+                what: format!("sessions/{}", session.session_id),
                 message: e.to_string(),
             })?,
         };
-        let new_fp = fingerprint(&new_bytes);
+        let key = session_key(session.created_at, &session.session_id);
         if mode == Mode::Baseline(Baseline::Silent) {
             // Nothing to compare with: record the session as it is.
             track_wait(&mut commit, None, session);
-            push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
+            push_snapshot(&mut commit, &mut pending, key, new_bytes);
             continue;
         }
-        let old_bytes = match pending.get(session.session_id.as_str()) {
-            Some(&i) if commit.snapshots[i].2 == new_fp => continue,
-            Some(&i) => Some(commit.snapshots[i].1.clone()),
-            None if store.fingerprint(&session.session_id)? == Some(new_fp) => continue,
-            None => store.snapshot_raw(&session.session_id)?.map(|v| v.to_vec()),
+        let old_bytes = match pending.get(&key) {
+            Some(&i) => Some(sled::IVec::from(commit.snapshots[i].1.as_slice())),
+            None => store.snapshot_raw(&key)?,
         };
         if old_bytes.as_deref() == Some(new_bytes.as_slice()) {
-            // Same snapshot, missing or stale fingerprint: repair the fingerprint only.
-            push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
             continue;
         }
         let old: Option<Session> = match &old_bytes {
@@ -109,7 +105,7 @@ pub fn process_page(
                 Err(e) => {
                     // Replace an unreadable snapshot without inventing events from it.
                     tracing::warn!(session_id = %session.session_id, error = %e, "unreadable snapshot replaced; no events for this change");
-                    push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
+                    push_snapshot(&mut commit, &mut pending, key, new_bytes);
                     continue;
                 }
             },
@@ -124,7 +120,7 @@ pub fn process_page(
         }
         track_wait(&mut commit, old.as_ref(), session);
         all_events.extend(events);
-        push_snapshot(&mut commit, &mut pending, session, new_bytes, new_fp);
+        push_snapshot(&mut commit, &mut pending, key, new_bytes);
     }
     Ok((commit, all_events))
 }
@@ -178,6 +174,7 @@ fn track_wait(commit: &mut Commit, old: Option<&Session>, new: &Session) {
                 new.session_id.clone(),
                 Some(Waiting {
                     since_ms,
+                    created_at: new.created_at,
                     status_detail: new.status_detail.clone(),
                     sent: Default::default(),
                 }),
@@ -223,7 +220,7 @@ pub fn due_reminders(
             if !fire {
                 continue;
             }
-            let session = match store.snapshot(&session_id) {
+            let session = match store.snapshot(wait.created_at, &session_id) {
                 Ok(Some(session)) => session,
                 Ok(None) => continue,
                 Err(e) => {
@@ -251,23 +248,17 @@ pub fn due_reminders(
     Ok((commit, fired))
 }
 
-fn push_snapshot<'a>(
+fn push_snapshot(
     commit: &mut Commit,
-    pending: &mut HashMap<&'a str, usize>,
-    session: &'a Session,
+    pending: &mut HashMap<Vec<u8>, usize>,
+    key: Vec<u8>,
     bytes: Vec<u8>,
-    fp: u64,
 ) {
-    match pending.get(session.session_id.as_str()) {
-        Some(&i) => {
-            commit.snapshots[i].1 = bytes;
-            commit.snapshots[i].2 = fp;
-        }
+    match pending.get(&key) {
+        Some(&i) => commit.snapshots[i].1 = bytes,
         None => {
-            pending.insert(&session.session_id, commit.snapshots.len());
-            commit
-                .snapshots
-                .push((session.session_id.clone(), bytes, fp));
+            pending.insert(key.clone(), commit.snapshots.len());
+            commit.snapshots.push((key, bytes));
         }
     }
 }
@@ -415,6 +406,58 @@ impl Flusher<'_> {
     }
 }
 
+/// The cursor of the page after `page`: present, and not seen before in this listing.
+fn next_cursor(
+    client: &Client,
+    page: &Page,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<String, ApiError> {
+    let cursor = page
+        .end_cursor
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::Decode {
+            url: client.listing_url(),
+            message: "has_next_page is true but end_cursor is missing".into(),
+        })?;
+    if !seen.insert(cursor.clone()) {
+        return Err(ApiError::CursorLoop {
+            url: client.listing_url(),
+            cursor,
+        });
+    }
+    Ok(cursor)
+}
+
+/// A listing page being requested and decoded by a task of its own; the request is cancelled
+/// when this is dropped (a poll that fails or is cancelled leaves nothing running).
+struct Prefetch(tokio::task::JoinHandle<Result<Page, ApiError>>);
+
+impl Prefetch {
+    fn start(client: &Client, bounds: &ListBounds, after: Option<String>) -> Prefetch {
+        let (client, bounds) = (client.clone(), bounds.clone());
+        Prefetch(tokio::spawn(async move {
+            client.list_page(&bounds, after.as_deref()).await
+        }))
+    }
+
+    async fn page(&mut self, client: &Client) -> Result<Page, ApiError> {
+        match (&mut self.0).await {
+            Ok(page) => page,
+            Err(e) => Err(ApiError::Transport {
+                url: client.listing_url(),
+                message: format!("the page's request did not finish: {e}"),
+            }),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How often a long poll flushes the deliveries it queued.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -462,9 +505,9 @@ async fn list_all(
         .filter_map(|r| r.acus_threshold())
         .collect();
     let mut cursors = std::collections::HashSet::new();
-    let mut after: Option<String> = None;
+    let mut next = Prefetch::start(client, &bounds, None);
     loop {
-        let page = client.list_page(&bounds, after.as_deref()).await?;
+        let page = next.page(client).await?;
         stats.pages += 1;
         for why in &page.skipped {
             crate::metrics::count(
@@ -477,6 +520,31 @@ async fn list_all(
                 "skipped an item that is not a session: {why}"
             );
         }
+        // An empty page that announces more is treated as the end (a listing cannot progress
+        // on empty pages), and so is a listing past MAX_PAGES.
+        let last_page = !page.has_next_page || page.items.is_empty() && page.skipped.is_empty();
+        if page.has_next_page && last_page {
+            tracing::warn!(
+                page = stats.pages,
+                "an empty page announces more; taking it as the end of the listing"
+            );
+        }
+        if stats.pages >= MAX_PAGES && !last_page {
+            return Err(ApiError::Decode {
+                url: client.listing_url(),
+                message: format!("the listing goes on past {MAX_PAGES} pages; stopping"),
+            }
+            .into());
+        }
+        // The next page is requested (and decoded, on another worker thread) while this one is
+        // diffed and committed; requests stay one at a time and in order. A bad cursor ends the
+        // listing once this page is committed.
+        let following = if last_page {
+            Ok(())
+        } else {
+            next_cursor(client, &page, &mut cursors)
+                .map(|cursor| next = Prefetch::start(client, &bounds, Some(cursor)))
+        };
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;
@@ -494,22 +562,6 @@ async fn list_all(
         stats.events += events.len();
         stats.changed += commit.snapshots.len();
         stats.deliveries += commit.deliveries.len();
-        // An empty page that announces more is treated as the end (a listing cannot progress
-        // on empty pages), and so is a listing past MAX_PAGES.
-        let last_page = !page.has_next_page || page.items.is_empty() && page.skipped.is_empty();
-        if page.has_next_page && last_page {
-            tracing::warn!(
-                page = stats.pages,
-                "an empty page announces more; taking it as the end of the listing"
-            );
-        }
-        if stats.pages >= MAX_PAGES && !last_page {
-            return Err(ApiError::Decode {
-                url: client.listing_url(),
-                message: format!("the listing goes on past {MAX_PAGES} pages; stopping"),
-            }
-            .into());
-        }
         if last_page {
             if baseline {
                 commit.meta.push((META_BASELINE, b"done".to_vec()));
@@ -539,18 +591,7 @@ async fn list_all(
         if last_page {
             break;
         }
-        let url = || client.listing_url();
-        let cursor = page
-            .end_cursor
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ApiError::Decode {
-                url: url(),
-                message: "has_next_page is true but end_cursor is missing".into(),
-            })?;
-        if !cursors.insert(cursor.clone()) {
-            return Err(ApiError::CursorLoop { url: url(), cursor }.into());
-        }
-        after = Some(cursor);
+        following?;
     }
     let (commit, reminders) = due_reminders(store, active, now_ms(), !baseline)?;
     if !commit.is_empty() {

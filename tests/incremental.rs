@@ -195,3 +195,50 @@ async fn widening_the_filters_does_not_announce_old_sessions() {
     assert_eq!(got[0].json()["data"]["session"]["session_id"], "b1");
     assert_eq!(env.hook.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_sharing_a_creation_second_keep_their_own_snapshots() {
+    let env = Env::start(RULES).await;
+    // Snapshots are keyed by (created_at, session_id): many sessions created in one second, and
+    // one with no created_at at all, must not be mistaken for one another.
+    env.api.upsert_all((0..5).map(|i| {
+        let mut s = session(&format!("s{i}"));
+        s["created_at"] = if i == 4 {
+            json!(null)
+        } else {
+            json!(1_700_000_000)
+        };
+        s
+    }));
+    env.once().await.expect("baseline");
+    env.api.update("s2", |s| s["status"] = json!("exit"));
+    env.api.update("s4", |s| s["status"] = json!("error"));
+    let polled = env.once().await.expect("poll");
+    assert_eq!((polled.poll.changed, polled.poll.events), (2, 2));
+    let got = env.hook.wait_for(2, Duration::from_secs(10)).await;
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["data"]["session"]["session_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v["data"]["previous"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("s2".to_owned(), "running".to_owned()),
+            ("s4".to_owned(), "running".to_owned())
+        ]
+    );
+    assert_eq!(env.once().await.expect("quiet").poll.changed, 0);
+}
