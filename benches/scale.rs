@@ -1570,8 +1570,39 @@ fn section_steady(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     if let Some(d) = first.get("duration_ms").and_then(Value::as_f64) {
         res.add(sec, "full sync: poll duration (binary's log)", "ms", d);
     }
-    // One no-op poll to let the baseline's background writes settle.
-    next_poll();
+    // sled goes on writing in the background for a while after a large write (its log buffers
+    // and segment cleaning), whatever the polls do. Wait until the process has written nothing
+    // for 3 s, record how long that took, then line up on a poll boundary.
+    let settle = |label: &str, res: &mut Results| {
+        let started = Instant::now();
+        let first = read_proc_io(pid).write_bytes;
+        let (mut last, mut quiet_since) = (first, Instant::now());
+        while quiet_since.elapsed() < Duration::from_secs(3)
+            && started.elapsed() < Duration::from_secs(120)
+        {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = read_proc_io(pid).write_bytes;
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+        }
+        let took = started.elapsed().saturating_sub(quiet_since.elapsed());
+        res.add(
+            sec,
+            &format!("after {label}: time until the process stops writing"),
+            "ms",
+            ms(took),
+        );
+        res.add(
+            sec,
+            &format!("after {label}: bytes written meanwhile (sled's background work)"),
+            "MiB",
+            last.saturating_sub(first) as f64 / 1048576.0,
+        );
+        while rx.try_recv().is_ok() {}
+        next_poll();
+    };
+    settle("the full sync", res);
     let measure = |label: &str, res: &mut Results, change: Option<usize>| {
         let io0 = read_proc_io(pid);
         s.fake.take_counts();
@@ -1637,6 +1668,7 @@ fn section_steady(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
             "deliveries",
             got.count as f64,
         );
+        settle("the changed poll and its deliveries", res);
         measure("no-op poll after the changes", res, None);
         // Put the sessions back for the next round (an unrouted change, measured as nothing).
         s.fake.change((0..k).map(|j| j * stride), "running");

@@ -56,6 +56,19 @@ impl EventType {
         }
     }
 
+    /// Whether an event of this type happens at most once for its subject: a session is
+    /// created once, a pull request opened once, a budget threshold crossed once. Their ids
+    /// hash only the subject, and the store remembers the ids announced, so a subject that
+    /// vanishes from a listing and comes back is not announced again.
+    pub fn once_per_subject(self) -> bool {
+        matches!(
+            self,
+            EventType::SessionCreated
+                | EventType::PullRequestOpened
+                | EventType::SessionAcusExceeded
+        )
+    }
+
     /// Parses a wire name.
     pub fn parse(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)

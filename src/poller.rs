@@ -119,7 +119,17 @@ pub fn process_page(
             events.extend(acus_crossings(old.as_ref(), session, acus_thresholds));
         }
         track_wait(&mut commit, old.as_ref(), session);
-        all_events.extend(events);
+        for event in events {
+            if event.kind.once_per_subject() {
+                if commit.announced.contains(&event.id) || store.announced(&event.id)? {
+                    // E.g. a pull request the API left out of one listing, now back.
+                    tracing::info!(session_id = %session.session_id, event_id = %event.id, event_type = %event.kind, "seen before: not announced again");
+                    continue;
+                }
+                commit.announced.push(event.id.clone());
+            }
+            all_events.push(event);
+        }
         push_snapshot(&mut commit, &mut pending, key, new_bytes);
     }
     Ok((commit, all_events))

@@ -8,6 +8,9 @@
 //! - `messages`: event id -> the latest Devin message read for it, so a waiting event costs at
 //!   most one messages listing even when its poll is retried.
 //! - `waiting`: session id -> since when it waits on a person and the reminders sent ([`Waiting`]).
+//! - `announced`: event id -> nothing, for events that happen once per subject
+//!   ([`crate::event::EventType::once_per_subject`]): a pull request that vanishes from a
+//!   listing and comes back is not announced twice.
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
@@ -111,6 +114,8 @@ pub struct Commit {
     pub deliveries: Vec<Delivery>,
     pub dead: Vec<DeadLetter>,
     pub meta: Vec<(&'static str, Vec<u8>)>,
+    /// Ids of once-per-subject events detected (see the `announced` tree).
+    pub announced: Vec<String>,
 }
 
 impl Commit {
@@ -121,6 +126,7 @@ impl Commit {
             && self.dead.is_empty()
             && self.meta.is_empty()
             && self.waiting.is_empty()
+            && self.announced.is_empty()
     }
 }
 
@@ -206,6 +212,7 @@ pub struct Store {
     sessions: sled::Tree,
     messages: sled::Tree,
     waiting: sled::Tree,
+    announced: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
@@ -287,6 +294,7 @@ impl Store {
             sessions: tree("sessions")?,
             messages: tree("messages")?,
             waiting: tree("waiting")?,
+            announced: tree("announced")?,
             outbox: tree("outbox")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
@@ -404,6 +412,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a once-per-subject event was detected before.
+    pub fn announced(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.announced
+            .contains_key(event_id)
+            .map_err(sled_err(format!("announced/{event_id}")))
+    }
+
     /// A meta value holding a big-endian 64-bit number.
     pub fn meta_u64(&self, name: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
@@ -448,6 +463,7 @@ impl Store {
             && commit.dead.is_empty()
             && commit.meta.is_empty()
             && commit.waiting.is_empty()
+            && commit.announced.is_empty()
         {
             // Only snapshots (a baseline page, a page of quiet changes): one batch, atomic
             // like the transaction below and cheaper.
@@ -473,8 +489,9 @@ impl Store {
             &self.dead,
             &self.meta,
             &self.waiting,
+            &self.announced,
         );
-        let result = trees.transaction(|(sessions, outbox, dead, meta, waiting)| {
+        let result = trees.transaction(|(sessions, outbox, dead, meta, waiting, announced)| {
             for (key, bytes) in &commit.snapshots {
                 sessions.insert(key.as_slice(), bytes.as_slice())?;
             }
@@ -496,6 +513,9 @@ impl Store {
                     Some(w) => waiting.insert(id.as_bytes(), encode(w))?,
                     None => waiting.remove(id.as_bytes())?,
                 };
+            }
+            for id in &commit.announced {
+                announced.insert(id.as_bytes(), &[])?;
             }
             Ok::<_, ConflictableTransactionError<()>>(seqs)
         });
@@ -792,8 +812,12 @@ mod tests {
             dead: vec![],
             meta: vec![(META_BASELINE, b"1".to_vec())],
             waiting: vec![],
+            announced: vec!["evt_a".into()],
         };
+        assert!(!store.announced("evt_a").expect("get"));
         let seqs = store.commit(&commit).expect("commit");
+        assert!(store.announced("evt_a").expect("get"));
+        assert!(!store.announced("evt_b").expect("get"));
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();
         assert_eq!(ids, ["msg_0", "msg_1", "msg_2", "msg_3", "msg_4"]);

@@ -406,7 +406,8 @@ proptest! {
 
 /// What the diff does when a PR disappears from a session's list and comes back: the second
 /// appearance is `pull_request.opened` again, under the same id as the first (the snapshot only
-/// holds the last listing), so a receiver that deduplicates on the id drops it.
+/// holds the last listing). The poller drops it, since the store remembers the ids of
+/// once-per-subject events (tests/e2e.rs, `a_pull_request_that_vanishes_and_returns_...`).
 #[test]
 fn a_reappearing_pr_repeats_its_opened_id() {
     let mut with = Session::new("devin-r", "running");

@@ -297,3 +297,64 @@ async fn a_refused_token_fails_with_the_url_and_without_the_token() {
     );
     assert!(!text.contains(TOKEN), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_that_vanishes_and_returns_is_announced_once() {
+    let env = Env::start(RULES).await;
+    env.api.upsert_all([session("s1"), session("s2")]);
+    env.once().await.expect("baseline");
+    let url = "https://github.com/acme/api/pull/7";
+    env.api
+        .update("s1", |s| s["pull_requests"] = json!([pr(url, "open")]));
+    let opened = env.once().await.expect("opened");
+    assert_eq!(opened.poll.events, 1);
+    // One listing leaves the pull request out (`null`, then `[]`), the next has it again.
+    env.api.update("s1", |s| s["pull_requests"] = Value::Null);
+    assert_eq!(env.once().await.expect("vanished").poll.events, 0);
+    env.api.update("s1", |s| s["pull_requests"] = json!([]));
+    assert_eq!(env.once().await.expect("still gone").poll.events, 0);
+    env.api
+        .update("s1", |s| s["pull_requests"] = json!([pr(url, "open")]));
+    let back = env.once().await.expect("back");
+    assert_eq!(
+        (back.poll.changed, back.poll.events),
+        (1, 0),
+        "not announced again"
+    );
+    // Its later changes are still events, and so is another pull request.
+    env.api.update("s1", |s| {
+        s["pull_requests"] = json!([
+            pr(url, "merged"),
+            pr("https://github.com/acme/api/pull/8", "open")
+        ])
+    });
+    assert_eq!(env.once().await.expect("later").poll.events, 2);
+    let hook = env.hook.wait_for(3, WAIT).await;
+    let mut got: Vec<(String, String)> = hook
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["type"].as_str().unwrap_or_default().to_owned(),
+                v["data"]["change"]["pr_url"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let pair = |t: &str, u: &str| (t.to_owned(), u.to_owned());
+    assert_eq!(
+        got,
+        [
+            pair("pull_request.opened", url),
+            pair("pull_request.opened", "https://github.com/acme/api/pull/8"),
+            pair("pull_request.state_changed", url),
+        ]
+    );
+    // Slack (rule "prs") posted the same three, not four.
+    env.slack.wait_for(3, WAIT).await;
+    assert_eq!(env.slack.count(), 3);
+    assert_eq!(env.hook.count(), 3);
+}
