@@ -508,7 +508,7 @@ async fn list_all(
         incremental: listing != Listing::Full,
         ..PollStats::default()
     };
-    let thresholds: Vec<f64> = active
+    let thresholds: Arc<[f64]> = active
         .config
         .rules
         .iter()
@@ -555,6 +555,10 @@ async fn list_all(
             next_cursor(client, &page, &mut cursors)
                 .map(|cursor| next = Prefetch::start(client, &bounds, Some(cursor)))
         };
+        // Let the fetch send its request now. (On a runtime worker, a task spawned from a task
+        // runs on that worker, next: without this it would wait for this page's store work,
+        // which does not yield. Its answer is then read and decoded on another worker.)
+        tokio::task::yield_now().await;
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;

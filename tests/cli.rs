@@ -130,7 +130,7 @@ async fn once_at_trace_level_logs_no_secret_even_on_failures() {
 async fn run_polls_delivers_and_stops_cleanly_on_sigterm() {
     let env = Env::start(RULES).await;
     env.api.upsert(session("s1"));
-    let mut child = command(&env, &["run"]).spawn().expect("spawn run");
+    let mut child = harness::Reaped(command(&env, &["run"]).spawn().expect("spawn run"));
     // The baseline poll happens; then a change is delivered by the running service.
     env.api.wait_for_requests(1, Duration::from_secs(20)).await;
     env.api

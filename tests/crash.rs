@@ -24,8 +24,8 @@ events = ["pull_request.opened"]
 sinks = ["hook"]
 "#;
 
-fn spawn(env: &Env, command: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_devin-notify"))
+fn spawn(env: &Env, command: &str) -> harness::Reaped {
+    let child = Command::new(env!("CARGO_BIN_EXE_devin-notify"))
         .args([command, "--config"])
         .arg(&env.config_path)
         .env("RUST_LOG", "warn")
@@ -33,7 +33,8 @@ fn spawn(env: &Env, command: &str) -> std::process::Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn devin-notify")
+        .expect("spawn devin-notify");
+    harness::Reaped(child)
 }
 
 fn pr_url(s: usize, p: usize) -> String {
