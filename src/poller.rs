@@ -563,6 +563,15 @@ async fn list_all(
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;
         enrich(client, store, active, &mut events).await?;
+        if active.config.devin.fetch_messages {
+            // The messages read for these events are in them now, and the commit records them.
+            commit.uncache.extend(
+                events
+                    .iter()
+                    .filter(|e| e.starts_waiting())
+                    .map(|e| e.id.clone()),
+            );
+        }
         let detected_at_ms = now_ms();
         for event in &events {
             crate::metrics::count(

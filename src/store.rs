@@ -6,7 +6,8 @@
 //!   Keys start with the creation time so that a listing, which runs newest first, writes the
 //!   tree in order (see [`session_key`]).
 //! - `messages`: event id -> the latest Devin message read for it, so a waiting event costs at
-//!   most one messages listing even when its poll is retried.
+//!   most one messages listing even when its poll is retried; removed by the commit that
+//!   records the event.
 //! - `waiting`: session id -> since when it waits on a person and the reminders sent ([`Waiting`]).
 //! - `announced`: event id -> nothing, for events that happen once per subject
 //!   ([`crate::event::EventType::once_per_subject`]): a pull request that vanishes from a
@@ -118,6 +119,8 @@ pub struct Commit {
     pub meta: Vec<(&'static str, Vec<u8>)>,
     /// Ids of once-per-subject events detected (see the `announced` tree).
     pub announced: Vec<String>,
+    /// Event ids whose cached Devin message is no longer needed (their event is recorded).
+    pub uncache: Vec<String>,
 }
 
 impl Commit {
@@ -129,6 +132,7 @@ impl Commit {
             && self.meta.is_empty()
             && self.waiting.is_empty()
             && self.announced.is_empty()
+            && self.uncache.is_empty()
     }
 }
 
@@ -466,6 +470,7 @@ impl Store {
             && commit.meta.is_empty()
             && commit.waiting.is_empty()
             && commit.announced.is_empty()
+            && commit.uncache.is_empty()
         {
             // Only snapshots (a baseline page, a page of quiet changes): one batch, atomic
             // like the transaction below and cheaper.
@@ -492,35 +497,41 @@ impl Store {
             &self.meta,
             &self.waiting,
             &self.announced,
+            &self.messages,
         );
-        let result = trees.transaction(|(sessions, outbox, dead, meta, waiting, announced)| {
-            for (key, bytes) in &commit.snapshots {
-                sessions.insert(key.as_slice(), bytes.as_slice())?;
-            }
-            let mut seqs = Vec::with_capacity(commit.deliveries.len());
-            for d in &commit.deliveries {
-                let seq = outbox.generate_id()?;
-                outbox.insert(&key(seq), encode(d))?;
-                seqs.push(seq);
-            }
-            for letter in &commit.dead {
-                let seq = dead.generate_id()?;
-                dead.insert(&key(seq), encode(letter))?;
-            }
-            for (name, value) in &commit.meta {
-                meta.insert(*name, value.as_slice())?;
-            }
-            for (id, wait) in &commit.waiting {
-                match wait {
-                    Some(w) => waiting.insert(id.as_bytes(), encode(w))?,
-                    None => waiting.remove(id.as_bytes())?,
-                };
-            }
-            for id in &commit.announced {
-                announced.insert(id.as_bytes(), &[])?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(seqs)
-        });
+        let result = trees.transaction(
+            |(sessions, outbox, dead, meta, waiting, announced, messages)| {
+                for (key, bytes) in &commit.snapshots {
+                    sessions.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                let mut seqs = Vec::with_capacity(commit.deliveries.len());
+                for d in &commit.deliveries {
+                    let seq = outbox.generate_id()?;
+                    outbox.insert(&key(seq), encode(d))?;
+                    seqs.push(seq);
+                }
+                for letter in &commit.dead {
+                    let seq = dead.generate_id()?;
+                    dead.insert(&key(seq), encode(letter))?;
+                }
+                for (name, value) in &commit.meta {
+                    meta.insert(*name, value.as_slice())?;
+                }
+                for (id, wait) in &commit.waiting {
+                    match wait {
+                        Some(w) => waiting.insert(id.as_bytes(), encode(w))?,
+                        None => waiting.remove(id.as_bytes())?,
+                    };
+                }
+                for id in &commit.announced {
+                    announced.insert(id.as_bytes(), &[])?;
+                }
+                for id in &commit.uncache {
+                    messages.remove(id.as_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(seqs)
+            },
+        );
         match result {
             Ok(seqs) => Ok(seqs),
             Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
@@ -815,11 +826,16 @@ mod tests {
             meta: vec![(META_BASELINE, b"1".to_vec())],
             waiting: vec![],
             announced: vec!["evt_a".into()],
+            uncache: vec!["evt_waiting".into()],
         };
+        store
+            .cache_message("evt_waiting", &Some("May I?".into()))
+            .expect("cache");
         assert!(!store.announced("evt_a").expect("get"));
         let seqs = store.commit(&commit).expect("commit");
         assert!(store.announced("evt_a").expect("get"));
         assert!(!store.announced("evt_b").expect("get"));
+        assert_eq!(store.cached_message("evt_waiting").expect("get"), None);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();
         assert_eq!(ids, ["msg_0", "msg_1", "msg_2", "msg_3", "msg_4"]);

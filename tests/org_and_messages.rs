@@ -150,6 +150,14 @@ async fn needs_input_quotes_devins_latest_question() {
         .find(|v| v["data"]["session"]["session_id"] == "s1")
         .expect("s1");
     assert_eq!(s1_hook["data"]["last_devin_message"], question);
+    // The messages cached for the poll went with the commit that recorded the events.
+    let store =
+        devin_notify::store::Store::open(&env.active().config.store.path, 1 << 20).expect("store");
+    for v in hook.iter().map(|r| r.json()) {
+        let event_id = v["data"]["event_id"].as_str().expect("event_id");
+        assert_eq!(store.cached_message(event_id).expect("read"), None);
+    }
+    drop(store);
 
     // One messages listing per waiting event: two pages for s1, one each for s2 and s3.
     let message_requests: Vec<String> = env
