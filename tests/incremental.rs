@@ -242,3 +242,44 @@ async fn sessions_sharing_a_creation_second_keep_their_own_snapshots() {
     );
     assert_eq!(env.once().await.expect("quiet").poll.changed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_created_at_changes_is_still_the_same_session() {
+    let mut env = Env::start(RULES).await;
+    env.set_extra(
+        r#"
+[[rules]]
+name = "remind"
+events = ["session.waiting"]
+sinks = ["hook"]
+remind_after = "1s"
+repeat_every = "1s"
+"#,
+    );
+    // s1 has waited for 100 s already: the baseline marks its reminders as sent, and from then
+    // on every poll of a waiting s1 would remind again.
+    let mut s = session("s1");
+    s["created_at"] = json!(null);
+    s["status_detail"] = json!("waiting_for_user");
+    s["updated_at"] = json!(env.api.now() - 100);
+    env.api.upsert_all([s, session("s2")]);
+    env.once().await.expect("baseline");
+    // The API now gives s1 a creation time (snapshots are keyed by it), and s1 moved on.
+    env.api.update("s1", |s| {
+        s["created_at"] = json!(1_700_000_000);
+        s["status_detail"] = json!("working");
+    });
+    let polled = env.once().await.expect("poll");
+    assert_eq!(
+        polled.poll.events, 1,
+        "one status change, not a new session"
+    );
+    let got = env.hook.wait_for(1, Duration::from_secs(10)).await;
+    let v = got[0].json();
+    assert_eq!(v["type"], "session.status_changed");
+    assert_eq!(v["data"]["previous"]["status_detail"], "waiting_for_user");
+    // The wait ended with it: no reminder (a wait left behind would remind at every poll).
+    let later = env.once().await.expect("later");
+    assert_eq!((later.poll.changed, later.poll.events), (0, 0));
+    assert_eq!(env.hook.count(), 1);
+}
