@@ -10,10 +10,8 @@ use tokio::sync::Notify;
 use crate::app::Active;
 use crate::config::Baseline;
 use crate::devin::{ApiError, Client, ListBounds, Page, Session};
-use crate::diff::{
-    acus_crossings, diff, is_waiting, pr_opened_id, pr_state_changed, reminder, reminders_due,
-};
-use crate::event::{stable_id, truncate_chars, Change, Event, EventType};
+use crate::diff::{acus_crossings, diff, is_waiting, reminder, reminders_due};
+use crate::event::{stable_id, truncate_chars, Event};
 use crate::rules::routes;
 use crate::store::{
     fingerprint, now_ms, session_key, Commit, DeadLetter, Delivery, Store, StoreError, Waiting,
@@ -86,38 +84,16 @@ pub fn process_page(
                 message: e.to_string(),
             })?,
         };
-        let id = &session.session_id;
-        let key = session_key(session.created_at, id);
+        let key = session_key(session.created_at, &session.session_id);
         if mode == Mode::Baseline(Baseline::Silent) {
             // Nothing to compare with: record the session as it is.
             track_wait(&mut commit, None, session);
-            if !pending.contains_key(&key) {
-                commit.ids.push((id.clone(), session.created_at));
-            }
             push_snapshot(&mut commit, &mut pending, key, new_bytes);
             continue;
         }
         let old_bytes = match pending.get(&key) {
             Some(&i) => Some(sled::IVec::from(commit.snapshots[i].1.as_slice())),
-            None => match store.snapshot_raw(&key)? {
-                Some(bytes) => Some(bytes),
-                // Not where its creation time says: a new session, or one whose `created_at`
-                // changed (its snapshot moves to the new key).
-                None => {
-                    let before = store.created_at_of(id)?;
-                    commit.ids.push((id.clone(), session.created_at));
-                    match before.filter(|c| *c != session.created_at) {
-                        Some(c) => {
-                            let old_key = session_key(c, id);
-                            let found = store.snapshot_raw(&old_key)?;
-                            tracing::warn!(session_id = %id, from = c, to = session.created_at, "the session's created_at changed; its snapshot moves");
-                            commit.moved.push(old_key);
-                            found
-                        }
-                        None => None,
-                    }
-                }
-            },
+            None => store.snapshot_raw(&key)?,
         };
         if old_bytes.as_deref() == Some(new_bytes.as_slice()) {
             continue;
@@ -144,45 +120,13 @@ pub fn process_page(
         }
         track_wait(&mut commit, old.as_ref(), session);
         for event in events {
-            let pr = match &event.change {
-                Change::PullRequest {
-                    pr_url, pr_state, ..
-                } => Some((pr_url.as_str(), pr_state.as_str())),
-                _ => None,
-            };
-            if let (EventType::PullRequestStateChanged, Some((url, state))) = (event.kind, pr) {
-                // The PR's last known state, for when it vanishes and comes back.
-                let opened = pr_opened_id(&session.session_id, url);
-                commit.announced.push((opened, state.to_owned()));
-            }
             if event.kind.once_per_subject() {
-                let known = match commit
-                    .announced
-                    .iter()
-                    .rev()
-                    .find(|(id, _)| *id == event.id)
-                {
-                    Some((_, last)) => Some(last.clone()),
-                    None => store.announced(&event.id)?,
-                };
-                if let Some(last) = known {
-                    // E.g. a pull request the API left out of one listing, now back. If it is
-                    // back in another state than last known, that change is news.
+                if commit.announced.contains(&event.id) || store.announced(&event.id)? {
+                    // E.g. a pull request the API left out of one listing, now back.
                     tracing::info!(session_id = %session.session_id, event_id = %event.id, event_type = %event.kind, "seen before: not announced again");
-                    let listed = pr.and_then(|(url, _)| {
-                        session.pull_requests.iter().find(|p| p.pr_url == url)
-                    });
-                    if let Some(listed) = listed.filter(|p| !last.is_empty() && p.pr_state != last)
-                    {
-                        commit
-                            .announced
-                            .push((event.id.clone(), listed.pr_state.clone()));
-                        all_events.push(pr_state_changed(old.as_ref(), session, listed, &last));
-                    }
                     continue;
                 }
-                let kept = pr.map(|(_, state)| state.to_owned()).unwrap_or_default();
-                commit.announced.push((event.id.clone(), kept));
+                commit.announced.push(event.id.clone());
             }
             all_events.push(event);
         }
@@ -240,6 +184,7 @@ fn track_wait(commit: &mut Commit, old: Option<&Session>, new: &Session) {
                 new.session_id.clone(),
                 Some(Waiting {
                     since_ms,
+                    created_at: new.created_at,
                     status_detail: new.status_detail.clone(),
                     sent: Default::default(),
                 }),
@@ -285,7 +230,7 @@ pub fn due_reminders(
             if !fire {
                 continue;
             }
-            let session = match store.snapshot_of(&session_id) {
+            let session = match store.snapshot(wait.created_at, &session_id) {
                 Ok(Some(session)) => session,
                 Ok(None) => continue,
                 Err(e) => {
@@ -509,7 +454,6 @@ impl Prefetch {
     async fn page(&mut self, client: &Client) -> Result<Page, ApiError> {
         match (&mut self.0).await {
             Ok(page) => page,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(ApiError::Transport {
                 url: client.listing_url(),
                 message: format!("the page's request did not finish: {e}"),
@@ -603,9 +547,8 @@ async fn list_all(
             .into());
         }
         // The next page is requested (and decoded, on another worker thread) while this one is
-        // diffed and committed; listing requests stay one at a time and in order (this page's
-        // messages requests may overlap the next page's). A bad cursor ends the listing once
-        // this page is committed.
+        // diffed and committed; requests stay one at a time and in order. A bad cursor ends the
+        // listing once this page is committed.
         let following = if last_page {
             Ok(())
         } else {

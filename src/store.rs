@@ -5,17 +5,13 @@
 //!   comparing those bytes with the listed ones (an exact fingerprint), without rewriting it.
 //!   Keys start with the creation time so that a listing, which runs newest first, writes the
 //!   tree in order (see [`session_key`]).
-//! - `ids`: session id -> its `created_at` (i64, big-endian): where its snapshot is, for a
-//!   session whose `created_at` changed and for lookups by id (reminders). Written when a
-//!   session is first recorded or its key moves, not when it changes.
 //! - `messages`: event id -> the latest Devin message read for it, so a waiting event costs at
 //!   most one messages listing even when its poll is retried; removed by the commit that
 //!   records the event.
 //! - `waiting`: session id -> since when it waits on a person and the reminders sent ([`Waiting`]).
-//! - `announced`: event id -> the pull request's last known state (empty for other events),
-//!   for events that happen once per subject ([`crate::event::EventType::once_per_subject`]):
-//!   a pull request that vanishes from a listing and comes back is not announced twice, and
-//!   its state then is compared with the last one known.
+//! - `announced`: event id -> nothing, for events that happen once per subject
+//!   ([`crate::event::EventType::once_per_subject`]): a pull request that vanishes from a
+//!   listing and comes back is not announced twice.
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
@@ -102,6 +98,9 @@ pub struct DeadLetter {
 pub struct Waiting {
     /// When the wait began (Unix ms).
     pub since_ms: i64,
+    /// The session's `created_at`: with its id, where its snapshot is ([`session_key`]).
+    #[serde(default)]
+    pub created_at: i64,
     pub status_detail: Option<String>,
     /// Rule name -> the number of the last reminder sent for this wait.
     #[serde(default)]
@@ -115,16 +114,11 @@ pub struct Commit {
     pub waiting: Vec<(String, Option<Waiting>)>,
     /// [`session_key`] -> the new snapshot (the item's JSON text).
     pub snapshots: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Session id -> `created_at`, for sessions first recorded or whose key moved.
-    pub ids: Vec<(String, i64)>,
-    /// Snapshot keys to delete: where a session was before its `created_at` changed.
-    pub moved: Vec<Vec<u8>>,
     pub deliveries: Vec<Delivery>,
     pub dead: Vec<DeadLetter>,
     pub meta: Vec<(&'static str, Vec<u8>)>,
-    /// Once-per-subject events detected, with what the store keeps for each (see the
-    /// `announced` tree).
-    pub announced: Vec<(String, String)>,
+    /// Ids of once-per-subject events detected (see the `announced` tree).
+    pub announced: Vec<String>,
     /// Event ids whose cached Devin message is no longer needed (their event is recorded).
     pub uncache: Vec<String>,
 }
@@ -133,8 +127,6 @@ impl Commit {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.snapshots.is_empty()
-            && self.ids.is_empty()
-            && self.moved.is_empty()
             && self.deliveries.is_empty()
             && self.dead.is_empty()
             && self.meta.is_empty()
@@ -168,9 +160,6 @@ pub const META_SCOPE: &str = "scope";
 /// Meta key: when the last full listing completed (Unix ms, u64, big-endian).
 pub const META_LAST_FULL: &str = "last_full_sync";
 
-/// Meta key: set once every snapshot is in the `ids` index.
-pub const META_IDS_INDEXED: &str = "ids_indexed";
-
 /// Meta key prefix of paused sinks.
 pub const PAUSED_PREFIX: &str = "paused/";
 
@@ -195,12 +184,6 @@ pub fn session_key(created_at: i64, session_id: &str) -> Vec<u8> {
     key.extend_from_slice(&((created_at as u64) ^ (1 << 63)).to_be_bytes());
     key.extend_from_slice(session_id.as_bytes());
     key
-}
-
-/// The `created_at` and session id of a [`session_key`].
-pub fn split_session_key(key: &[u8]) -> Option<(i64, &[u8])> {
-    let created = <[u8; 8]>::try_from(key.get(..8)?).ok()?;
-    Some(((u64::from_be_bytes(created) ^ (1 << 63)) as i64, &key[8..]))
 }
 
 /// `sessions/<created_at>/<session id>`, naming a [`session_key`] in messages.
@@ -233,7 +216,6 @@ pub struct Store {
     durable_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
     db: sled::Db,
     sessions: sled::Tree,
-    ids: sled::Tree,
     messages: sled::Tree,
     waiting: sled::Tree,
     announced: sled::Tree,
@@ -316,7 +298,6 @@ impl Store {
         let store = Store {
             durable_below: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             sessions: tree("sessions")?,
-            ids: tree("ids")?,
             messages: tree("messages")?,
             waiting: tree("waiting")?,
             announced: tree("announced")?,
@@ -327,81 +308,22 @@ impl Store {
             db,
         };
         store.migrate_id_keyed_snapshots()?;
-        store.index_ids()?;
         Ok(store)
     }
 
-    /// Builds the `ids` index of a store that has none (one written by an earlier version).
-    /// Safe to interrupt: the marker is written last, and indexing again is harmless.
-    fn index_ids(&self) -> Result<(), StoreError> {
-        if self.meta(META_IDS_INDEXED)?.is_some() {
-            return Ok(());
-        }
-        let mut indexed = 0usize;
-        let mut batch = sled::Batch::default();
-        for item in self.sessions.iter() {
-            let (key, _) = item.map_err(sled_err("sessions"))?;
-            let Some((created_at, id)) = split_session_key(&key) else {
-                continue;
-            };
-            batch.insert(id, &created_at.to_be_bytes());
-            indexed += 1;
-            if indexed.is_multiple_of(1000) {
-                self.ids
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(sled_err("ids"))?;
-            }
-        }
-        self.ids.apply_batch(batch).map_err(sled_err("ids"))?;
-        self.db.flush().map_err(sled_err("ids"))?;
-        self.meta
-            .insert(META_IDS_INDEXED, b"1")
-            .map_err(sled_err("meta"))?;
-        self.db.flush().map_err(sled_err("meta"))?;
-        if indexed > 0 {
-            tracing::info!(
-                sessions = indexed,
-                "store: indexed the snapshots by session id"
-            );
-        }
-        Ok(())
-    }
-
-    /// Where a session's snapshot is: its `created_at` as last recorded.
-    pub fn created_at_of(&self, session_id: &str) -> Result<Option<i64>, StoreError> {
-        let raw = self
-            .ids
-            .get(session_id.as_bytes())
-            .map_err(sled_err(format!("ids/{session_id}")))?;
-        Ok(raw
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(i64::from_be_bytes))
-    }
-
-    /// A session's snapshot, decoded, found by id.
-    pub fn snapshot_of(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
-        match self.created_at_of(session_id)? {
-            Some(created_at) => self.snapshot(created_at, session_id),
-            None => Ok(None),
-        }
-    }
-
     /// Moves the snapshots of a store written by an earlier version (tree `snapshots`, keyed
-    /// by session id, beside `fingerprints`) to the `sessions` tree ([`Store::index_ids`]
-    /// indexes them next). Safe to interrupt: the old tree is dropped last, so an interrupted
-    /// move runs again, whole, at the next open.
+    /// by session id, beside `fingerprints`) to the `sessions` tree, and gives each wait
+    /// record its session's `created_at`. Safe to interrupt: the old tree is dropped last, so
+    /// an interrupted move runs again, whole, at the next open.
     fn migrate_id_keyed_snapshots(&self) -> Result<(), StoreError> {
         const OLD: &[u8] = b"snapshots";
         if !self.db.tree_names().iter().any(|name| name == OLD) {
             return Ok(());
         }
         let old = self.db.open_tree(OLD).map_err(sled_err("snapshots"))?;
-        // Read leniently: a snapshot that no longer decodes as a session still has its place
-        // (the next listing replaces it, without events).
         let created_at = |bytes: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(bytes)
-                .ok()
-                .and_then(|v| v.get("created_at").and_then(serde_json::Value::as_i64))
+            serde_json::from_slice::<Session>(bytes)
+                .map(|s| s.created_at)
                 .unwrap_or(0)
         };
         let mut moved = 0usize;
@@ -420,9 +342,15 @@ impl Store {
         self.sessions
             .apply_batch(batch)
             .map_err(sled_err("sessions"))?;
-        self.meta
-            .remove(META_IDS_INDEXED)
-            .map_err(sled_err("meta"))?;
+        for (id, mut wait) in self.waiting()? {
+            let Some(bytes) = old.get(id.as_bytes()).map_err(sled_err("snapshots"))? else {
+                continue;
+            };
+            wait.created_at = created_at(&bytes);
+            self.waiting
+                .insert(id.as_bytes(), encode(&wait))
+                .map_err(sled_err(format!("waiting/{id}")))?;
+        }
         self.db.flush().map_err(sled_err("sessions"))?;
         self.db
             .drop_tree("fingerprints")
@@ -490,13 +418,11 @@ impl Store {
         Ok(out)
     }
 
-    /// What is kept for a once-per-subject event detected before (`None`: never detected).
-    pub fn announced(&self, event_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .announced
-            .get(event_id)
-            .map_err(sled_err(format!("announced/{event_id}")))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    /// Whether a once-per-subject event was detected before.
+    pub fn announced(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.announced
+            .contains_key(event_id)
+            .map_err(sled_err(format!("announced/{event_id}")))
     }
 
     /// A meta value holding a big-endian 64-bit number.
@@ -541,8 +467,6 @@ impl Store {
         }
         if commit.deliveries.is_empty()
             && commit.dead.is_empty()
-            && commit.ids.is_empty()
-            && commit.moved.is_empty()
             && commit.meta.is_empty()
             && commit.waiting.is_empty()
             && commit.announced.is_empty()
@@ -568,7 +492,6 @@ impl Store {
         }
         let trees = (
             &self.sessions,
-            &self.ids,
             &self.outbox,
             &self.dead,
             &self.meta,
@@ -577,15 +500,9 @@ impl Store {
             &self.messages,
         );
         let result = trees.transaction(
-            |(sessions, ids, outbox, dead, meta, waiting, announced, messages)| {
-                for key in &commit.moved {
-                    sessions.remove(key.as_slice())?;
-                }
+            |(sessions, outbox, dead, meta, waiting, announced, messages)| {
                 for (key, bytes) in &commit.snapshots {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                for (id, created_at) in &commit.ids {
-                    ids.insert(id.as_bytes(), &created_at.to_be_bytes())?;
                 }
                 let mut seqs = Vec::with_capacity(commit.deliveries.len());
                 for d in &commit.deliveries {
@@ -606,8 +523,8 @@ impl Store {
                         None => waiting.remove(id.as_bytes())?,
                     };
                 }
-                for (id, value) in &commit.announced {
-                    announced.insert(id.as_bytes(), value.as_bytes())?;
+                for id in &commit.announced {
+                    announced.insert(id.as_bytes(), &[])?;
                 }
                 for id in &commit.uncache {
                     messages.remove(id.as_bytes())?;
@@ -908,18 +825,16 @@ mod tests {
             dead: vec![],
             meta: vec![(META_BASELINE, b"1".to_vec())],
             waiting: vec![],
-            announced: vec![("evt_a".into(), "open".into())],
+            announced: vec!["evt_a".into()],
             uncache: vec!["evt_waiting".into()],
-            ids: vec![("a".into(), 5)],
-            moved: vec![],
         };
         store
             .cache_message("evt_waiting", &Some("May I?".into()))
             .expect("cache");
-        assert_eq!(store.announced("evt_a").expect("get"), None);
+        assert!(!store.announced("evt_a").expect("get"));
         let seqs = store.commit(&commit).expect("commit");
-        assert_eq!(store.announced("evt_a").expect("get"), Some("open".into()));
-        assert_eq!(store.announced("evt_b").expect("get"), None);
+        assert!(store.announced("evt_a").expect("get"));
+        assert!(!store.announced("evt_b").expect("get"));
         assert_eq!(store.cached_message("evt_waiting").expect("get"), None);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();
@@ -1080,7 +995,7 @@ mod tests {
                 store.snapshot(0, "devin-b").expect("get").map(|s| s.status),
                 Some("exit".into())
             );
-            // An unreadable snapshot moves too (under created_at 0).
+            // An unreadable snapshot moves too (under created_at 0); the next listing replaces it.
             assert!(store
                 .snapshot_raw(&session_key(0, "devin-c"))
                 .expect("get")
@@ -1091,13 +1006,8 @@ mod tests {
                 .any(|n| n == b"snapshots" || n == b"fingerprints"));
             let waits = store.waiting().expect("waiting");
             assert_eq!(waits.len(), 1);
+            assert_eq!(waits[0].1.created_at, 100, "the wait finds its snapshot");
             assert_eq!(waits[0].1.since_ms, 5);
-            // Reminders find a waiting session's snapshot by id.
-            assert_eq!(
-                store.snapshot_of("devin-a").expect("get").map(|s| s.status),
-                Some("running".into())
-            );
-            assert_eq!(store.created_at_of("devin-c").expect("get"), Some(0));
             // The next listing of the same sessions finds them unchanged: nothing to write.
             let body = format!(
                 r#"{{"items":[{},{}],"has_next_page":false}}"#,
@@ -1109,18 +1019,6 @@ mod tests {
                 crate::poller::process_page(&store, &page, crate::poller::Mode::Diff, &[])
                     .expect("diff");
             assert!(commit.is_empty() && events.is_empty(), "{commit:?}");
-            // The unreadable one, listed with its real creation time: found through the index,
-            // replaced without events, its old row removed.
-            let c = r#"{"session_id":"devin-c","status":"running","created_at":100}"#;
-            let body = format!(r#"{{"items":[{c}],"has_next_page":false}}"#);
-            let page = crate::devin::Page::decode(body.as_bytes()).expect("page");
-            let (commit, events) =
-                crate::poller::process_page(&store, &page, crate::poller::Mode::Diff, &[])
-                    .expect("diff");
-            assert!(events.is_empty(), "{events:?}");
-            assert_eq!(commit.moved, [session_key(0, "devin-c")]);
-            assert_eq!(commit.ids, [("devin-c".to_owned(), 100)]);
-            assert_eq!(commit.snapshots.len(), 1);
         }
     }
 
