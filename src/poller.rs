@@ -454,6 +454,7 @@ impl Prefetch {
     async fn page(&mut self, client: &Client) -> Result<Page, ApiError> {
         match (&mut self.0).await {
             Ok(page) => page,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(ApiError::Transport {
                 url: client.listing_url(),
                 message: format!("the page's request did not finish: {e}"),
@@ -547,8 +548,9 @@ async fn list_all(
             .into());
         }
         // The next page is requested (and decoded, on another worker thread) while this one is
-        // diffed and committed; requests stay one at a time and in order. A bad cursor ends the
-        // listing once this page is committed.
+        // diffed and committed; listing requests stay one at a time and in order (this page's
+        // messages requests may overlap the next page's). A bad cursor ends the listing once
+        // this page is committed.
         let following = if last_page {
             Ok(())
         } else {
