@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::devin::Session;
+use crate::devin::{PullRequest, Session};
 use crate::event::{stable_id, Change, Event, EventType};
 
 /// The events that take a session from `old` (the snapshot, if any) to `new`, in the order they
@@ -77,22 +77,55 @@ pub fn diff(old: Option<&Session>, new: &Session) -> Vec<Event> {
                 &[pr.pr_url.as_str()],
             )),
             Some(before) if before.pr_state != pr.pr_state => {
-                let parts = [
-                    pr.pr_url.as_str(),
-                    before.pr_state.as_str(),
-                    pr.pr_state.as_str(),
-                    updated.as_str(),
-                ];
-                events.push(event(
-                    EventType::PullRequestStateChanged,
-                    change(Some(&before.pr_state)),
-                    &parts,
-                ));
+                events.push(pr_state_changed(old, new, pr, &before.pr_state));
             }
             Some(_) => {}
         }
     }
     events
+}
+
+/// The id of a pull request's `pull_request.opened` event: one per (session, PR).
+pub fn pr_opened_id(session_id: &str, pr_url: &str) -> String {
+    stable_id(
+        "evt_",
+        &[session_id, EventType::PullRequestOpened.as_str(), pr_url],
+    )
+}
+
+/// `pull_request.state_changed` for `pr` of `new`, whose state was `from`. Its id hashes the
+/// session, the PR, both states and the session's `updated_at`.
+pub fn pr_state_changed(
+    old: Option<&Session>,
+    new: &Session,
+    pr: &PullRequest,
+    from: &str,
+) -> Event {
+    let kind = EventType::PullRequestStateChanged;
+    let updated = new.updated_at.to_string();
+    Event {
+        id: stable_id(
+            "evt_",
+            &[
+                &new.session_id,
+                kind.as_str(),
+                &pr.pr_url,
+                from,
+                &pr.pr_state,
+                &updated,
+            ],
+        ),
+        kind,
+        session: new.clone(),
+        previous: old.cloned(),
+        change: Change::PullRequest {
+            pr_url: pr.pr_url.clone(),
+            repo: pr.repo(),
+            pr_state: pr.pr_state.clone(),
+            from_pr_state: Some(from.to_owned()),
+        },
+        last_devin_message: None,
+    }
 }
 
 /// `session.acus_exceeded` for each threshold that `acus_consumed` crossed between `old` (a new

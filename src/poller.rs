@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use crate::app::Active;
 use crate::config::Baseline;
 use crate::devin::{ApiError, Client, ListBounds, Page, Session};
-use crate::diff::{acus_crossings, diff, is_waiting, reminder, reminders_due};
-use crate::event::{stable_id, truncate_chars, Event};
+use crate::diff::{
+    acus_crossings, diff, is_waiting, pr_opened_id, pr_state_changed, reminder, reminders_due,
+};
+use crate::event::{stable_id, truncate_chars, Change, Event, EventType};
 use crate::rules::routes;
 use crate::store::{
     fingerprint, now_ms, session_key, Commit, DeadLetter, Delivery, Store, StoreError, Waiting,
@@ -120,13 +122,45 @@ pub fn process_page(
         }
         track_wait(&mut commit, old.as_ref(), session);
         for event in events {
+            let pr = match &event.change {
+                Change::PullRequest {
+                    pr_url, pr_state, ..
+                } => Some((pr_url.as_str(), pr_state.as_str())),
+                _ => None,
+            };
+            if let (EventType::PullRequestStateChanged, Some((url, state))) = (event.kind, pr) {
+                // The PR's last known state, for when it vanishes and comes back.
+                let opened = pr_opened_id(&session.session_id, url);
+                commit.announced.push((opened, state.to_owned()));
+            }
             if event.kind.once_per_subject() {
-                if commit.announced.contains(&event.id) || store.announced(&event.id)? {
-                    // E.g. a pull request the API left out of one listing, now back.
+                let known = match commit
+                    .announced
+                    .iter()
+                    .rev()
+                    .find(|(id, _)| *id == event.id)
+                {
+                    Some((_, last)) => Some(last.clone()),
+                    None => store.announced(&event.id)?,
+                };
+                if let Some(last) = known {
+                    // E.g. a pull request the API left out of one listing, now back. If it is
+                    // back in another state than last known, that change is news.
                     tracing::info!(session_id = %session.session_id, event_id = %event.id, event_type = %event.kind, "seen before: not announced again");
+                    let listed = pr.and_then(|(url, _)| {
+                        session.pull_requests.iter().find(|p| p.pr_url == url)
+                    });
+                    if let Some(listed) = listed.filter(|p| !last.is_empty() && p.pr_state != last)
+                    {
+                        commit
+                            .announced
+                            .push((event.id.clone(), listed.pr_state.clone()));
+                        all_events.push(pr_state_changed(old.as_ref(), session, listed, &last));
+                    }
                     continue;
                 }
-                commit.announced.push(event.id.clone());
+                let kept = pr.map(|(_, state)| state.to_owned()).unwrap_or_default();
+                commit.announced.push((event.id.clone(), kept));
             }
             all_events.push(event);
         }

@@ -9,9 +9,10 @@
 //!   most one messages listing even when its poll is retried; removed by the commit that
 //!   records the event.
 //! - `waiting`: session id -> since when it waits on a person and the reminders sent ([`Waiting`]).
-//! - `announced`: event id -> nothing, for events that happen once per subject
-//!   ([`crate::event::EventType::once_per_subject`]): a pull request that vanishes from a
-//!   listing and comes back is not announced twice.
+//! - `announced`: event id -> the pull request's last known state (empty for other events),
+//!   for events that happen once per subject ([`crate::event::EventType::once_per_subject`]):
+//!   a pull request that vanishes from a listing and comes back is not announced twice, and
+//!   its state then is compared with the last one known.
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`] with its rendered payload.
 //! - `dead`: the same key -> a [`DeadLetter`].
@@ -117,8 +118,9 @@ pub struct Commit {
     pub deliveries: Vec<Delivery>,
     pub dead: Vec<DeadLetter>,
     pub meta: Vec<(&'static str, Vec<u8>)>,
-    /// Ids of once-per-subject events detected (see the `announced` tree).
-    pub announced: Vec<String>,
+    /// Once-per-subject events detected, with what the store keeps for each (see the
+    /// `announced` tree).
+    pub announced: Vec<(String, String)>,
     /// Event ids whose cached Devin message is no longer needed (their event is recorded).
     pub uncache: Vec<String>,
 }
@@ -421,11 +423,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether a once-per-subject event was detected before.
-    pub fn announced(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.announced
-            .contains_key(event_id)
-            .map_err(sled_err(format!("announced/{event_id}")))
+    /// What is kept for a once-per-subject event detected before (`None`: never detected).
+    pub fn announced(&self, event_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .announced
+            .get(event_id)
+            .map_err(sled_err(format!("announced/{event_id}")))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// A meta value holding a big-endian 64-bit number.
@@ -526,8 +530,8 @@ impl Store {
                         None => waiting.remove(id.as_bytes())?,
                     };
                 }
-                for id in &commit.announced {
-                    announced.insert(id.as_bytes(), &[])?;
+                for (id, value) in &commit.announced {
+                    announced.insert(id.as_bytes(), value.as_bytes())?;
                 }
                 for id in &commit.uncache {
                     messages.remove(id.as_bytes())?;
@@ -828,16 +832,16 @@ mod tests {
             dead: vec![],
             meta: vec![(META_BASELINE, b"1".to_vec())],
             waiting: vec![],
-            announced: vec!["evt_a".into()],
+            announced: vec![("evt_a".into(), "open".into())],
             uncache: vec!["evt_waiting".into()],
         };
         store
             .cache_message("evt_waiting", &Some("May I?".into()))
             .expect("cache");
-        assert!(!store.announced("evt_a").expect("get"));
+        assert_eq!(store.announced("evt_a").expect("get"), None);
         let seqs = store.commit(&commit).expect("commit");
-        assert!(store.announced("evt_a").expect("get"));
-        assert!(!store.announced("evt_b").expect("get"));
+        assert_eq!(store.announced("evt_a").expect("get"), Some("open".into()));
+        assert_eq!(store.announced("evt_b").expect("get"), None);
         assert_eq!(store.cached_message("evt_waiting").expect("get"), None);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         let ids: Vec<String> = store.outbox().map(|r| r.expect("ok").1.id).collect();

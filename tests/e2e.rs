@@ -329,7 +329,18 @@ async fn a_pull_request_that_vanishes_and_returns_is_announced_once() {
         ])
     });
     assert_eq!(env.once().await.expect("later").poll.events, 2);
-    let hook = env.hook.wait_for(3, WAIT).await;
+    // Gone again, and back closed: not "opened", but the change from merged to closed.
+    env.api.update("s1", |s| s["pull_requests"] = Value::Null);
+    assert_eq!(env.once().await.expect("gone again").poll.events, 0);
+    env.api.update("s1", |s| {
+        s["pull_requests"] = json!([
+            pr(url, "closed"),
+            pr("https://github.com/acme/api/pull/8", "open")
+        ])
+    });
+    let back = env.once().await.expect("back closed");
+    assert_eq!(back.poll.events, 1);
+    let hook = env.hook.wait_for(4, WAIT).await;
     let mut got: Vec<(String, String)> = hook
         .iter()
         .map(|r| {
@@ -351,10 +362,26 @@ async fn a_pull_request_that_vanishes_and_returns_is_announced_once() {
             pair("pull_request.opened", url),
             pair("pull_request.opened", "https://github.com/acme/api/pull/8"),
             pair("pull_request.state_changed", url),
+            pair("pull_request.state_changed", url),
         ]
     );
-    // Slack (rule "prs") posted the same three, not four.
-    env.slack.wait_for(3, WAIT).await;
-    assert_eq!(env.slack.count(), 3);
-    assert_eq!(env.hook.count(), 3);
+    let last = hook
+        .iter()
+        .map(|r| r.json())
+        .filter(|v| v["type"] == "pull_request.state_changed")
+        .map(|v| {
+            (
+                v["data"]["change"]["from_pr_state"].clone(),
+                v["data"]["change"]["pr_state"].clone(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        last.contains(&(json!("merged"), json!("closed"))),
+        "{last:?}"
+    );
+    // Slack (rule "prs") posted the same four.
+    env.slack.wait_for(4, WAIT).await;
+    assert_eq!(env.slack.count(), 4);
+    assert_eq!(env.hook.count(), 4);
 }
