@@ -122,51 +122,62 @@ pub fn process_page(
         }
         track_wait(&mut commit, old.as_ref(), session);
         for event in events {
-            let pr = match &event.change {
-                Change::PullRequest {
-                    pr_url, pr_state, ..
-                } => Some((pr_url.as_str(), pr_state.as_str())),
-                _ => None,
-            };
-            if let (EventType::PullRequestStateChanged, Some((url, state))) = (event.kind, pr) {
-                // The PR's last known state, for when it vanishes and comes back.
-                let opened = pr_opened_id(&session.session_id, url);
-                commit.announced.push((opened, state.to_owned()));
-            }
-            if event.kind.once_per_subject() {
-                let known = match commit
-                    .announced
-                    .iter()
-                    .rev()
-                    .find(|(id, _)| *id == event.id)
-                {
-                    Some((_, last)) => Some(last.clone()),
-                    None => store.announced(&event.id)?,
-                };
-                if let Some(last) = known {
-                    // E.g. a pull request the API left out of one listing, now back. If it is
-                    // back in another state than last known, that change is news.
-                    tracing::info!(session_id = %session.session_id, event_id = %event.id, event_type = %event.kind, "seen before: not announced again");
-                    let listed = pr.and_then(|(url, _)| {
-                        session.pull_requests.iter().find(|p| p.pr_url == url)
-                    });
-                    if let Some(listed) = listed.filter(|p| !last.is_empty() && p.pr_state != last)
-                    {
-                        commit
-                            .announced
-                            .push((event.id.clone(), listed.pr_state.clone()));
-                        all_events.push(pr_state_changed(old.as_ref(), session, listed, &last));
-                    }
-                    continue;
-                }
-                let kept = pr.map(|(_, state)| state.to_owned()).unwrap_or_default();
-                commit.announced.push((event.id.clone(), kept));
-            }
-            all_events.push(event);
+            all_events.extend(once_per_subject(store, &mut commit, old.as_ref(), event)?);
         }
         push_snapshot(&mut commit, &mut pending, key, new_bytes);
     }
     Ok((commit, all_events))
+}
+
+/// Passes an event on, unless it happens once per subject and was detected before (e.g. a pull
+/// request the API left out of one listing, now back). A pull request back in another state
+/// than the last one known yields that change instead. Records what the store keeps: the
+/// ids announced, and each pull request's last known state.
+fn once_per_subject(
+    store: &Store,
+    commit: &mut Commit,
+    old: Option<&Session>,
+    event: Event,
+) -> Result<Option<Event>, StoreError> {
+    let pr = match &event.change {
+        Change::PullRequest {
+            pr_url, pr_state, ..
+        } => Some((pr_url.clone(), pr_state.clone())),
+        _ => None,
+    };
+    let session = &event.session;
+    if let (EventType::PullRequestStateChanged, Some((url, state))) = (event.kind, &pr) {
+        let opened = pr_opened_id(&session.session_id, url);
+        commit.announced.push((opened, state.clone()));
+    }
+    if !event.kind.once_per_subject() {
+        return Ok(Some(event));
+    }
+    let known = match commit
+        .announced
+        .iter()
+        .rev()
+        .find(|(id, _)| *id == event.id)
+    {
+        Some((_, last)) => Some(last.clone()),
+        None => store.announced(&event.id)?,
+    };
+    let Some(last) = known else {
+        let kept = pr.map(|(_, state)| state).unwrap_or_default();
+        commit.announced.push((event.id.clone(), kept));
+        return Ok(Some(event));
+    };
+    tracing::info!(session_id = %session.session_id, event_id = %event.id, event_type = %event.kind, "seen before: not announced again");
+    let listed = pr.and_then(|(url, _)| session.pull_requests.iter().find(|p| p.pr_url == url));
+    Ok(match listed {
+        Some(listed) if !last.is_empty() && listed.pr_state != last => {
+            commit
+                .announced
+                .push((event.id.clone(), listed.pr_state.clone()));
+            Some(pr_state_changed(old, session, listed, &last))
+        }
+        _ => None,
+    })
 }
 
 /// Adds the latest Devin message to the events of sessions that start waiting, reading each
