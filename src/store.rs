@@ -45,8 +45,6 @@ pub enum StoreError {
     Sled { what: String, source: sled::Error },
     #[error("store ({what}): corrupt record: {message}")]
     Corrupt { what: String, message: String },
-    #[error("store: the work was stopped before it finished: {0}")]
-    Interrupted(String),
 }
 
 fn sled_err(what: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
