@@ -596,16 +596,20 @@ async fn list_all(
         // diffed and committed; listing requests stay one at a time and in order (this page's
         // messages requests may overlap the next page's). A bad cursor ends the listing once
         // this page is committed.
-        let following = if last_page {
-            Ok(())
-        } else {
-            next_cursor(client, &page, &mut cursors)
-                .map(|cursor| next = Prefetch::start(client, &bounds, Some(cursor)))
-        };
-        // Let the fetch send its request now. (On a runtime worker, a task spawned from a task
-        // runs on that worker, next: without this it would wait for this page's store work,
-        // which does not yield. Its answer is then read and decoded on another worker.)
-        tokio::task::yield_now().await;
+        let mut following = Ok(());
+        if !last_page {
+            match next_cursor(client, &page, &mut cursors) {
+                Ok(cursor) => {
+                    next = Prefetch::start(client, &bounds, Some(cursor));
+                    // Let the fetch send its request now. (On a runtime worker, a task spawned
+                    // from a task runs on that worker, next: without this it would wait for this
+                    // page's store work, which does not yield. Its answer is then read and
+                    // decoded on another worker.)
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => following = Err(e),
+            }
+        }
         stats.sessions += page.items.len();
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
         let (mut commit, mut events) = process_page(store, &page, mode, &thresholds)?;

@@ -388,21 +388,7 @@ async fn a_missing_channel_pauses_the_sink_and_keeps_the_queue() {
 
 /// Runs the binary with `RUST_LOG=trace`; returns (exit code, stdout+stderr).
 async fn run_traced(env: &Env, args: &[&str]) -> (Option<i32>, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(&env.config_path)
-        .env("RUST_LOG", "trace")
-        .env_remove("DEVIN_API_KEY")
-        .stdin(std::process::Stdio::null());
-    tokio::task::spawn_blocking(move || {
-        let out = cmd.output().expect("spawn devin-notify");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.code(), text)
-    })
-    .await
-    .expect("join")
+    env.cli_with_env(args, &[("RUST_LOG", "trace")]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

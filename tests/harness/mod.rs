@@ -140,11 +140,21 @@ headers = {{ "X-Team" = "payments" }}
 
     /// Runs the binary with these arguments and this config; returns (exit code, stdout+stderr).
     pub async fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        self.cli_with_env(args, &[]).await
+    }
+
+    /// As [`Env::cli`], with these environment variables set.
+    pub async fn cli_with_env(
+        &self,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> (Option<i32>, String) {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"));
         cmd.args(args)
             .arg("--config")
             .arg(&self.config_path)
             .env_remove("DEVIN_API_KEY")
+            .envs(vars.iter().copied())
             .stdin(std::process::Stdio::null());
         tokio::task::spawn_blocking(move || {
             let out = cmd.output().expect("spawn devin-notify");
