@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -149,13 +149,8 @@ async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {TOKEN}")) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"detail": "bad token"})),
-        )
-            .into_response();
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
     }
     let mut first = 100usize;
     let mut after = 0usize;
@@ -177,6 +172,52 @@ async fn list(
         "end_cursor": has_next_page.then(|| end.to_string()),
         "has_next_page": has_next_page,
         "total": all.len(),
+    }))
+    .into_response()
+}
+
+/// A 401 unless the request carries the demo's token.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    (auth != Some(&format!("Bearer {TOKEN}"))).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "bad token"})),
+        )
+            .into_response()
+    })
+}
+
+/// `GET /v3/enterprise/sessions/{id}/messages`: what Devin last asked a session's user.
+async fn messages(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    let world = world.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(session) = world.sessions.iter().find(|s| s.session_id == id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"detail": "no such session"})),
+        )
+            .into_response();
+    };
+    let question = match session.status_detail.as_deref() {
+        Some("waiting_for_approval") => {
+            "The upgrade touches 41 files. May I open the pull request?"
+        }
+        _ => "Should I upgrade react-router too, or keep it at v6 for now?",
+    };
+    Json(json!({
+        "items": [
+            {"event_id": "ev-1", "created_at": session.created_at, "source": "user", "message": "Please take this one."},
+            {"event_id": "ev-2", "created_at": session.updated_at, "source": "devin", "message": question},
+        ],
+        "end_cursor": null,
+        "has_next_page": false,
     }))
     .into_response()
 }
@@ -380,6 +421,7 @@ pub async fn run(
     let api = serve(
         Router::new()
             .route("/v3/enterprise/sessions", get(list))
+            .route("/v3/enterprise/sessions/{id}/messages", get(messages))
             .with_state(world.clone()),
     )
     .await?;
