@@ -21,7 +21,7 @@
 //! - `deliver`: (d) deliveries per second from the outbox to a loopback receiver.
 //! - `rss`: (e) the peak RSS of the process for full syncs of several sizes.
 //! - `floors`: what the same work costs without devin-notify: serving the listing to a plain
-//!   reqwest loop (HTTP floor), decoding it with `devin_notify::devin::Page::decode` (JSON
+//!   reqwest loop (HTTP floor), decoding it with `devin_notify::model::Page::decode` (JSON
 //!   floor), inserting each page's items into sled as one batch under the store's keys, then
 //!   reading them back (sled floors, with the earlier key layout and other variants beside),
 //!   and the process start-up (`once` against an empty listing).
@@ -1133,7 +1133,7 @@ fn section_floors(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
         let started = Instant::now();
         pages = bodies
             .iter()
-            .map(|b| devin_notify::devin::Page::decode(b).expect("a page"))
+            .map(|b| devin_notify::model::Page::decode(b).expect("a page"))
             .collect::<Vec<_>>();
         res.add(
             "floors",
@@ -1145,7 +1145,7 @@ fn section_floors(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     let sessions: usize = pages.iter().map(|p| p.items.len()).sum();
     assert_eq!(sessions, n, "the HTTP floor read every session");
     // What the store writes: each item's text under its key, page by page.
-    let layout = |key: fn(&devin_notify::devin::Session) -> Vec<u8>| -> Pages {
+    let layout = |key: fn(&devin_notify::model::Session) -> Vec<u8>| -> Pages {
         pages
             .iter()
             .map(|p| {

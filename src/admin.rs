@@ -4,11 +4,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::app::Active;
+use crate::active::{self, Active};
 use crate::config::{Config, Problem};
-use crate::devin::Session;
 use crate::diff::diff;
 use crate::event::{Event, EventType};
+use crate::model::Session;
 use crate::render::Templates;
 use crate::sample;
 
@@ -38,15 +38,15 @@ pub fn check(path: &Path) -> CheckReport {
     if let Err(p) = config.token() {
         problems.push(p);
     }
-    let templates = match Templates::load(config.templates.dir.as_deref()) {
+    let templates = match active::load_templates(config.templates.dir.as_deref()) {
         Ok(t) => t,
         Err(p) => {
             problems.extend(p);
             Templates::built_in()
         }
     };
-    problems.extend(templates.check_rules(&config));
-    problems.extend(render_samples(&config, &templates));
+    problems.extend(active::check_rules(&config, &templates));
+    problems.extend(active::render_samples(&config, &templates));
     CheckReport {
         summary: format!(
             "{}: {} sink(s), {} rule(s), {} template(s): {}",
@@ -62,41 +62,6 @@ pub fn check(path: &Path) -> CheckReport {
         ),
         problems,
     }
-}
-
-/// Renders every (rule, sink, event type) against a sample event.
-pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    for (i, rule) in config.rules.iter().enumerate() {
-        for sink_name in &rule.sinks {
-            let Some(sink) = config.sinks.get(sink_name) else {
-                continue;
-            };
-            for kind in rule.event_types() {
-                let Some(name) = templates.resolve(sink.kind(), rule.template.as_deref(), kind)
-                else {
-                    continue;
-                };
-                if !templates.has_name(&name) {
-                    continue; // reported by check_rules
-                }
-                let event = sample::event(kind);
-                if let Err(e) = templates.render(
-                    sink.kind(),
-                    rule.template.as_deref(),
-                    &event,
-                    &rule.name,
-                    sink_name,
-                ) {
-                    problems.push(Problem::new(
-                        format!("rules[{i}]"),
-                        format!("for sink `{sink_name}` and a sample {kind} event: {e}"),
-                    ));
-                }
-            }
-        }
-    }
-    problems
 }
 
 /// Why a preview could not be made.
@@ -537,7 +502,7 @@ pub async fn execute_remote(addr: std::net::SocketAddr, op: &AdminOp) -> Result<
     let response = request.send().await.map_err(|e| {
         format!(
             "the running service at {addr} did not answer: {}",
-            crate::devin::error_chain(&e.without_url())
+            crate::redact::error_chain(&e.without_url())
         )
     })?;
     let status = response.status();

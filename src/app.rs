@@ -6,47 +6,14 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::config::{Config, ConfigError, LogConfig, LogFormat, Problem};
+use crate::active::Active;
+use crate::config::{ConfigError, LogConfig, LogFormat};
 use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
 use crate::poller::{poll, PollError, PollStats};
-use crate::render::Templates;
 use crate::server::Health;
 use crate::sink::Sender;
 use crate::store::{Store, StoreError};
-
-/// A validated configuration with its compiled templates: what the service runs on.
-#[derive(Debug)]
-pub struct Active {
-    pub config: Config,
-    pub templates: Templates,
-}
-
-impl Active {
-    /// Loads, validates and compiles everything `path` names; reports every problem found.
-    pub fn load(path: &Path) -> Result<Active, ConfigError> {
-        let config = Config::load(path)?;
-        Self::from_config(config).map_err(|problems| ConfigError {
-            path: path.to_owned(),
-            problems,
-        })
-    }
-
-    /// Compiles the templates a validated config names, checks the rules against them, and
-    /// renders every (rule, sink, event type) against a sample event, as `check` does.
-    pub fn from_config(config: Config) -> Result<Active, Vec<Problem>> {
-        let templates = Templates::load(config.templates.dir.as_deref())?;
-        let mut problems = templates.check_rules(&config);
-        if problems.is_empty() {
-            problems.extend(crate::admin::render_samples(&config, &templates));
-        }
-        if problems.is_empty() {
-            Ok(Active { config, templates })
-        } else {
-            Err(problems)
-        }
-    }
-}
 
 /// A failure of a command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Lenient serde helpers for configuration values.
+//! Reading the configuration: lenient serde helpers for its values, and [`Problem`], one
+//! problem with the key it is about (every check of the configuration reports these).
 //!
 //! figment's environment provider parses values into typed values (`X=123` is an integer,
 //! `X=true` a boolean), so string-valued keys accept scalars and keep their text. Durations are
@@ -104,6 +105,33 @@ pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>
     match <OneOrMany as serde::Deserialize>::deserialize(d)? {
         OneOrMany::One(s) => Ok(Some(vec![s])),
         OneOrMany::Many(v) => Ok(Some(v)),
+    }
+}
+
+/// One configuration problem, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `rules[2].sinks` or `sinks.team_slack.url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
     }
 }
 

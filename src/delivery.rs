@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
-use crate::app::Active;
+use crate::active::Active;
 use crate::config::SinkConfig;
 use crate::sink::{Class, Failure, Sender};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};

@@ -18,9 +18,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::app::{self, Active, AppError};
+use crate::active::Active;
+use crate::app::{self, AppError};
 use crate::config::Config;
-use crate::devin::{PullRequest, Session};
+use crate::model::{PullRequest, Session};
 
 const TOKEN: &str = "cog_demo_token";
 const SECRET: &str = "whsec_ZGV2aW4tbm90aWZ5LWRlbW8tc2lnbmluZy1rZXk=";
@@ -312,10 +313,10 @@ async fn webhook(headers: HeaderMap, body: String) -> StatusCode {
         header("webhook-timestamp"),
         header("webhook-signature"),
     );
-    let verified = crate::sink::signing_key(&crate::secret::Secret::new(SECRET))
+    let verified = crate::signing::signing_key(&crate::secret::Secret::new(SECRET))
         .ok()
         .zip(timestamp.parse::<i64>().ok())
-        .is_some_and(|(key, ts)| crate::sink::sign(&key, &id, ts, body.as_bytes()) == signature);
+        .is_some_and(|(key, ts)| crate::signing::sign(&key, &id, ts, body.as_bytes()) == signature);
     let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     println!(
         "[{}] webhook  {:26} {}  webhook-id {}  signature {}",

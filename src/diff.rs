@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::devin::{PullRequest, Session};
 use crate::event::{stable_id, Change, Event, EventType};
+use crate::model::{PullRequest, Session};
 
 /// The events that take a session from `old` (the snapshot, if any) to `new`, in the order they
 /// are emitted: created, status changed, archived, then pull requests in listing order.
@@ -216,7 +216,7 @@ pub fn reminder(session: &Session, rule: &str, since_ms: i64, now_ms: u64, remin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devin::PullRequest;
+    use crate::model::PullRequest;
 
     fn s(status: &str, detail: Option<&str>) -> Session {
         let mut s = Session::new("s1", status);

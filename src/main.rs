@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use devin_notify::app::{self, Active, AppError};
+use devin_notify::active::Active;
+use devin_notify::app::{self, AppError};
 use devin_notify::config::DEFAULT_PATH;
 use devin_notify::{admin, demo};
 

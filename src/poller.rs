@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::app::Active;
+use crate::active::Active;
 use crate::config::Baseline;
-use crate::devin::{ApiError, Client, ListBounds, Page, Session};
+use crate::devin::{ApiError, Client, ListBounds};
 use crate::diff::{
     acus_crossings, diff, is_waiting, pr_opened_id, pr_state_changed, reminder, reminders_due,
 };
 use crate::event::{stable_id, truncate_chars, Change, Event, EventType};
+use crate::model::{Page, Session};
 use crate::rules::routes;
 use crate::store::{
     fingerprint, now_ms, session_key, Commit, DeadLetter, Delivery, Store, StoreError, Waiting,
@@ -354,7 +355,7 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
                     status: None,
                     response_body: String::new(),
                     failed_at_ms: detected_at_ms,
-                    event: Some(Store::event_json(event)),
+                    event: Some(crate::render::default_webhook_body(event)),
                 });
             }
         }

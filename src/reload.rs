@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::app::Active;
+use crate::active::Active;
 use crate::config::ConfigError;
 use crate::store::Store;
 

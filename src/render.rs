@@ -8,14 +8,12 @@
 //! payloads are re-serialized compactly.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use handlebars::{
     Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
 };
 use serde_json::{json, Value};
 
-use crate::config::{Config, Problem};
 use crate::event::{human_duration, rfc3339, Change, Event, EventType};
 
 /// The templates compiled into the binary: (name, text).
@@ -217,53 +215,6 @@ impl Templates {
         t
     }
 
-    /// The built-in templates, overridden and extended by `dir/<sink type>/*.hbs`.
-    pub fn load(dir: Option<&Path>) -> Result<Templates, Vec<Problem>> {
-        let mut t = Templates::built_in();
-        let Some(dir) = dir else { return Ok(t) };
-        let mut problems = Vec::new();
-        if !dir.is_dir() {
-            return Err(vec![Problem::new(
-                "templates.dir",
-                format!("{} is not a directory", dir.display()),
-            )]);
-        }
-        for kind in SINK_KINDS {
-            let sub = dir.join(kind);
-            let Ok(entries) = std::fs::read_dir(&sub) else {
-                continue;
-            };
-            let mut files: Vec<_> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "hbs"))
-                .collect();
-            files.sort();
-            for path in files {
-                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                    continue;
-                };
-                let name = format!("{kind}/{stem}");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        if let Err(e) = t.register(&name, &text, &path.display().to_string()) {
-                            problems.push(Problem::new("templates.dir", e.to_string()));
-                        }
-                    }
-                    Err(e) => problems.push(Problem::new(
-                        "templates.dir",
-                        format!("cannot read {}: {e}", path.display()),
-                    )),
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(t)
-        } else {
-            Err(problems)
-        }
-    }
-
     /// Compiles and registers one template (`slack/name` or `webhook/name`).
     pub fn register(&mut self, name: &str, text: &str, source: &str) -> Result<(), RenderError> {
         let (kind, _) = name.split_once('/').ok_or_else(|| RenderError::Missing {
@@ -365,36 +316,6 @@ impl Templates {
             ),
         })?;
         Ok(value.to_string())
-    }
-
-    /// Checks that every template a rule needs exists: one problem per missing template.
-    pub fn check_rules(&self, config: &Config) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, rule) in config.rules.iter().enumerate() {
-            for sink_name in &rule.sinks {
-                let Some(sink) = config.sinks.get(sink_name) else {
-                    continue;
-                };
-                let kind = sink.kind();
-                for event in rule.event_types() {
-                    if let Some(name) = self.resolve(kind, rule.template.as_deref(), event) {
-                        if !self.sources.contains_key(&name) {
-                            let key = if rule.template.is_some() {
-                                "template"
-                            } else {
-                                "events"
-                            };
-                            problems.push(Problem::new(
-                                format!("rules[{i}].{key}"),
-                                format!("no template `{name}` for sink `{sink_name}` (add templates/{name}.hbs under templates.dir)"),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        problems.dedup();
-        problems
     }
 }
 
@@ -511,8 +432,8 @@ pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devin::{PullRequest, Session};
     use crate::diff::diff;
+    use crate::model::{PullRequest, Session};
 
     const NASTY: &str = "He said \"hi\" \\ back\nthen <https://evil.example|click> & <!channel>";
 

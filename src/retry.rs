@@ -2,14 +2,6 @@
 
 use std::time::{Duration, SystemTime};
 
-/// The `Retry-After` of an answer, when it has a readable one.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after)
-}
-
 /// Parses a `Retry-After` value: whole seconds, or an HTTP date (relative to now).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     parse_retry_after_at(value, SystemTime::now())

@@ -6,9 +6,9 @@
 
 use serde::Deserialize;
 
-use crate::de::one_or_many;
-use crate::devin::Session;
+use crate::de::{one_or_many, Problem};
 use crate::event::{Change, Event, EventType};
+use crate::model::Session;
 
 /// One `[[rules]]` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -172,6 +172,133 @@ impl Rule {
     }
 }
 
+/// Checks every rule: unique names, known event types and sinks (`sinks` lists the sink names
+/// defined), and the keys each event type needs. Keys are `rules[i]...`.
+pub fn validate(rules: &[Rule], sinks: &[&str]) -> Vec<Problem> {
+    let mut p = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let key = format!("rules[{i}]");
+        if rule.name.trim().is_empty() {
+            p.push(Problem::new(format!("{key}.name"), "must not be empty"));
+        } else if !seen.insert(rule.name.as_str()) {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                format!("`{}` is the name of an earlier rule too", rule.name),
+            ));
+        }
+        rule.validate(&key, sinks, &mut p);
+    }
+    p
+}
+
+impl Rule {
+    /// Checks one rule (`key` is `rules[i]`) but its name's uniqueness.
+    pub fn validate(&self, key: &str, sinks: &[&str], p: &mut Vec<Problem>) {
+        if self.events.is_empty() {
+            p.push(Problem::new(format!("{key}.events"), "names no event type"));
+        }
+        for e in &self.events {
+            if EventType::parse(e).is_none() {
+                p.push(Problem::new(
+                    format!("{key}.events"),
+                    format!(
+                        "unknown event type `{e}` (known: {})",
+                        EventType::ALL.map(EventType::as_str).join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.sinks.is_empty() {
+            p.push(Problem::new(format!("{key}.sinks"), "names no sink"));
+        }
+        self.validate_reminders(key, p);
+        self.validate_acus(key, p);
+        for (j, s) in self.sinks.iter().enumerate() {
+            if self.sinks[..j].contains(s) {
+                p.push(Problem::new(
+                    format!("{key}.sinks"),
+                    format!("names `{s}` twice"),
+                ));
+            }
+            if !sinks.contains(&s.as_str()) {
+                p.push(Problem::new(
+                    format!("{key}.sinks"),
+                    format!(
+                        "unknown sink `{s}` (defined: {})",
+                        if sinks.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            sinks.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// `remind_after` and `repeat_every`, which `session.waiting` needs and only it takes.
+    fn validate_reminders(&self, key: &str, p: &mut Vec<Problem>) {
+        let waiting = self
+            .events
+            .iter()
+            .any(|e| e == EventType::SessionWaiting.as_str());
+        match (waiting, self.remind_after) {
+            (true, None) => p.push(Problem::new(
+                format!("{key}.remind_after"),
+                "is required by session.waiting (how long a session waits before the reminder, e.g. \"15m\")",
+            )),
+            (false, Some(_)) => p.push(Problem::new(
+                format!("{key}.remind_after"),
+                "applies to session.waiting only: add it to the rule's events",
+            )),
+            (true, Some(d)) if d.is_zero() => {
+                p.push(Problem::new(format!("{key}.remind_after"), "must be more than 0s"))
+            }
+            _ => {}
+        }
+        if self.repeat_every.is_some() && self.remind_after.is_none() {
+            p.push(Problem::new(
+                format!("{key}.repeat_every"),
+                "needs remind_after",
+            ));
+        }
+        if self
+            .repeat_every
+            .is_some_and(|d| d < std::time::Duration::from_secs(1))
+        {
+            p.push(Problem::new(
+                format!("{key}.repeat_every"),
+                "must be at least 1s",
+            ));
+        }
+    }
+
+    /// `when.acus_over`, which `session.acus_exceeded` needs.
+    fn validate_acus(&self, key: &str, p: &mut Vec<Problem>) {
+        let acus = self
+            .events
+            .iter()
+            .any(|e| e == EventType::SessionAcusExceeded.as_str());
+        if acus && self.when.acus_over.is_none() {
+            p.push(Problem::new(
+                format!("{key}.when.acus_over"),
+                "is required by session.acus_exceeded (the threshold, e.g. 50)",
+            ));
+        }
+        if self
+            .when
+            .acus_over
+            .is_some_and(|a| !a.is_finite() || a < 0.0)
+        {
+            p.push(Problem::new(
+                format!("{key}.when.acus_over"),
+                "must be a number of ACUs, 0 or more",
+            ));
+        }
+    }
+}
+
 /// A (rule, sink) pair an event is routed to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Route<'a> {
@@ -191,8 +318,8 @@ pub fn routes<'a>(rules: &'a [Rule], event: &Event) -> Vec<Route<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devin::PullRequest;
     use crate::diff::diff;
+    use crate::model::PullRequest;
 
     fn rule(toml_when: &str, events: &[&str]) -> Rule {
         let text =

@@ -2,9 +2,9 @@
 
 use serde_json::json;
 
-use crate::devin::{PullRequest, Session};
 use crate::diff::diff;
 use crate::event::{Event, EventType};
+use crate::model::{PullRequest, Session};
 
 /// A realistic session, as the API would list it.
 pub fn session() -> Session {

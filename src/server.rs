@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::active::Active;
 use crate::admin::{self, AdminOp, Selection};
-use crate::app::Active;
 use crate::store::{now_ms, Store};
 
 /// What readiness is judged on, updated by the service's loops.

@@ -7,59 +7,10 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-
 use crate::config::SinkConfig;
-use crate::devin::error_chain;
+use crate::redact::error_chain;
 use crate::secret::Secret;
-
-/// Decodes a `whsec_<base64>` signing secret into its key bytes.
-pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
-    let text = secret.expose();
-    let encoded = text
-        .strip_prefix("whsec_")
-        .ok_or("must start with `whsec_` (Standard Webhooks)")?;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| "the part after `whsec_` is not valid base64")?;
-    if key.len() < 16 {
-        return Err("the key is shorter than 16 bytes".into());
-    }
-    Ok(key)
-}
-
-/// The Standard Webhooks signature: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
-pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let tag = mac.finalize().into_bytes();
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(tag)
-    )
-}
-
-/// `https://hooks.slack.com/services/T/B/x` -> `https://hooks.slack.com/…`: safe to print.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "[invalid URL]".into();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if end < rest.len() {
-        format!("{scheme}://{host}/…")
-    } else {
-        format!("{scheme}://{host}")
-    }
-}
+use crate::signing::{sign, signing_key};
 
 /// Whether a failure is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -206,8 +157,8 @@ impl Sender {
                 gone: false,
             })?;
         let status = response.status().as_u16();
-        let retry_after = crate::retry::retry_after(response.headers());
-        let text = read_prefix(response, BODY_KEEP).await;
+        let retry_after = crate::http::retry_after(response.headers());
+        let text = crate::http::read_prefix(response, BODY_KEEP).await;
         if (200..300).contains(&status) {
             return Ok(status);
         }
@@ -217,7 +168,7 @@ impl Sender {
             status: Some(status),
             message: format!(
                 "{place}: HTTP {status}: {}",
-                crate::devin::snippet(text.as_bytes())
+                crate::redact::snippet(text.as_bytes())
             ),
             body: text,
             retry_after,
@@ -226,62 +177,9 @@ impl Sender {
     }
 }
 
-/// Reads at most `limit` bytes of a body (as text), never failing: a broken body reads as what
-/// arrived.
-pub(crate) async fn read_prefix(mut response: reqwest::Response, limit: usize) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    bytes.truncate(limit);
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn standard_webhooks_published_vector() {
-        let key = signing_key(&Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
-            .expect("valid secret");
-        assert_eq!(
-            sign(
-                &key,
-                "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                1614265330,
-                br#"{"test": 2432232314}"#
-            ),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-    }
-
-    #[test]
-    fn bad_secrets_are_refused() {
-        assert!(signing_key(&Secret::new("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).is_err());
-        assert!(signing_key(&Secret::new("whsec_not base64!")).is_err());
-        assert!(signing_key(&Secret::new("whsec_c2hvcnQ=")).is_err());
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            redact_url("http://u:p@127.0.0.1:8080/x?token=y"),
-            "http://127.0.0.1:8080/…"
-        );
-        assert_eq!(
-            redact_url("https://ci.example.com"),
-            "https://ci.example.com"
-        );
-        assert_eq!(redact_url("garbage"), "[invalid URL]");
-    }
 
     #[test]
     fn classification() {

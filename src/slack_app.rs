@@ -35,18 +35,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Problem, SlackAppSinkConfig};
-use crate::devin::{error_chain, snippet};
-use crate::sink::{classify, read_prefix, redact_url, Class, Failure, BODY_KEEP};
+use crate::config::SlackAppSinkConfig;
+use crate::http::read_prefix;
+use crate::redact::{error_chain, redact_url, snippet};
+use crate::sink::{classify, Class, Failure, BODY_KEEP};
 use crate::store::{Delivery, SlackThread, Store};
-
-/// The Web API root.
-pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
-
-/// The default of `api_base`.
-pub fn default_api_base() -> String {
-    DEFAULT_API_BASE.to_owned()
-}
 
 /// Slack errors worth retrying.
 pub const TRANSIENT_ERRORS: &[&str] = &[
@@ -85,36 +78,6 @@ pub fn classify_error(error: &str) -> (Class, bool) {
         Class::Permanent
     };
     (class, gone)
-}
-
-/// Checks a `[sinks.NAME]` of type `slack_app`; `key` is `sinks.NAME`.
-pub fn validate(key: &str, sink: &SlackAppSinkConfig, p: &mut Vec<Problem>) {
-    let token = sink.token.expose();
-    // The token is a secret: say what is wrong without printing it.
-    if token.is_empty() {
-        p.push(Problem::new(format!("{key}.token"), "is empty"));
-    } else if !token.starts_with("xox") || token.chars().any(char::is_whitespace) {
-        p.push(Problem::new(
-            format!("{key}.token"),
-            "is not a Slack token (a bot token starts with `xoxb-`)",
-        ));
-    }
-    if sink.channel.is_empty() || sink.channel.chars().any(char::is_whitespace) {
-        p.push(Problem::new(
-            format!("{key}.channel"),
-            format!("`{}` is not a channel id (C0123ABCD) or name", sink.channel),
-        ));
-    }
-    let base = &sink.api_base;
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        p.push(Problem::new(
-            format!("{key}.api_base"),
-            format!(
-                "`{}` is not an http(s) URL",
-                crate::devin::strip_userinfo(base)
-            ),
-        ));
-    }
 }
 
 /// A failed Web API call: the failure, and Slack's error name when it gave one.
@@ -190,7 +153,7 @@ impl Api<'_> {
                 ))
             })?;
         let status = response.status().as_u16();
-        let retry_after = crate::retry::retry_after(response.headers());
+        let retry_after = crate::http::retry_after(response.headers());
         let text = read_prefix(response, ANSWER_MAX).await;
         if !(200..300).contains(&status) {
             let (class, gone) = classify(status, &text);
@@ -371,7 +334,6 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
     #[test]
     fn errors_are_classified() {
@@ -392,36 +354,6 @@ mod tests {
         ] {
             assert_eq!(classify_error(e), (Class::Permanent, false), "{e}");
         }
-    }
-
-    #[test]
-    fn validation_names_keys_and_hides_the_token() {
-        let sink = |token: &str, channel: &str, base: &str| SlackAppSinkConfig {
-            token: Secret::new(token),
-            channel: channel.into(),
-            update_parent: false,
-            api_base: base.into(),
-            max_per_second: None,
-            concurrency: None,
-        };
-        let mut p = Vec::new();
-        validate(
-            "sinks.app",
-            &sink("xoxb-1-2", "C0123", DEFAULT_API_BASE),
-            &mut p,
-        );
-        assert!(p.is_empty(), "{p:?}");
-        validate(
-            "sinks.app",
-            &sink("Bearer secret-value", "my channel", "ftp://x"),
-            &mut p,
-        );
-        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["sinks.app.token", "sinks.app.channel", "sinks.app.api_base"]
-        );
-        assert!(!format!("{p:?}").contains("secret-value"), "{p:?}");
     }
 
     #[test]

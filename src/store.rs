@@ -31,8 +31,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::devin::Session;
-use crate::event::Event;
+use crate::model::Session;
 
 /// A failure of the store, naming the tree and key.
 #[derive(Debug, thiserror::Error)]
@@ -790,11 +789,6 @@ impl Store {
             .map(|_| ())
             .map_err(sled_err(format!("threads/{sink}/{session_id}")))
     }
-
-    /// Serializes an event for a dead letter.
-    pub fn event_json(event: &Event) -> serde_json::Value {
-        crate::render::default_webhook_body(event)
-    }
 }
 
 #[cfg(test)]
@@ -1019,7 +1013,7 @@ mod tests {
                 String::from_utf8_lossy(a),
                 String::from_utf8_lossy(b)
             );
-            let page = crate::devin::Page::decode(body.as_bytes()).expect("page");
+            let page = crate::model::Page::decode(body.as_bytes()).expect("page");
             let (commit, events) =
                 crate::poller::process_page(&store, &page, crate::poller::Mode::Diff, &[])
                     .expect("diff");

@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use devin_notify::devin::{PullRequest, Session};
 use devin_notify::diff::diff;
 use devin_notify::event::{Change, Event, EventType};
+use devin_notify::model::{PullRequest, Session};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Map, Value};
@@ -250,7 +250,7 @@ fn apply(model: &mut Model, events: &[Event], new: &Session) -> Result<bool, Tes
                 },
             ) => {
                 prop_assert!(!model.prs.contains_key(pr_url), "{pr_url} opened twice");
-                prop_assert_eq!(repo, &devin_notify::devin::repo_of(pr_url));
+                prop_assert_eq!(repo, &devin_notify::model::repo_of(pr_url));
                 model.prs.insert(pr_url.clone(), pr_state.clone());
             }
             (
@@ -438,7 +438,7 @@ fn page_with(number: &str) -> Option<Session> {
         r#"{{"items": [{{"session_id": "devin-n", "status": "running", "acus_consumed": {number},
             "structured_output": {{"k": [{number}]}}, "x_unknown": {number}}}]}}"#
     );
-    devin_notify::devin::Page::decode(text.as_bytes())
+    devin_notify::model::Page::decode(text.as_bytes())
         .ok()?
         .items
         .pop()

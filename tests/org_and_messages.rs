@@ -193,7 +193,7 @@ async fn messages_are_read_once_per_event_and_failures_do_not_block() {
     .expect("client");
     let store =
         devin_notify::store::Store::open(&active.config.store.path, 1 << 20).expect("store");
-    let old: devin_notify::devin::Session =
+    let old: devin_notify::model::Session =
         serde_json::from_value(env.api.get("devin-abc").expect("s")).expect("session");
     let mut new = old.clone();
     new.status_detail = Some("waiting_for_approval".into());

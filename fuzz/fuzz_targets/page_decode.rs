@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use devin_notify::devin::{Page, Session};
+use devin_notify::model::{Page, Session};
 use devin_notify::diff::diff;
 use libfuzzer_sys::fuzz_target;
 

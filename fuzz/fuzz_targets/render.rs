@@ -6,7 +6,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use devin_notify::devin::{repo_of, PullRequest, Session};
+use devin_notify::model::{repo_of, PullRequest, Session};
 use devin_notify::event::{stable_id, Change, Event, EventType};
 use devin_notify::render::{Templates, BUILT_IN};
 use libfuzzer_sys::fuzz_target;

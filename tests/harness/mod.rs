@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devin_notify::app::{self, Active, AppError, OnceReport};
+use devin_notify::active::Active;
+use devin_notify::app::{self, AppError, OnceReport};
 
 use crate::support::{FakeDevin, Receiver};
 

@@ -1,0 +1,160 @@
+//! The active configuration: a validated [`Config`] with its compiled templates, what the
+//! service runs on. Loading it reads the template files of `templates.dir` (the only place that
+//! reads templates from disk), checks that every rule finds its templates, and renders every
+//! (rule, sink, event type) against a sample event, as `check` does.
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigError, Problem};
+use crate::render::{Templates, SINK_KINDS};
+use crate::sample;
+
+/// A validated configuration with its compiled templates.
+#[derive(Debug)]
+pub struct Active {
+    pub config: Config,
+    pub templates: Templates,
+}
+
+impl Active {
+    /// Loads, validates and compiles everything `path` names; reports every problem found.
+    pub fn load(path: &Path) -> Result<Active, ConfigError> {
+        let config = Config::load(path)?;
+        Self::from_config(config).map_err(|problems| ConfigError {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Compiles the templates a validated config names, checks the rules against them, and
+    /// renders every (rule, sink, event type) against a sample event, as `check` does.
+    pub fn from_config(config: Config) -> Result<Active, Vec<Problem>> {
+        let templates = load_templates(config.templates.dir.as_deref())?;
+        let mut problems = check_rules(&config, &templates);
+        if problems.is_empty() {
+            problems.extend(render_samples(&config, &templates));
+        }
+        if problems.is_empty() {
+            Ok(Active { config, templates })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// The built-in templates, overridden and extended by `dir/<sink type>/*.hbs`.
+pub fn load_templates(dir: Option<&Path>) -> Result<Templates, Vec<Problem>> {
+    let mut t = Templates::built_in();
+    let Some(dir) = dir else { return Ok(t) };
+    if !dir.is_dir() {
+        return Err(vec![Problem::new(
+            "templates.dir",
+            format!("{} is not a directory", dir.display()),
+        )]);
+    }
+    let mut problems = Vec::new();
+    for kind in SINK_KINDS {
+        for path in template_files(&dir.join(kind)) {
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let name = format!("{kind}/{stem}");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Err(e) = t.register(&name, &text, &path.display().to_string()) {
+                        problems.push(Problem::new("templates.dir", e.to_string()));
+                    }
+                }
+                Err(e) => problems.push(Problem::new(
+                    "templates.dir",
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(t)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The `.hbs` files of one template folder, sorted (none when it does not exist).
+pub fn template_files(folder: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hbs"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks that every template a rule needs exists: one problem per missing template.
+pub fn check_rules(config: &Config, templates: &Templates) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        for sink_name in &rule.sinks {
+            let Some(sink) = config.sinks.get(sink_name) else {
+                continue;
+            };
+            for event in rule.event_types() {
+                let Some(name) = templates.resolve(sink.kind(), rule.template.as_deref(), event)
+                else {
+                    continue;
+                };
+                if !templates.has_name(&name) {
+                    let key = if rule.template.is_some() {
+                        "template"
+                    } else {
+                        "events"
+                    };
+                    problems.push(Problem::new(
+                        format!("rules[{i}].{key}"),
+                        format!("no template `{name}` for sink `{sink_name}` (add templates/{name}.hbs under templates.dir)"),
+                    ));
+                }
+            }
+        }
+    }
+    problems.dedup();
+    problems
+}
+
+/// Renders every (rule, sink, event type) against a sample event.
+pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        for sink_name in &rule.sinks {
+            let Some(sink) = config.sinks.get(sink_name) else {
+                continue;
+            };
+            for kind in rule.event_types() {
+                let Some(name) = templates.resolve(sink.kind(), rule.template.as_deref(), kind)
+                else {
+                    continue;
+                };
+                if !templates.has_name(&name) {
+                    continue; // reported by check_rules
+                }
+                let event = sample::event(kind);
+                if let Err(e) = templates.render(
+                    sink.kind(),
+                    rule.template.as_deref(),
+                    &event,
+                    &rule.name,
+                    sink_name,
+                ) {
+                    problems.push(Problem::new(
+                        format!("rules[{i}]"),
+                        format!("for sink `{sink_name}` and a sample {kind} event: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}

@@ -1,0 +1,405 @@
+//! Configuration: one TOML file, layered with figment.
+//!
+//! Layers, lowest first: the defaults written on each section's struct, the file (`--config`),
+//! then environment variables prefixed `DEVIN_NOTIFY_` with `__` between levels
+//! (`DEVIN_NOTIFY_DEVIN__POLL_INTERVAL=10s`). Any string may hold `${VAR}`, replaced by that
+//! environment variable; a missing variable is an error naming it and the key. Unknown keys are
+//! errors, so a typo cannot silently disable a rule. [`Config::load`] reports every problem it
+//! finds, each with its key path.
+//!
+//! One file per section, each struct validating itself ([`DevinConfig::validate`],
+//! [`SinkConfig::validate`], [`crate::rules::Rule::validate`]...); [`load`] is the figment
+//! layering and `${VAR}` interpolation. Nothing here knows the modules that use a section.
+
+mod delivery;
+mod devin;
+mod load;
+mod server;
+mod sinks;
+mod store;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::Dict;
+use figment::Figment;
+use serde::Deserialize;
+
+pub use crate::de::Problem;
+use crate::rules::Rule;
+use crate::secret::Secret;
+
+pub use self::delivery::DeliveryConfig;
+pub use self::devin::{DevinConfig, Filters};
+pub use self::load::expand;
+use self::load::{figment_problems, from_dict};
+pub use self::server::{LogConfig, LogFormat, ServerConfig};
+pub use self::sinks::{
+    SinkConfig, SlackAppSinkConfig, SlackSinkConfig, WebhookSinkConfig, DEFAULT_API_BASE,
+};
+pub use self::store::{Baseline, StoreConfig};
+
+/// The default path of the config file.
+pub const DEFAULT_PATH: &str = "config/devin-notify.toml";
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "DEVIN_NOTIFY_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub devin: DevinConfig,
+    pub store: StoreConfig,
+    pub templates: TemplatesConfig,
+    pub delivery: DeliveryConfig,
+    pub sinks: BTreeMap<String, SinkConfig>,
+    pub rules: Vec<Rule>,
+    pub log: LogConfig,
+    pub server: ServerConfig,
+}
+
+/// `[templates]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    /// A folder of `<sink type>/<name>.hbs` files overriding and extending the built-in ones.
+    pub dir: Option<PathBuf>,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the configuration came from.
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.path.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads and validates the configuration at `path`, layered with the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], with `${VAR}` resolved by `lookup` (environment overrides still come
+    /// from the process environment).
+    pub fn load_with_env(
+        path: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            path: path.to_owned(),
+            problems,
+        };
+        if !path.is_file() {
+            return Err(fail(vec![Problem::new(
+                "",
+                format!(
+                    "no config file at {} (pass --config PATH; config/devin-notify.toml in the repository is a commented example)",
+                    path.display()
+                ),
+            )]));
+        }
+        let layered = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let raw: Dict = layered
+            .extract()
+            .map_err(|e| fail(figment_problems(e, "")))?;
+        from_dict(raw, &lookup).map_err(fail)
+    }
+
+    /// Parses a configuration from TOML text alone (no environment layer, `${VAR}` from
+    /// `lookup`). For tests and `preview`.
+    pub fn from_toml(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            path: PathBuf::from("<inline>"),
+            problems,
+        };
+        let raw: Dict = Figment::from(Toml::string(text))
+            .extract()
+            .map_err(|e| fail(figment_problems(e, "")))?;
+        from_dict(raw, &lookup).map_err(fail)
+    }
+
+    /// The API token: `devin.token`, else the `DEVIN_API_KEY` variable.
+    pub fn token(&self) -> Result<Secret, Problem> {
+        self.token_with_env(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::token`] with a custom variable lookup.
+    pub fn token_with_env(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secret, Problem> {
+        match &self.devin.token {
+            Some(t) if !t.is_empty() => Ok(t.clone()),
+            Some(_) => Err(Problem::new("devin.token", "is empty")),
+            None => lookup("DEVIN_API_KEY")
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+                .ok_or_else(|| {
+                    Problem::new(
+                        "devin.token",
+                        "no API token: set devin.token or the DEVIN_API_KEY environment variable to a service-user token (cog_...)",
+                    )
+                }),
+        }
+    }
+
+    /// Checks ranges and references, section by section; templates are checked when the
+    /// configuration is made active ([`crate::active::Active::from_config`]).
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        self.devin.validate(&mut p);
+        self.delivery.validate(&mut p);
+        self.store.validate(&mut p);
+        for (name, sink) in &self.sinks {
+            sink.validate(name, &mut p);
+        }
+        let sinks: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
+        p.extend(crate::rules::validate(&self.rules, &sinks));
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    const GOOD: &str = r#"
+        [devin]
+        token = "${TOKEN}"
+        poll_interval = "10s"
+        [devin.filters]
+        tags = ["team-payments"]
+        org_ids = "org-1"
+        [sinks.team_slack]
+        type = "slack"
+        url = "${SLACK}"
+        [sinks.automation]
+        type = "webhook"
+        url = "https://ci.example.com/hooks/devin"
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        headers = { "X-Team" = "payments" }
+        [[rules]]
+        name = "needs-input"
+        events = ["session.status_changed"]
+        sinks = ["team_slack"]
+        [rules.when]
+        status_detail = ["waiting_for_user", "waiting_for_approval"]
+    "#;
+
+    #[test]
+    fn good_config_loads_with_interpolation() {
+        let c = Config::from_toml(
+            GOOD,
+            env(&[
+                ("TOKEN", "cog_x"),
+                ("SLACK", "https://hooks.slack.test/T/B/x"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.devin.token.as_ref().map(Secret::expose), Some("cog_x"));
+        assert_eq!(c.devin.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.devin.filters.org_ids, Some(vec!["org-1".to_owned()]));
+        assert_eq!(
+            c.sinks["team_slack"].url().map(Secret::expose),
+            Some("https://hooks.slack.test/T/B/x")
+        );
+        assert_eq!(c.delivery.max_attempts, 12);
+        assert_eq!(c.store.baseline, Baseline::Silent);
+        // Debug output of the whole config holds no secret.
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("cog_x")
+                && !debug.contains("hooks.slack.test")
+                && !debug.contains("MfKQ9r8")
+        );
+    }
+
+    #[test]
+    fn missing_variable_names_key_and_variable() {
+        let e = Config::from_toml(GOOD, env(&[("TOKEN", "x")])).expect_err("SLACK missing");
+        assert_eq!(
+            e.problems,
+            [Problem::new(
+                "sinks.team_slack.url",
+                "environment variable SLACK is not set"
+            )]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_path() {
+        let text = "[devin]\npoll_intervall = \"10s\"\n";
+        let e = Config::from_toml(text, env(&[])).expect_err("typo");
+        assert_eq!(e.problems[0].key, "devin.poll_intervall", "{e}");
+        let text = "[[rules]]\nname = \"r\"\nevents = [\"session.created\"]\nsinks = []\n[rules.when]\nstatuss = \"x\"\n";
+        let e = Config::from_toml(text, env(&[])).expect_err("typo in when");
+        assert!(e.problems[0].key.starts_with("rules[0].when"), "{e}");
+        let text = "[sinks.a]\ntype = \"slack\"\nurl = \"https://x\"\nsecret = \"whsec_x\"\n";
+        let e = Config::from_toml(text, env(&[])).expect_err("secret on slack");
+        assert!(e.to_string().contains("secret"), "{e}");
+        let text = "[sinks.a]\ntype = \"sms\"\nurl = \"https://x\"\n";
+        let e = Config::from_toml(text, env(&[])).expect_err("unknown type");
+        assert!(e.problems[0].key.starts_with("sinks.a"), "{e}");
+    }
+
+    #[test]
+    fn ranges_and_references_are_all_reported() {
+        let text = r#"
+            [devin]
+            page_size = 500
+            base_url = "ftp://x"
+            [delivery]
+            max_attempts = 0
+            initial_backoff = "1h"
+            max_backoff = "1m"
+            [sinks.hook]
+            type = "webhook"
+            url = "not a url"
+            secret = "nope"
+            [[rules]]
+            name = "a"
+            events = ["session.exploded"]
+            sinks = ["nowhere"]
+            [[rules]]
+            name = "a"
+            events = []
+            sinks = ["hook"]
+        "#;
+        let e = Config::from_toml(text, env(&[])).expect_err("bad");
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "devin.base_url",
+            "devin.page_size",
+            "delivery.max_attempts",
+            "delivery.max_backoff",
+            "sinks.hook.url",
+            "sinks.hook.secret",
+            "rules[0].events",
+            "rules[0].sinks",
+            "rules[1].name",
+            "rules[1].events",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {e}");
+        }
+        assert!(
+            !e.to_string().contains("not a url"),
+            "sink URLs are secrets: {e}"
+        );
+    }
+
+    #[test]
+    fn problems_in_different_sections_are_listed_together() {
+        let text = r#"
+            [devin]
+            poll_interval = "often"
+            [store]
+            baseline = "loud"
+            [sinks.a]
+            type = "slack"
+            urll = "https://x"
+            [sinks.b]
+            type = "webhook"
+            url = "https://x"
+            [[rules]]
+            name = "r"
+            events = ["session.created"]
+            sinks = ["b"]
+            [rules.when]
+            colour = "red"
+            [[rules]]
+            name = "ok"
+            events = ["session.created"]
+            sinks = ["nowhere"]
+            [extra]
+            x = 1
+        "#;
+        let e = Config::from_toml(text, env(&[])).expect_err("bad");
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "devin.poll_interval",
+            "store.baseline",
+            "sinks.a.urll",
+            "rules[0].when.colour",
+            "rules[1].sinks",
+            "extra",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let e =
+            Config::from_toml("[devin]\npoll_interval = \"often\"\n", env(&[])).expect_err("bad");
+        assert_eq!(e.problems[0].key, "devin.poll_interval", "{e}");
+        assert!(
+            e.problems[0].message.contains("`often` is not a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn token_defaults_to_devin_api_key() {
+        let c = Config::from_toml("", env(&[])).expect("empty config is valid");
+        assert_eq!(
+            c.token_with_env(env(&[("DEVIN_API_KEY", "cog_y")]))
+                .map(|s| s.expose().to_owned()),
+            Ok("cog_y".to_owned())
+        );
+        let e = c.token_with_env(env(&[])).expect_err("no token");
+        assert_eq!(e.key, "devin.token");
+    }
+
+    #[test]
+    fn expand_edge_cases() {
+        let l = env(&[("A", "1"), ("B", "two")]);
+        assert_eq!(expand("x${A}y${B}", &l), Ok("x1ytwo".into()));
+        assert_eq!(
+            expand("cost $5 and $${A}", &l),
+            Ok("cost $5 and ${A}".into())
+        );
+        assert!(expand("${A", &l).is_err());
+        assert!(expand("${}", &l).is_err());
+        assert_eq!(
+            expand("${C}", &l),
+            Err("environment variable C is not set".into())
+        );
+    }
+}

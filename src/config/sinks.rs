@@ -1,0 +1,252 @@
+//! `[sinks.NAME]`: where notifications go, one struct per destination type.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::de::{lenient_string, Problem};
+use crate::redact::strip_userinfo;
+use crate::secret::Secret;
+use crate::signing::signing_key;
+
+use super::devin::secret_opt;
+
+/// The Web API root.
+pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
+
+/// The default of `api_base`.
+pub fn default_api_base() -> String {
+    DEFAULT_API_BASE.to_owned()
+}
+
+/// `[sinks.NAME]`: where notifications go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// A Slack incoming webhook.
+    Slack(SlackSinkConfig),
+    /// A generic HTTP webhook, signed per Standard Webhooks.
+    Webhook(WebhookSinkConfig),
+    /// A Slack app (bot token): one thread per session ([`crate::sink::slack_app`]).
+    SlackApp(SlackAppSinkConfig),
+}
+
+impl SinkConfig {
+    /// The sink type. It names the template folder too, except that `slack_app` sinks render
+    /// the `slack` templates ([`crate::render::template_kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Slack(_) => "slack",
+            SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::SlackApp(_) => "slack_app",
+        }
+    }
+
+    /// The endpoint URL (`None` for a Slack app, which calls the Web API with a token).
+    pub fn url(&self) -> Option<&Secret> {
+        match self {
+            SinkConfig::Slack(s) => Some(&s.url),
+            SinkConfig::Webhook(w) => Some(&w.url),
+            SinkConfig::SlackApp(_) => None,
+        }
+    }
+
+    /// The most messages a second (`None`: no limit). Slack's documented rate for incoming
+    /// webhooks is about one message per second, so Slack sinks default to 1.
+    pub fn max_per_second(&self) -> Option<f64> {
+        match self {
+            SinkConfig::Slack(s) => Some(s.max_per_second.unwrap_or(1.0)),
+            SinkConfig::Webhook(w) => w.max_per_second,
+            SinkConfig::SlackApp(a) => Some(a.max_per_second.unwrap_or(1.0)),
+        }
+    }
+
+    /// Sends in flight at once (default 1 for Slack, whose rate allows no more, 8 for webhooks).
+    pub fn concurrency(&self) -> usize {
+        match self {
+            SinkConfig::Slack(s) => s.concurrency.unwrap_or(1),
+            SinkConfig::Webhook(w) => w.concurrency.unwrap_or(8),
+            SinkConfig::SlackApp(a) => a.concurrency.unwrap_or(1),
+        }
+    }
+}
+
+/// `type = "slack"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSinkConfig {
+    /// The incoming-webhook URL (a secret: it is the credential).
+    pub url: Secret,
+    /// The most messages a second (default 1, Slack's documented rate).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// `type = "webhook"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// The endpoint (treated as a secret: URLs often carry tokens).
+    pub url: Secret,
+    /// `whsec_<base64>`: signs deliveries per Standard Webhooks.
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub secret: Option<Secret>,
+    /// Extra headers sent with every delivery (values are secrets: they often carry tokens).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// The most deliveries a second (default: no limit).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackAppSinkConfig {
+    /// The bot token (`xoxb-...`, scope `chat:write`).
+    pub token: Secret,
+    /// The channel: an id (`C0123ABCD`) or a name. The bot must be a member.
+    #[serde(deserialize_with = "lenient_string")]
+    pub channel: String,
+    /// Update the session's parent message in place with each new message.
+    #[serde(default)]
+    pub update_parent: bool,
+    /// The Web API root (default `https://slack.com/api`).
+    #[serde(default = "default_api_base", deserialize_with = "lenient_string")]
+    pub api_base: String,
+    /// The most messages a second (default 1, Slack's rate for posting to a channel).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+impl SlackAppSinkConfig {
+    /// Checks a `[sinks.NAME]` of type `slack_app`; `key` is `sinks.NAME`.
+    pub fn validate(&self, key: &str, p: &mut Vec<Problem>) {
+        let token = self.token.expose();
+        // The token is a secret: say what is wrong without printing it.
+        if token.is_empty() {
+            p.push(Problem::new(format!("{key}.token"), "is empty"));
+        } else if !token.starts_with("xox") || token.chars().any(char::is_whitespace) {
+            p.push(Problem::new(
+                format!("{key}.token"),
+                "is not a Slack token (a bot token starts with `xoxb-`)",
+            ));
+        }
+        if self.channel.is_empty() || self.channel.chars().any(char::is_whitespace) {
+            p.push(Problem::new(
+                format!("{key}.channel"),
+                format!("`{}` is not a channel id (C0123ABCD) or name", self.channel),
+            ));
+        }
+        let base = &self.api_base;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            p.push(Problem::new(
+                format!("{key}.api_base"),
+                format!("`{}` is not an http(s) URL", strip_userinfo(base)),
+            ));
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Checks `[sinks.NAME]`: its URL, limits, and what its type needs. URLs, tokens and header
+    /// values are secrets: problems say what is wrong without printing them.
+    pub fn validate(&self, name: &str, p: &mut Vec<Problem>) {
+        let key = format!("sinks.{name}");
+        if let Some(url) = self.url().map(Secret::expose) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                p.push(Problem::new(format!("{key}.url"), "is not an http(s) URL"));
+            }
+        }
+        if let SinkConfig::SlackApp(app) = self {
+            app.validate(&key, p);
+        }
+        if let Some(rate) = self.max_per_second() {
+            if !(rate.is_finite() && rate > 0.0) {
+                p.push(Problem::new(
+                    format!("{key}.max_per_second"),
+                    "must be a number above 0",
+                ));
+            }
+        }
+        if !(1..=256).contains(&self.concurrency()) {
+            p.push(Problem::new(
+                format!("{key}.concurrency"),
+                "must be in 1..=256",
+            ));
+        }
+        if let SinkConfig::Webhook(w) = self {
+            w.validate(&key, p);
+        }
+    }
+}
+
+impl WebhookSinkConfig {
+    /// Checks a `[sinks.NAME]` of type `webhook`: its signing secret and extra headers.
+    pub fn validate(&self, key: &str, p: &mut Vec<Problem>) {
+        if let Some(secret) = &self.secret {
+            if let Err(e) = signing_key(secret) {
+                p.push(Problem::new(format!("{key}.secret"), e));
+            }
+        }
+        for (header, value) in &self.headers {
+            let lower = header.to_ascii_lowercase();
+            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                p.push(Problem::new(
+                    format!("{key}.headers"),
+                    format!("`{header}` is not a valid header name"),
+                ));
+            } else if lower.starts_with("webhook-")
+                || lower == "content-type"
+                || lower == "content-length"
+            {
+                p.push(Problem::new(
+                    format!("{key}.headers"),
+                    format!("`{header}` is set by devin-notify and cannot be overridden"),
+                ));
+            }
+            if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                p.push(Problem::new(
+                    format!("{key}.headers.{header}"),
+                    "is not a valid header value",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_keys_and_hides_the_token() {
+        let sink = |token: &str, channel: &str, base: &str| SlackAppSinkConfig {
+            token: Secret::new(token),
+            channel: channel.into(),
+            update_parent: false,
+            api_base: base.into(),
+            max_per_second: None,
+            concurrency: None,
+        };
+        let mut p = Vec::new();
+        sink("xoxb-1-2", "C0123", DEFAULT_API_BASE).validate("sinks.app", &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        sink("Bearer secret-value", "my channel", "ftp://x").validate("sinks.app", &mut p);
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["sinks.app.token", "sinks.app.channel", "sinks.app.api_base"]
+        );
+        assert!(!format!("{p:?}").contains("secret-value"), "{p:?}");
+    }
+}

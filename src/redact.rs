@@ -1,0 +1,92 @@
+//! Text that is safe to print: URLs without their secret parts, error chains, body excerpts.
+//!
+//! Webhook URLs are credentials (a Slack webhook's path is its key), API URLs may carry userinfo,
+//! and error sources may repeat either: every message that names a place goes through here.
+
+/// An error and its sources, joined by `: `.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The first 300 characters of a body, on one line, for error messages.
+pub fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+/// `https://user:pass@host/x` -> `https://host/x`.
+pub fn strip_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
+/// `https://hooks.slack.com/services/T/B/x` -> `https://hooks.slack.com/…`: safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[invalid URL]".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if end < rest.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://u:p@127.0.0.1:8080/x?token=y"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(
+            redact_url("https://ci.example.com"),
+            "https://ci.example.com"
+        );
+        assert_eq!(redact_url("garbage"), "[invalid URL]");
+    }
+
+    #[test]
+    fn userinfo_is_stripped() {
+        assert_eq!(
+            strip_userinfo("https://u:p@api.devin.ai/x"),
+            "https://api.devin.ai/x"
+        );
+        assert_eq!(
+            strip_userinfo("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+    }
+}
