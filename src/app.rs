@@ -12,7 +12,6 @@ use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
 use crate::poller::{poll, PollError, PollStats};
 use crate::server::Health;
-use crate::sink::Sender;
 use crate::store::{Store, StoreError};
 
 /// A failure of a command, with the exit code it maps to.
@@ -78,7 +77,7 @@ pub fn init_logging(config: &LogConfig) {
 struct Parts {
     client: Client,
     store: Store,
-    sender: Sender,
+    http: reqwest::Client,
 }
 
 fn client_for(active: &Active) -> Result<Client, AppError> {
@@ -92,8 +91,8 @@ fn client_for(active: &Active) -> Result<Client, AppError> {
 
 fn parts(active: &Active) -> Result<Parts, AppError> {
     let client = client_for(active)?;
-    let sender =
-        Sender::new().map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
+    let http = crate::sink::http_client()
+        .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
     let store = Store::open(
         &active.config.store.path,
         active.config.store.cache_capacity,
@@ -101,7 +100,7 @@ fn parts(active: &Active) -> Result<Parts, AppError> {
     Ok(Parts {
         client,
         store,
-        sender,
+        http,
     })
 }
 
@@ -118,7 +117,7 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
     let Parts {
         client,
         store,
-        sender,
+        http,
     } = parts(&active)?;
     let (_active_tx, active_rx) = watch::channel(Arc::new(active));
     let active = active_rx.borrow().clone();
@@ -128,7 +127,7 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
         Ok(stats) => log_poll(stats),
         Err(e) => tracing::error!(error = %e, "poll failed"),
     }
-    let drain = Deliverer::new(store.clone(), sender, active_rx)
+    let drain = Deliverer::new(store.clone(), http, active_rx)
         .drain(wait)
         .await?;
     store.flush().await?;
@@ -216,7 +215,7 @@ pub async fn run(
     let Parts {
         client,
         store,
-        sender,
+        http,
     } = parts(&active)?;
     let (active_tx, active_rx) = watch::channel(Arc::new(active));
     let active = active_rx.borrow().clone();
@@ -237,13 +236,11 @@ pub async fn run(
     let grace = active.config.delivery.timeout + Duration::from_secs(1);
     // Deliveries left queued by an earlier process go out first.
     wake.notify_one();
-    let deliverer = tokio::spawn(
-        Deliverer::new(store.clone(), sender, active_rx.clone()).run(
-            wake.clone(),
-            shutdown_rx.clone(),
-            grace,
-        ),
-    );
+    let deliverer = tokio::spawn(Deliverer::new(store.clone(), http, active_rx.clone()).run(
+        wake.clone(),
+        shutdown_rx.clone(),
+        grace,
+    ));
     let poller = tokio::spawn(poll_loop(
         client,
         store.clone(),
@@ -321,12 +318,8 @@ async fn poll_loop(
                 failures = 0;
                 health.poll_ok();
                 log_poll(&stats);
-                crate::metrics::count("devin_notify_polls_total", &[("outcome", "ok")], 1.0);
-                crate::metrics::observe(
-                    "devin_notify_poll_duration_seconds",
-                    &[],
-                    stats.duration.as_secs_f64(),
-                );
+                crate::metrics::POLLS.count(&[("outcome", "ok")], 1.0);
+                crate::metrics::POLL_DURATION.observe(&[], stats.duration.as_secs_f64());
                 interval.saturating_sub(started.elapsed())
             }
             Err(e) => {
@@ -336,7 +329,7 @@ async fn poll_loop(
                         .store_ok
                         .store(false, std::sync::atomic::Ordering::Relaxed);
                 }
-                crate::metrics::count("devin_notify_polls_total", &[("outcome", "error")], 1.0);
+                crate::metrics::POLLS.count(&[("outcome", "error")], 1.0);
                 let backoff = crate::retry::backoff(
                     failures,
                     interval,

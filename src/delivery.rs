@@ -13,15 +13,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::active::Active;
-use crate::config::SinkConfig;
-use crate::sink::{Class, Failure, Sender};
+use crate::sink::{Failure, Sinks, Verdict};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
-use crate::{metrics, retry, slack_app};
+use crate::{metrics, retry};
 
 /// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
 pub const GONE_BEFORE_PAUSE: u32 = 3;
 
-type Outcome = (u64, Delivery, Result<u16, Failure>);
+type Outcome = (u64, Delivery, Verdict);
 
 /// Counts of what a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,8 +41,10 @@ struct Scan {
 /// The delivery engine. One per process.
 pub struct Deliverer {
     store: Store,
-    sender: Sender,
+    http: reqwest::Client,
     active: watch::Receiver<Arc<Active>>,
+    /// The sinks of the active configuration, rebuilt when it changes.
+    sinks: (Arc<Active>, Arc<Sinks>),
     /// Sends in flight: sequence number -> its lane (sink, session).
     in_flight: HashMap<u64, (String, String)>,
     /// Sends whose outcome could not be recorded: their lanes stay held (seq -> lane).
@@ -65,12 +66,19 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// A deliverer over the store's outbox, following the active configuration.
-    pub fn new(store: Store, sender: Sender, active: watch::Receiver<Arc<Active>>) -> Deliverer {
+    pub fn new(
+        store: Store,
+        http: reqwest::Client,
+        active: watch::Receiver<Arc<Active>>,
+    ) -> Deliverer {
         let (tx, rx) = mpsc::unbounded_channel();
+        let current = active.borrow().clone();
+        let sinks = Arc::new(Sinks::new(&http, &current.config.sinks));
         Deliverer {
             store,
-            sender,
+            http,
             active,
+            sinks: (current, sinks),
             in_flight: HashMap::new(),
             unconfigured: HashSet::new(),
             stuck: HashMap::new(),
@@ -132,16 +140,12 @@ impl Deliverer {
                 tracing::error!(sink = %sink, "deliveries are queued for a sink that is not configured; they are kept until it is configured again (or purge them with `dead-letters`)");
             }
         }
-        metrics::gauge("devin_notify_outbox_depth", &[], queued as f64);
-        metrics::gauge("devin_notify_paused_sinks", &[], paused.len() as f64);
+        metrics::OUTBOX_DEPTH.set(&[], queued as f64);
+        metrics::PAUSED_SINKS.set(&[], paused.len() as f64);
         // Counting dead letters reads the whole tree: at most once a second.
         if now.saturating_sub(self.dead_counted_ms) >= 1000 {
             self.dead_counted_ms = now;
-            metrics::gauge(
-                "devin_notify_dead_letters",
-                &[],
-                self.store.dead_len() as f64,
-            );
+            metrics::DEAD_LETTERS.set(&[], self.store.dead_len() as f64);
         }
         for (seq, delivery) in to_send {
             self.dispatch(seq, delivery, &active);
@@ -149,9 +153,9 @@ impl Deliverer {
         Ok(Scan { next_due_ms })
     }
 
-    fn dispatch(&mut self, seq: u64, delivery: Delivery, active: &Active) {
+    fn dispatch(&mut self, seq: u64, delivery: Delivery, active: &Arc<Active>) {
         let timeout = active.config.delivery.timeout;
-        let Some(sink) = active.config.sinks.get(&delivery.sink).cloned() else {
+        let Some(sink) = active.config.sinks.get(&delivery.sink) else {
             return;
         };
         let concurrency = sink.concurrency();
@@ -174,7 +178,7 @@ impl Deliverer {
                 .clone();
             (slot, (1000.0 / rate).ceil() as u64)
         });
-        let sender = self.sender.clone();
+        let sinks = self.sinks_for(active);
         let store = self.store.clone();
         let tx = self.tx.clone();
         self.in_flight
@@ -195,136 +199,132 @@ impl Deliverer {
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
             }
-            let timestamp = (now_ms() / 1000) as i64;
-            let result = match &sink {
-                // A Slack app threads by session: it reads and records the thread in the store.
-                SinkConfig::SlackApp(app) => {
-                    slack_app::send(sender.client(), &store, app, &delivery, timeout).await
-                }
-                _ => {
-                    sender
-                        .send(
-                            &delivery.sink,
-                            &sink,
-                            &delivery.id,
-                            &delivery.body,
-                            timestamp,
-                            timeout,
-                        )
-                        .await
-                }
-            };
+            let verdict = sinks.send(&store, &delivery, timeout).await;
             // Released before the outcome is reported: once the deliverer is done, the store
             // must be free for the next process (sled admits one).
             drop(store);
             // The receiver lives as long as the deliverer; if it is gone, so is the process.
-            let _ = tx.send((seq, delivery, result));
+            let _ = tx.send((seq, delivery, verdict));
         });
     }
 
+    /// The sinks of `active`, built once per configuration.
+    fn sinks_for(&mut self, active: &Arc<Active>) -> Arc<Sinks> {
+        if !Arc::ptr_eq(&self.sinks.0, active) {
+            let sinks = Sinks::new(&self.http, &active.config.sinks);
+            self.sinks = (active.clone(), Arc::new(sinks));
+        }
+        self.sinks.1.clone()
+    }
+
     /// Records the outcome of one send.
-    fn settle(&mut self, (seq, delivery, result): Outcome) -> Result<(), StoreError> {
+    fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
         // The lane stays busy until the outcome is recorded: if the store cannot record it,
         // the delivery is not sent again by this process (a restart sends it, same id).
         let lane = self.in_flight.remove(&seq);
-        let recorded = self.record(seq, delivery, result);
+        let recorded = self.record(seq, delivery, verdict);
         if let (Err(_), Some(lane)) = (&recorded, lane) {
             self.stuck.insert(seq, lane);
         }
         recorded
     }
 
-    /// Applies one send's outcome to the store: removed, rescheduled, or buried.
+    /// Applies one send's verdict to the store: removed, rescheduled, or buried.
     fn record(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
-        result: Result<u16, Failure>,
+        verdict: Verdict,
     ) -> Result<(), StoreError> {
         delivery.attempts += 1;
         let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
         let _enter = span.enter();
-        match result {
-            Ok(status) => {
-                self.gone.remove(&delivery.sink);
-                self.store.remove_delivery(seq)?;
-                self.report.delivered += 1;
-                let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
-                metrics::count(
-                    "devin_notify_deliveries_total",
-                    &[("sink", &delivery.sink), ("outcome", "delivered")],
-                    1.0,
-                );
-                metrics::observe(
-                    "devin_notify_delivery_latency_seconds",
-                    &[("sink", &delivery.sink)],
-                    latency_ms as f64 / 1000.0,
-                );
-                tracing::info!(status, attempts = delivery.attempts, event_type = %delivery.event_type, latency_ms, "delivered");
+        let failure = match verdict {
+            Verdict::Delivered { status } => return self.delivered(seq, &delivery, status),
+            Verdict::GiveUp(failure) => {
+                let reason = failure.message.clone();
+                return self.bury(seq, delivery, failure, reason);
             }
-            Err(failure) => {
-                let active = self.active.borrow().clone();
-                let policy = &active.config.delivery;
-                let out_of_attempts = delivery.attempts >= policy.max_attempts;
-                if failure.gone {
-                    // The endpoint may be gone: the delivery is retried (it may come back), and
-                    // the sink is paused when it keeps saying so; its queue is kept until an
-                    // admin resumes it. The delivery's attempts still count.
-                    let count = self.gone.entry(delivery.sink.clone()).or_insert(0);
-                    *count += 1;
-                    if *count >= GONE_BEFORE_PAUSE {
-                        let reason = format!(
-                            "endpoint gone ({count} answers in a row): {}",
-                            failure.message
-                        );
-                        tracing::error!(error = %failure.message, "sink paused: its endpoint is gone; its queue is kept until `devin-notify sinks resume {}` or a config reload", delivery.sink);
-                        self.store.pause_sink(&delivery.sink, &reason)?;
-                        self.gone.remove(&delivery.sink);
-                    }
-                }
-                let retryable = failure.class == Class::Transient || failure.gone;
-                if !retryable || out_of_attempts {
-                    let reason = if out_of_attempts && retryable {
-                        format!(
-                            "gave up after {} attempts: {}",
-                            delivery.attempts, failure.message
-                        )
-                    } else {
-                        failure.message.clone()
-                    };
-                    metrics::count(
-                        "devin_notify_deliveries_total",
-                        &[("sink", &delivery.sink), ("outcome", "dead")],
-                        1.0,
-                    );
-                    tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
-                    delivery.last_error = Some(failure.message.clone());
-                    self.report.dead += 1;
-                    self.store.bury(
-                        seq,
-                        &DeadLetter {
-                            delivery,
-                            reason,
-                            status: failure.status,
-                            response_body: failure.body,
-                            failed_at_ms: now_ms(),
-                            event: None,
-                        },
-                    )?;
-                } else {
-                    let delay = retry::next_delay(
-                        delivery.attempts,
-                        policy.initial_backoff,
-                        policy.max_backoff,
-                        failure.retry_after,
-                        retry::jitter(),
-                    );
-                    tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
-                    self.schedule_retry(seq, delivery, delay, failure.message)?;
-                }
+            Verdict::Gone(failure) => {
+                // The endpoint may be gone: the delivery is retried (it may come back), and the
+                // sink is paused when it keeps saying so; its queue is kept until an admin
+                // resumes it. The delivery's attempts still count.
+                self.endpoint_gone(&delivery.sink, &failure)?;
+                failure
             }
+            Verdict::Retry(failure) => failure,
+        };
+        let active = self.active.borrow().clone();
+        let policy = &active.config.delivery;
+        if delivery.attempts >= policy.max_attempts {
+            let reason = format!(
+                "gave up after {} attempts: {}",
+                delivery.attempts, failure.message
+            );
+            return self.bury(seq, delivery, failure, reason);
+        }
+        let delay = retry::next_delay(
+            delivery.attempts,
+            policy.initial_backoff,
+            policy.max_backoff,
+            failure.retry_after,
+            retry::jitter(),
+        );
+        tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
+        self.schedule_retry(seq, delivery, delay, failure.message)
+    }
+
+    /// A 2xx: the delivery leaves the outbox.
+    fn delivered(&mut self, seq: u64, delivery: &Delivery, status: u16) -> Result<(), StoreError> {
+        self.gone.remove(&delivery.sink);
+        self.store.remove_delivery(seq)?;
+        self.report.delivered += 1;
+        let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
+        metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "delivered")], 1.0);
+        metrics::DELIVERY_LATENCY.observe(&[("sink", &delivery.sink)], latency_ms as f64 / 1000.0);
+        tracing::info!(status, attempts = delivery.attempts, event_type = %delivery.event_type, latency_ms, "delivered");
+        Ok(())
+    }
+
+    /// Counts an "endpoint gone" answer; pauses the sink at [`GONE_BEFORE_PAUSE`] in a row.
+    fn endpoint_gone(&mut self, sink: &str, failure: &Failure) -> Result<(), StoreError> {
+        let count = self.gone.entry(sink.to_owned()).or_insert(0);
+        *count += 1;
+        if *count >= GONE_BEFORE_PAUSE {
+            let reason = format!(
+                "endpoint gone ({count} answers in a row): {}",
+                failure.message
+            );
+            tracing::error!(error = %failure.message, "sink paused: its endpoint is gone; its queue is kept until `devin-notify sinks resume {sink}` or a config reload");
+            self.store.pause_sink(sink, &reason)?;
+            self.gone.remove(sink);
         }
         Ok(())
+    }
+
+    /// Moves a delivery that failed for good to the dead letters.
+    fn bury(
+        &mut self,
+        seq: u64,
+        mut delivery: Delivery,
+        failure: Failure,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "dead")], 1.0);
+        tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
+        delivery.last_error = Some(failure.message);
+        self.report.dead += 1;
+        self.store.bury(
+            seq,
+            &DeadLetter {
+                delivery,
+                reason,
+                status: failure.status,
+                response_body: failure.body,
+                failed_at_ms: now_ms(),
+                event: None,
+            },
+        )
     }
 
     fn schedule_retry(
@@ -337,11 +337,7 @@ impl Deliverer {
         delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
         delivery.last_error = Some(error);
         self.report.retried += 1;
-        metrics::count(
-            "devin_notify_deliveries_total",
-            &[("sink", &delivery.sink), ("outcome", "retry")],
-            1.0,
-        );
+        metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "retry")], 1.0);
         self.store.update_delivery(seq, &delivery)
     }
 

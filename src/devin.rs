@@ -283,19 +283,11 @@ impl Client {
             .await
             .map_err(|e| {
                 let err = self.transport_error(&url, e);
-                crate::metrics::count(
-                    "devin_notify_api_requests_total",
-                    &[("status", err.kind())],
-                    1.0,
-                );
+                crate::metrics::API_REQUESTS.count(&[("status", err.kind())], 1.0);
                 err
             })?;
         let status = response.status();
-        crate::metrics::count(
-            "devin_notify_api_requests_total",
-            &[("status", status.as_str())],
-            1.0,
-        );
+        crate::metrics::API_REQUESTS.count(&[("status", status.as_str())], 1.0);
         let retry_after = crate::http::retry_after(response.headers());
         let body = self.read_body(&url, response).await?;
         match status.as_u16() {

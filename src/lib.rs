@@ -29,5 +29,4 @@ pub mod secret;
 pub mod server;
 pub mod signing;
 pub mod sink;
-pub mod slack_app;
 pub mod store;

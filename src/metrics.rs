@@ -44,17 +44,17 @@ fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
 }
 
 /// Adds `by` to a counter.
-pub fn count(name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+fn count(name: &'static str, labels: &[(&'static str, &str)], by: f64) {
     *registry().counters.entry(key(name, labels)).or_default() += by;
 }
 
 /// Sets a gauge.
-pub fn gauge(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+fn gauge(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
     registry().gauges.insert(key(name, labels), value);
 }
 
 /// Records one observation in a histogram.
-pub fn observe(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+fn observe(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
     let mut reg = registry();
     let h = reg.histograms.entry(key(name, labels)).or_default();
     for (i, bound) in BUCKETS.iter().enumerate() {
@@ -66,59 +66,128 @@ pub fn observe(name: &'static str, labels: &[(&'static str, &str)], value: f64) 
     h.count += 1;
 }
 
-/// The help text of each metric.
-const HELP: &[(&str, &str, &str)] = &[
-    (
-        "devin_notify_polls_total",
-        "counter",
-        "Polls of the sessions listing, by outcome.",
-    ),
-    (
-        "devin_notify_poll_duration_seconds",
-        "histogram",
-        "Duration of complete polls.",
-    ),
-    (
-        "devin_notify_api_requests_total",
-        "counter",
-        "Requests to the Devin API, by HTTP status (or error kind).",
-    ),
-    (
-        "devin_notify_events_total",
-        "counter",
-        "Events detected, by type.",
-    ),
-    (
-        "devin_notify_deliveries_total",
-        "counter",
-        "Delivery attempts, by sink and outcome (delivered, retry, dead).",
-    ),
-    (
-        "devin_notify_delivery_latency_seconds",
-        "histogram",
-        "Time from detection to a 2xx answer, by sink.",
-    ),
-    ("devin_notify_outbox_depth", "gauge", "Deliveries queued."),
-    (
-        "devin_notify_dead_letters",
-        "gauge",
-        "Deliveries in the dead letters.",
-    ),
-    (
-        "devin_notify_paused_sinks",
-        "gauge",
-        "Sinks paused because their endpoint is gone.",
-    ),
-    (
-        "devin_notify_last_successful_poll_timestamp_seconds",
-        "gauge",
-        "When the last poll succeeded (Unix seconds).",
-    ),
-    (
-        "devin_notify_reloads_total",
-        "counter",
-        "Configuration reloads, by outcome (applied, rejected).",
-    ),
+/// What a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric: its name, kind and help text, defined once below and recorded through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+impl Metric {
+    /// Adds `by` to a counter.
+    pub fn count(&self, labels: &[(&'static str, &str)], by: f64) {
+        count(self.name, labels, by);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, labels: &[(&'static str, &str)], value: f64) {
+        gauge(self.name, labels, value);
+    }
+
+    /// Records one observation of a histogram.
+    pub fn observe(&self, labels: &[(&'static str, &str)], value: f64) {
+        observe(self.name, labels, value);
+    }
+}
+
+const fn metric(name: &'static str, kind: Kind, help: &'static str) -> Metric {
+    Metric { name, kind, help }
+}
+
+/// `outcome`: ok, error.
+pub const POLLS: Metric = metric(
+    "devin_notify_polls_total",
+    Kind::Counter,
+    "Polls of the sessions listing, by outcome.",
+);
+pub const POLL_DURATION: Metric = metric(
+    "devin_notify_poll_duration_seconds",
+    Kind::Histogram,
+    "Duration of complete polls.",
+);
+/// `status`: the HTTP status, or an error kind (`timeout`, `item_skipped`...).
+pub const API_REQUESTS: Metric = metric(
+    "devin_notify_api_requests_total",
+    Kind::Counter,
+    "Requests to the Devin API, by HTTP status (or error kind).",
+);
+/// `type`: the event type.
+pub const EVENTS: Metric = metric(
+    "devin_notify_events_total",
+    Kind::Counter,
+    "Events detected, by type.",
+);
+/// `sink`, and `outcome`: delivered, retry, dead.
+pub const DELIVERIES: Metric = metric(
+    "devin_notify_deliveries_total",
+    Kind::Counter,
+    "Delivery attempts, by sink and outcome (delivered, retry, dead).",
+);
+/// `sink`.
+pub const DELIVERY_LATENCY: Metric = metric(
+    "devin_notify_delivery_latency_seconds",
+    Kind::Histogram,
+    "Time from detection to a 2xx answer, by sink.",
+);
+pub const OUTBOX_DEPTH: Metric = metric(
+    "devin_notify_outbox_depth",
+    Kind::Gauge,
+    "Deliveries queued.",
+);
+pub const DEAD_LETTERS: Metric = metric(
+    "devin_notify_dead_letters",
+    Kind::Gauge,
+    "Deliveries in the dead letters.",
+);
+pub const PAUSED_SINKS: Metric = metric(
+    "devin_notify_paused_sinks",
+    Kind::Gauge,
+    "Sinks paused because their endpoint is gone.",
+);
+pub const LAST_SUCCESSFUL_POLL: Metric = metric(
+    "devin_notify_last_successful_poll_timestamp_seconds",
+    Kind::Gauge,
+    "When the last poll succeeded (Unix seconds).",
+);
+/// `outcome`: applied, rejected.
+pub const RELOADS: Metric = metric(
+    "devin_notify_reloads_total",
+    Kind::Counter,
+    "Configuration reloads, by outcome (applied, rejected).",
+);
+
+/// Every metric, in the order `/metrics` shows them.
+pub const ALL: &[Metric] = &[
+    POLLS,
+    POLL_DURATION,
+    API_REQUESTS,
+    EVENTS,
+    DELIVERIES,
+    DELIVERY_LATENCY,
+    OUTBOX_DEPTH,
+    DEAD_LETTERS,
+    PAUSED_SINKS,
+    LAST_SUCCESSFUL_POLL,
+    RELOADS,
 ];
 
 fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>) -> String {
@@ -147,11 +216,11 @@ fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>)
 pub fn render() -> String {
     let reg = registry();
     let mut out = String::new();
-    for (name, kind, help) in HELP {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for Metric { name, kind, help } in ALL {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());
         match *kind {
-            "counter" | "gauge" => {
-                let map = if *kind == "counter" {
+            Kind::Counter | Kind::Gauge => {
+                let map = if *kind == Kind::Counter {
                     &reg.counters
                 } else {
                     &reg.gauges
@@ -160,7 +229,7 @@ pub fn render() -> String {
                     let _ = writeln!(out, "{n}{} {value}", labels_text(labels, None));
                 }
             }
-            _ => {
+            Kind::Histogram => {
                 for ((n, labels), h) in reg.histograms.iter().filter(|((n, _), _)| n == name) {
                     for (i, bound) in BUCKETS.iter().enumerate() {
                         let _ = writeln!(
@@ -191,13 +260,9 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        count("devin_notify_events_total", &[("type", "unit.test")], 2.0);
-        gauge("devin_notify_outbox_depth", &[], 3.0);
-        observe(
-            "devin_notify_delivery_latency_seconds",
-            &[("sink", "unit \"q\"")],
-            0.3,
-        );
+        EVENTS.count(&[("type", "unit.test")], 2.0);
+        OUTBOX_DEPTH.set(&[], 3.0);
+        DELIVERY_LATENCY.observe(&[("sink", "unit \"q\"")], 0.3);
         let text = render();
         assert!(text.contains("# TYPE devin_notify_events_total counter"));
         assert!(text.contains("devin_notify_events_total{type=\"unit.test\"} 2"));

@@ -288,11 +288,7 @@ pub fn due_reminders(
             let before = commit.deliveries.len() + commit.dead.len();
             route_event(active, &event, now, &mut commit);
             if commit.deliveries.len() + commit.dead.len() > before {
-                crate::metrics::count(
-                    "devin_notify_events_total",
-                    &[("type", event.kind.as_str())],
-                    1.0,
-                );
+                crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);
                 tracing::info!(session_id = %session_id, event_id = %event.id, rule = %rule.name, reminder = due, "reminder due");
                 fired += 1;
             }
@@ -567,11 +563,7 @@ async fn list_all(
         let page = next.page(client).await?;
         stats.pages += 1;
         for why in &page.skipped {
-            crate::metrics::count(
-                "devin_notify_api_requests_total",
-                &[("status", "item_skipped")],
-                1.0,
-            );
+            crate::metrics::API_REQUESTS.count(&[("status", "item_skipped")], 1.0);
             tracing::warn!(
                 page = stats.pages,
                 "skipped an item that is not a session: {why}"
@@ -626,11 +618,7 @@ async fn list_all(
         }
         let detected_at_ms = now_ms();
         for event in &events {
-            crate::metrics::count(
-                "devin_notify_events_total",
-                &[("type", event.kind.as_str())],
-                1.0,
-            );
+            crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);
             tracing::info!(session_id = %event.session.session_id, event_id = %event.id, event_type = %event.kind, "event detected");
             route_event(active, event, detected_at_ms, &mut commit);
         }

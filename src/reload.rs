@@ -91,16 +91,12 @@ pub fn reload(path: &Path, active: &watch::Sender<Arc<Active>>, store: &Store, w
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read paused sinks"),
             }
-            crate::metrics::count("devin_notify_reloads_total", &[("outcome", "applied")], 1.0);
+            crate::metrics::RELOADS.count(&[("outcome", "applied")], 1.0);
             tracing::info!(trigger = why, sinks, rules, "configuration reloaded");
             true
         }
         Err(e) => {
-            crate::metrics::count(
-                "devin_notify_reloads_total",
-                &[("outcome", "rejected")],
-                1.0,
-            );
+            crate::metrics::RELOADS.count(&[("outcome", "rejected")], 1.0);
             for p in &e.problems {
                 tracing::error!(trigger = why, problem = %p, "configuration reload rejected; the previous configuration keeps running");
             }

@@ -42,11 +42,7 @@ impl Health {
         let now = now_ms();
         self.last_poll_ok_ms.store(now, Ordering::Relaxed);
         self.store_ok.store(true, Ordering::Relaxed);
-        crate::metrics::gauge(
-            "devin_notify_last_successful_poll_timestamp_seconds",
-            &[],
-            (now / 1000) as f64,
-        );
+        crate::metrics::LAST_SUCCESSFUL_POLL.set(&[], (now / 1000) as f64);
     }
 
     /// Why the service is not ready, if it is not: the last poll must have succeeded within

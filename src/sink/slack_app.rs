@@ -1,0 +1,352 @@
+//! The Slack app sink (`type = "slack_app"`): a bot token, one channel, one thread per session.
+//!
+//! The first delivery of a (sink, session) posts a top-level message with `chat.postMessage`
+//! and records its `ts` in the store's `threads` tree; later deliveries of that session post
+//! with `thread_ts`, as replies. With `update_parent`, each reply is followed by a
+//! `chat.update` of the parent with the same message, so the channel shows the session's
+//! latest state; a failed update is logged, never retried.
+//!
+//! The payload is the rendered `slack` template (`text`, `blocks`); this module adds `channel`,
+//! and `thread_ts` (replies) or `ts` (updates).
+//!
+//! # Ordering and crashes
+//!
+//! The delivery loop sends the deliveries of one (sink, session) lane one at a time, in order,
+//! so the delivery that posts the parent has completed, and recorded the thread, before the
+//! next one of that session is sent. The thread record is written and flushed to disk here,
+//! before [`SlackApp::send`] returns, hence before the delivery leaves the outbox. The record also names
+//! the last delivery posted in the thread: after a crash between the record and the outbox
+//! removal, the redelivery finds its own id there and is not posted again (no second parent,
+//! no duplicate reply). A crash between Slack's answer and the record (a window of one local
+//! write) leaves the delivery queued without a record: it is posted again, as for any
+//! at-least-once sink, and for a first message that means a second parent.
+//!
+//! # Errors
+//!
+//! Slack's Web API answers errors as HTTP 200 with `{"ok": false, "error": "..."}`. They are
+//! classified like webhook answers: `ratelimited` (and HTTP 429, honouring `Retry-After`), 5xx
+//! and Slack's own transient errors are retried; everything else is permanent and its error
+//! name reaches the dead letters. `channel_not_found`, `is_archived`, `token_revoked` and
+//! `account_inactive` mean the sink cannot work until an admin acts: they count as "gone",
+//! which pauses the sink after a few answers in a row. The token never leaves the
+//! `Authorization` header: messages name the sink and the API host only.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{classify, transport_failure, Class, Failure, Verdict, BODY_KEEP};
+use crate::config::SlackAppSinkConfig;
+use crate::http::read_prefix;
+use crate::redact::{redact_url, snippet};
+use crate::store::{Delivery, SlackThread, Store};
+
+/// Slack errors worth retrying.
+pub const TRANSIENT_ERRORS: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+];
+
+/// Slack errors that mean the sink cannot post until an admin acts (the channel or the app is
+/// gone): they pause the sink when repeated.
+pub const GONE_ERRORS: &[&str] = &[
+    "channel_not_found",
+    "is_archived",
+    "token_revoked",
+    "account_inactive",
+];
+
+/// Slack errors of a reply whose parent is gone: the session starts a new thread.
+const THREAD_ERRORS: &[&str] = &["thread_not_found", "invalid_thread_ts"];
+
+/// The most of an answer read (a `chat.postMessage` answer echoes the message).
+const ANSWER_MAX: usize = 1024 * 1024;
+
+/// Classifies an `ok: false` error name. Every error not known to be transient or "gone" is
+/// permanent (`invalid_auth`, `not_in_channel`, `invalid_blocks`, `msg_too_long`, `no_text`,
+/// `missing_scope`, ...).
+pub fn classify_error(error: &str) -> Class {
+    if GONE_ERRORS.contains(&error) {
+        Class::Gone
+    } else if TRANSIENT_ERRORS.contains(&error) {
+        Class::Retry
+    } else {
+        Class::GiveUp
+    }
+}
+
+/// A failed Web API call: how to handle it, the failure, and Slack's error name when it gave
+/// one.
+struct CallError {
+    class: Class,
+    failure: Failure,
+    slack_error: Option<String>,
+}
+
+impl CallError {
+    fn verdict(self) -> Verdict {
+        self.class.verdict(self.failure)
+    }
+}
+
+/// At most [`BODY_KEEP`] bytes of `text`, cut on a character boundary.
+fn keep(text: &str) -> String {
+    let mut end = BODY_KEEP.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// A Slack app sink, ready to send.
+pub struct SlackApp {
+    http: reqwest::Client,
+    name: String,
+    config: SlackAppSinkConfig,
+}
+
+impl SlackApp {
+    pub fn new(http: &reqwest::Client, name: &str, config: &SlackAppSinkConfig) -> SlackApp {
+        SlackApp {
+            http: http.clone(),
+            name: name.to_owned(),
+            config: config.clone(),
+        }
+    }
+
+    /// Sends one delivery: a new parent message, or a reply in the session's thread (then, with
+    /// `update_parent`, an update of the parent). Delivered once posted (or recognised as
+    /// posted before a crash).
+    pub async fn send(&self, store: &Store, delivery: &Delivery, timeout: Duration) -> Verdict {
+        let name = self.name.as_str();
+        let Ok(Value::Object(message)) = serde_json::from_str::<Value>(&delivery.body) else {
+            return Verdict::GiveUp(Failure::unanswered(format!(
+                "sink `{name}`: the payload is not a JSON object"
+            )));
+        };
+        let thread = match store.slack_thread(name, &delivery.session_id) {
+            Ok(thread) => thread,
+            Err(e) => return Verdict::Retry(Failure::unanswered(format!("sink `{name}`: {e}"))),
+        };
+        // A thread started in another channel (the config changed) is not continued.
+        if let Some(thread) = thread.filter(|t| t.configured_channel == self.config.channel) {
+            if thread.last_delivery == delivery.id {
+                tracing::info!(sink = %name, session_id = %delivery.session_id, delivery_id = %delivery.id, "already posted in its Slack thread (before a restart); not posted again");
+                return Verdict::Delivered { status: 200 };
+            }
+            match self.reply(store, delivery, &message, thread, timeout).await {
+                Ok(()) => return Verdict::Delivered { status: 200 },
+                Err(e)
+                    if !e
+                        .slack_error
+                        .as_deref()
+                        .is_some_and(|err| THREAD_ERRORS.contains(&err)) =>
+                {
+                    return e.verdict()
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %name, session_id = %delivery.session_id, delivery_id = %delivery.id, error = %e.failure.message, "the session's Slack thread is gone; starting a new one");
+                }
+            }
+        }
+        match self.parent(store, delivery, message, timeout).await {
+            Ok(()) => Verdict::Delivered { status: 200 },
+            Err(e) => e.verdict(),
+        }
+    }
+
+    /// Posts a reply in the session's thread and records it; then updates the parent when the
+    /// sink asks for it (a failed update is logged, never retried).
+    async fn reply(
+        &self,
+        store: &Store,
+        delivery: &Delivery,
+        message: &Map<String, Value>,
+        thread: SlackThread,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        let mut reply = message.clone();
+        reply.remove("ts");
+        reply.insert("channel".into(), Value::String(thread.channel.clone()));
+        reply.insert("thread_ts".into(), Value::String(thread.ts.clone()));
+        self.call("chat.postMessage", &reply, timeout).await?;
+        let (ts, channel) = (thread.ts.clone(), thread.channel.clone());
+        let posted = SlackThread {
+            last_delivery: delivery.id.clone(),
+            ..thread
+        };
+        record(store, delivery, &posted).await;
+        if self.config.update_parent {
+            let mut update = message.clone();
+            update.remove("thread_ts");
+            update.insert("channel".into(), Value::String(channel));
+            update.insert("ts".into(), Value::String(ts));
+            if let Err(e) = self.call("chat.update", &update, timeout).await {
+                tracing::warn!(sink = %self.name, session_id = %delivery.session_id, delivery_id = %delivery.id, error = %e.failure.message, "the reply was posted, but its parent message could not be updated");
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts a new parent message in the sink's channel and records the session's thread.
+    async fn parent(
+        &self,
+        store: &Store,
+        delivery: &Delivery,
+        mut parent: Map<String, Value>,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        parent.remove("thread_ts");
+        parent.remove("ts");
+        let channel = &self.config.channel;
+        parent.insert("channel".into(), Value::String(channel.clone()));
+        let answer = self.call("chat.postMessage", &parent, timeout).await?;
+        let Some(ts) = answer.get("ts").and_then(Value::as_str) else {
+            tracing::warn!(sink = %self.name, session_id = %delivery.session_id, delivery_id = %delivery.id, "Slack answered without the message's ts; the session's next message starts a new thread");
+            return Ok(());
+        };
+        let thread = SlackThread {
+            configured_channel: channel.clone(),
+            channel: answer
+                .get("channel")
+                .and_then(Value::as_str)
+                .unwrap_or(channel)
+                .to_owned(),
+            ts: ts.to_owned(),
+            last_delivery: delivery.id.clone(),
+        };
+        record(store, delivery, &thread).await;
+        Ok(())
+    }
+
+    /// POSTs `payload` to `{api_base}/{method}`; the answer when Slack said `ok: true`.
+    async fn call(
+        &self,
+        method: &str,
+        payload: &Map<String, Value>,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let url = format!("{}/{method}", self.config.api_base.trim_end_matches('/'));
+        let place = format!("sink `{}` ({}) {method}", self.name, redact_url(&url));
+        let plain = |class, failure| CallError {
+            class,
+            failure,
+            slack_error: None,
+        };
+        let body = serde_json::to_string(payload).map_err(|e| {
+            let message = format!("{place}: cannot encode the payload: {e}");
+            plain(Class::GiveUp, Failure::unanswered(message))
+        })?;
+        let response = self
+            .http
+            .post(&url)
+            .timeout(timeout)
+            .bearer_auth(self.config.token.expose())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| plain(Class::Retry, transport_failure(&place, e)))?;
+        let status = response.status().as_u16();
+        let retry_after = crate::http::retry_after(response.headers());
+        let text = read_prefix(response, ANSWER_MAX).await;
+        let failure = |message| Failure {
+            status: Some(status),
+            message,
+            body: keep(&text),
+            retry_after,
+        };
+        if !(200..300).contains(&status) {
+            let message = format!("{place}: HTTP {status}: {}", snippet(text.as_bytes()));
+            return Err(plain(classify(status, &text), failure(message)));
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match answer.get("ok").and_then(Value::as_bool) {
+            Some(true) => Ok(answer),
+            Some(false) => {
+                let error = answer
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown_error")
+                    .to_owned();
+                let needed = answer
+                    .get("needed")
+                    .and_then(Value::as_str)
+                    .map(|scope| format!(" (the token needs the scope `{scope}`)"))
+                    .unwrap_or_default();
+                // The error first: it is what `sinks list` and the dead letters show.
+                let message = format!(
+                    "sink `{}`: Slack error `{error}`{needed} from {method} ({})",
+                    self.name,
+                    redact_url(&url)
+                );
+                Err(CallError {
+                    class: classify_error(&error),
+                    failure: failure(message),
+                    slack_error: Some(error),
+                })
+            }
+            // Not the Web API (a proxy's page?): whether it posted is unknown; try again.
+            None => {
+                let message = format!(
+                    "{place}: HTTP {status} without a Slack answer (`ok`): {}",
+                    snippet(text.as_bytes())
+                );
+                Err(plain(Class::Retry, failure(message)))
+            }
+        }
+    }
+}
+
+/// Records a thread and makes it durable; a failure is logged (the delivery was posted: failing
+/// it now would post it twice).
+async fn record(store: &Store, delivery: &Delivery, thread: &SlackThread) {
+    let written = match store.set_slack_thread(&delivery.sink, &delivery.session_id, thread) {
+        Ok(()) => store.flush().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::error!(sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id, error = %e, "cannot record the Slack thread; the session's next message may start a new thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified() {
+        assert_eq!(classify_error("ratelimited"), Class::Retry);
+        assert_eq!(classify_error("internal_error"), Class::Retry);
+        for e in GONE_ERRORS {
+            assert_eq!(classify_error(e), Class::Gone, "{e}");
+        }
+        for e in [
+            "invalid_auth",
+            "not_in_channel",
+            "invalid_blocks",
+            "invalid_arguments",
+            "msg_too_long",
+            "no_text",
+            "missing_scope",
+            "something_new",
+        ] {
+            assert_eq!(classify_error(e), Class::GiveUp, "{e}");
+        }
+    }
+
+    #[test]
+    fn kept_bodies_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(BODY_KEEP);
+        let kept = keep(&text);
+        assert!(kept.len() <= BODY_KEEP && kept.chars().all(|c| c == 'é'));
+    }
+}
