@@ -1157,7 +1157,8 @@ fn section_floors(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
             })
             .collect()
     };
-    let by_creation = layout(|s| devin_notify::store::session_key(s.created_at, &s.session_id));
+    let by_creation =
+        layout(|s| devin_notify::store::sled::session_key(s.created_at, &s.session_id));
     let by_id = layout(|s| s.session_id.as_bytes().to_vec());
     let tiny: Pages = by_creation
         .iter()

@@ -1,5 +1,6 @@
 //! The admin's commands that send nothing: `check` and `preview`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -11,6 +12,7 @@ use crate::event::{Event, EventType};
 use crate::model::Session;
 use crate::render::Templates;
 use crate::sample;
+use crate::store::{DeadLetter, Paused, Store, StoreError};
 
 /// What `check` found: every problem, each with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,30 +241,26 @@ pub enum Selection {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     #[error("no dead letter with id {0}")]
     NoSuchDeadLetter(String),
     #[error("no sink named `{0}` in the config (sinks: {1})")]
     NoSuchSink(String, String),
 }
 
-fn select(
-    store: &crate::store::Store,
-    which: &Selection,
-) -> Result<Vec<(u64, crate::store::DeadLetter)>, AdminError> {
+async fn select(store: &Store, which: &Selection) -> Result<Vec<(u64, DeadLetter)>, AdminError> {
+    let all = store.dead_letters().await?;
     match which {
-        Selection::All => Ok(store.dead_letters().collect::<Result<_, _>>()?),
-        Selection::Ids(ids) => {
-            let mut found = Vec::new();
-            for id in ids {
-                found.push(
-                    store
-                        .find_dead(id)?
-                        .ok_or_else(|| AdminError::NoSuchDeadLetter(id.clone()))?,
-                );
-            }
-            Ok(found)
-        }
+        Selection::All => Ok(all),
+        Selection::Ids(ids) => ids
+            .iter()
+            .map(|id| {
+                all.iter()
+                    .find(|(seq, letter)| letter.delivery.id == *id || seq.to_string() == *id)
+                    .cloned()
+                    .ok_or_else(|| AdminError::NoSuchDeadLetter(id.clone()))
+            })
+            .collect(),
     }
 }
 
@@ -281,14 +279,13 @@ fn cell(text: &str, width: usize) -> String {
 }
 
 /// `dead-letters list`: a table, oldest first.
-pub fn dead_letters_table(store: &crate::store::Store) -> Result<String, AdminError> {
+pub async fn dead_letters_table(store: &Store) -> Result<String, AdminError> {
     let mut out = format!(
         "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
         "ID", "SINK", "EVENT", "SESSION", "ATTEMPTS", "LAST ERROR"
     );
     let mut n = 0;
-    for item in store.dead_letters() {
-        let (_, letter) = item?;
+    for (_, letter) in store.dead_letters().await? {
         let d = &letter.delivery;
         out.push_str(&format!(
             "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
@@ -308,32 +305,32 @@ pub fn dead_letters_table(store: &crate::store::Store) -> Result<String, AdminEr
 /// `dead-letters retry`: puts deliveries back in the outbox at their place in the order. A
 /// delivery whose template had failed is rendered again with the current templates; if it still
 /// fails, it stays dead with the new reason. Returns (requeued, still dead).
-pub fn retry_dead_letters(
-    store: &crate::store::Store,
+pub async fn retry_dead_letters(
+    store: &Store,
     active: &Active,
     which: &Selection,
 ) -> Result<(usize, Vec<String>), AdminError> {
     let mut requeued = 0;
     let mut failed = Vec::new();
-    for (seq, mut letter) in select(store, which)? {
+    for (seq, mut letter) in select(store, which).await? {
         if letter.delivery.body.is_empty() {
             match rerender(active, &letter) {
                 Ok(body) => letter.delivery.body = body,
                 Err(reason) => {
                     failed.push(format!("{}: {reason}", letter.delivery.id));
                     letter.reason = reason;
-                    store.update_dead(seq, &letter)?;
+                    store.update_dead(seq, &letter).await?;
                     continue;
                 }
             }
         }
-        store.requeue(seq, &letter.delivery)?;
+        store.requeue(seq, &letter.delivery).await?;
         requeued += 1;
     }
     Ok((requeued, failed))
 }
 
-fn rerender(active: &Active, letter: &crate::store::DeadLetter) -> Result<String, String> {
+fn rerender(active: &Active, letter: &DeadLetter) -> Result<String, String> {
     let d = &letter.delivery;
     let body = letter
         .event
@@ -359,28 +356,24 @@ fn rerender(active: &Active, letter: &crate::store::DeadLetter) -> Result<String
 }
 
 /// `dead-letters purge`: deletes dead letters. Returns how many.
-pub fn purge_dead_letters(
-    store: &crate::store::Store,
-    which: &Selection,
-) -> Result<usize, AdminError> {
-    let selected = select(store, which)?;
+pub async fn purge_dead_letters(store: &Store, which: &Selection) -> Result<usize, AdminError> {
+    let selected = select(store, which).await?;
     for (seq, _) in &selected {
-        store.purge_dead(*seq)?;
+        store.purge_dead(*seq).await?;
     }
     Ok(selected.len())
 }
 
 /// `sinks list`: each configured sink's state and queue depth.
-pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<String, AdminError> {
-    let paused: std::collections::HashMap<String, crate::store::Paused> =
-        store.paused_sinks()?.into_iter().collect();
-    let mut queued: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for item in store.outbox() {
-        *queued.entry(item?.1.sink).or_default() += 1;
+pub async fn sinks_table(store: &Store, config: &Config) -> Result<String, AdminError> {
+    let paused: HashMap<String, Paused> = store.paused_sinks().await?.into_iter().collect();
+    let mut queued: HashMap<String, usize> = HashMap::new();
+    for (_, delivery) in store.outbox().await? {
+        *queued.entry(delivery.sink).or_default() += 1;
     }
-    let mut dead: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for item in store.dead_letters() {
-        *dead.entry(item?.1.delivery.sink).or_default() += 1;
+    let mut dead: HashMap<String, usize> = HashMap::new();
+    for (_, letter) in store.dead_letters().await? {
+        *dead.entry(letter.delivery.sink).or_default() += 1;
     }
     let mut out = format!(
         "{:<20} {:<9} {:>7} {:>5}  {}\n",
@@ -411,18 +404,14 @@ pub fn sinks_table(store: &crate::store::Store, config: &Config) -> Result<Strin
 }
 
 /// `sinks resume NAME`: resumes a paused sink. Returns whether it was paused.
-pub fn resume_sink(
-    store: &crate::store::Store,
-    config: &Config,
-    name: &str,
-) -> Result<bool, AdminError> {
+pub async fn resume_sink(store: &Store, config: &Config, name: &str) -> Result<bool, AdminError> {
     if !config.sinks.contains_key(name) {
         return Err(AdminError::NoSuchSink(
             name.to_owned(),
             config.sinks.keys().cloned().collect::<Vec<_>>().join(", "),
         ));
     }
-    Ok(store.resume_sink(name)?)
+    Ok(store.resume_sink(name).await?)
 }
 
 /// What `sinks resume` prints.
@@ -459,21 +448,17 @@ pub enum AdminOp {
 }
 
 /// Runs an operation on an open store.
-pub fn execute(
-    store: &crate::store::Store,
-    active: &Active,
-    op: &AdminOp,
-) -> Result<String, AdminError> {
+pub async fn execute(store: &Store, active: &Active, op: &AdminOp) -> Result<String, AdminError> {
     match op {
-        AdminOp::DeadLetters => dead_letters_table(store),
-        AdminOp::RetryDead(which) => {
-            retry_dead_letters(store, active, which).map(|(n, failed)| retry_text(n, &failed))
-        }
-        AdminOp::PurgeDead(which) => purge_dead_letters(store, which).map(purge_text),
-        AdminOp::Sinks => sinks_table(store, &active.config),
-        AdminOp::Resume(name) => {
-            resume_sink(store, &active.config, name).map(|was| resume_text(name, was))
-        }
+        AdminOp::DeadLetters => dead_letters_table(store).await,
+        AdminOp::RetryDead(which) => retry_dead_letters(store, active, which)
+            .await
+            .map(|(n, failed)| retry_text(n, &failed)),
+        AdminOp::PurgeDead(which) => purge_dead_letters(store, which).await.map(purge_text),
+        AdminOp::Sinks => sinks_table(store, &active.config).await,
+        AdminOp::Resume(name) => resume_sink(store, &active.config, name)
+            .await
+            .map(|was| resume_text(name, was)),
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::active::Active;
+use crate::admin::AdminOp;
 use crate::config::{ConfigError, LogConfig, LogFormat};
 use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
@@ -25,6 +26,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("{}", match .0 { PollError::Api(e) => format!("the Devin API could not be read: {e}"), PollError::Store(e) => format!("the poll could not be recorded: {e}") })]
     Poll(#[from] PollError),
+    #[error("{0}")]
+    Admin(String),
     #[error("{pending} deliveries are still queued (next attempts are later than --wait); they stay queued for the next run")]
     Pending { pending: usize },
 }
@@ -36,7 +39,10 @@ impl AppError {
             AppError::Config(_) => 2,
             AppError::Poll(PollError::Api(_)) => 3,
             AppError::Pending { .. } => 4,
-            AppError::Setup(_) | AppError::Store(_) | AppError::Poll(PollError::Store(_)) => 1,
+            AppError::Setup(_)
+            | AppError::Admin(_)
+            | AppError::Store(_)
+            | AppError::Poll(PollError::Store(_)) => 1,
         }
     }
 }
@@ -187,6 +193,19 @@ impl Shutdown {
         Ok(Shutdown {})
     }
 
+    /// Resolves when SIGINT or SIGTERM arrives, or after `limit` when one is given.
+    pub async fn or_after(self, limit: Option<Duration>) {
+        match limit {
+            Some(limit) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(limit) => {}
+                    _ = self.wait() => {}
+                }
+            }
+            None => self.wait().await,
+        }
+    }
+
     /// Resolves when SIGINT or SIGTERM arrives.
     pub async fn wait(self) {
         #[cfg(unix)]
@@ -258,11 +277,12 @@ pub async fn run(
             shutdown_rx,
         ))
     });
+    let queued = store.outbox_len().await?;
     tracing::info!(
         poll_interval_ms = active.config.devin.poll_interval.as_millis() as u64,
         sinks = active.config.sinks.len(),
         rules = active.config.rules.len(),
-        queued = store.outbox_len(),
+        queued,
         "devin-notify running"
     );
     stop.await;
@@ -350,4 +370,30 @@ async fn poll_loop(
             _ = shutdown.changed() => break,
         }
     }
+}
+
+/// Runs an admin operation on the store the config names. When a running service holds the
+/// (sled) store, the operation goes through its admin endpoints (`[server] listen` on a
+/// loopback address).
+pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
+    let store_config = &active.config.store;
+    let store = match Store::open(&store_config.path, store_config.cache_capacity) {
+        Ok(store) => store,
+        Err(StoreError::Locked { path }) => {
+            let listen = active.config.server.listen;
+            let Some(addr) = listen.filter(|a| a.ip().is_loopback()) else {
+                return Err(StoreError::Locked { path }.into());
+            };
+            return crate::admin::execute_remote(addr, op)
+                .await
+                .map_err(AppError::Admin);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let result = crate::admin::execute(&store, active, op).await;
+    // Make any change durable before the process exits.
+    let flushed = store.flush().await;
+    let text = result.map_err(|e| AppError::Admin(e.to_string()))?;
+    flushed?;
+    Ok(text)
 }

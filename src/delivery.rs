@@ -97,12 +97,13 @@ impl Deliverer {
     /// A lane (sink, session) sends one delivery at a time, oldest first. Deliveries not yet
     /// flushed to disk are not sent; nor are those of paused or unconfigured sinks (their queue
     /// is kept).
-    fn scan(&mut self) -> Result<Scan, StoreError> {
+    async fn scan(&mut self) -> Result<Scan, StoreError> {
         let now = now_ms();
         let active = self.active.borrow().clone();
         let paused: HashSet<String> = self
             .store
-            .paused_sinks()?
+            .paused_sinks()
+            .await?
             .into_iter()
             .map(|(name, _)| name)
             .collect();
@@ -113,7 +114,7 @@ impl Deliverer {
         let mut next_due_ms: Option<u64> = None;
         let mut to_send = Vec::new();
         let mut unconfigured = Vec::new();
-        let rows = self.store.outbox_rows()?;
+        let rows = self.store.outbox().await?;
         let queued = rows.len();
         for (seq, delivery) in rows {
             let lane = (delivery.sink.clone(), delivery.session_id.clone());
@@ -145,7 +146,7 @@ impl Deliverer {
         // Counting dead letters reads the whole tree: at most once a second.
         if now.saturating_sub(self.dead_counted_ms) >= 1000 {
             self.dead_counted_ms = now;
-            metrics::DEAD_LETTERS.set(&[], self.store.dead_len() as f64);
+            metrics::DEAD_LETTERS.set(&[], self.store.dead_len().await? as f64);
         }
         for (seq, delivery) in to_send {
             self.dispatch(seq, delivery, &active);
@@ -218,11 +219,11 @@ impl Deliverer {
     }
 
     /// Records the outcome of one send.
-    fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
+    async fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
         // The lane stays busy until the outcome is recorded: if the store cannot record it,
         // the delivery is not sent again by this process (a restart sends it, same id).
         let lane = self.in_flight.remove(&seq);
-        let recorded = self.record(seq, delivery, verdict);
+        let recorded = self.record(seq, delivery, verdict).await;
         if let (Err(_), Some(lane)) = (&recorded, lane) {
             self.stuck.insert(seq, lane);
         }
@@ -230,7 +231,7 @@ impl Deliverer {
     }
 
     /// Applies one send's verdict to the store: removed, rescheduled, or buried.
-    fn record(
+    async fn record(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
@@ -240,16 +241,16 @@ impl Deliverer {
         let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
         let _enter = span.enter();
         let failure = match verdict {
-            Verdict::Delivered { status } => return self.delivered(seq, &delivery, status),
+            Verdict::Delivered { status } => return self.delivered(seq, &delivery, status).await,
             Verdict::GiveUp(failure) => {
                 let reason = failure.message.clone();
-                return self.bury(seq, delivery, failure, reason);
+                return self.bury(seq, delivery, failure, reason).await;
             }
             Verdict::Gone(failure) => {
                 // The endpoint may be gone: the delivery is retried (it may come back), and the
                 // sink is paused when it keeps saying so; its queue is kept until an admin
                 // resumes it. The delivery's attempts still count.
-                self.endpoint_gone(&delivery.sink, &failure)?;
+                self.endpoint_gone(&delivery.sink, &failure).await?;
                 failure
             }
             Verdict::Retry(failure) => failure,
@@ -261,7 +262,7 @@ impl Deliverer {
                 "gave up after {} attempts: {}",
                 delivery.attempts, failure.message
             );
-            return self.bury(seq, delivery, failure, reason);
+            return self.bury(seq, delivery, failure, reason).await;
         }
         let delay = retry::next_delay(
             delivery.attempts,
@@ -272,12 +273,18 @@ impl Deliverer {
         );
         tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
         self.schedule_retry(seq, delivery, delay, failure.message)
+            .await
     }
 
     /// A 2xx: the delivery leaves the outbox.
-    fn delivered(&mut self, seq: u64, delivery: &Delivery, status: u16) -> Result<(), StoreError> {
+    async fn delivered(
+        &mut self,
+        seq: u64,
+        delivery: &Delivery,
+        status: u16,
+    ) -> Result<(), StoreError> {
         self.gone.remove(&delivery.sink);
-        self.store.remove_delivery(seq)?;
+        self.store.remove_delivery(seq).await?;
         self.report.delivered += 1;
         let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "delivered")], 1.0);
@@ -287,7 +294,7 @@ impl Deliverer {
     }
 
     /// Counts an "endpoint gone" answer; pauses the sink at [`GONE_BEFORE_PAUSE`] in a row.
-    fn endpoint_gone(&mut self, sink: &str, failure: &Failure) -> Result<(), StoreError> {
+    async fn endpoint_gone(&mut self, sink: &str, failure: &Failure) -> Result<(), StoreError> {
         let count = self.gone.entry(sink.to_owned()).or_insert(0);
         *count += 1;
         if *count >= GONE_BEFORE_PAUSE {
@@ -296,14 +303,14 @@ impl Deliverer {
                 failure.message
             );
             tracing::error!(error = %failure.message, "sink paused: its endpoint is gone; its queue is kept until `devin-notify sinks resume {sink}` or a config reload");
-            self.store.pause_sink(sink, &reason)?;
+            self.store.pause_sink(sink, &reason).await?;
             self.gone.remove(sink);
         }
         Ok(())
     }
 
     /// Moves a delivery that failed for good to the dead letters.
-    fn bury(
+    async fn bury(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
@@ -314,20 +321,22 @@ impl Deliverer {
         tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
         delivery.last_error = Some(failure.message);
         self.report.dead += 1;
-        self.store.bury(
-            seq,
-            &DeadLetter {
-                delivery,
-                reason,
-                status: failure.status,
-                response_body: failure.body,
-                failed_at_ms: now_ms(),
-                event: None,
-            },
-        )
+        self.store
+            .bury(
+                seq,
+                &DeadLetter {
+                    delivery,
+                    reason,
+                    status: failure.status,
+                    response_body: failure.body,
+                    failed_at_ms: now_ms(),
+                    event: None,
+                },
+            )
+            .await
     }
 
-    fn schedule_retry(
+    async fn schedule_retry(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
@@ -338,7 +347,7 @@ impl Deliverer {
         delivery.last_error = Some(error);
         self.report.retried += 1;
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "retry")], 1.0);
-        self.store.update_delivery(seq, &delivery)
+        self.store.update_delivery(seq, &delivery).await
     }
 
     /// Sends until every queued delivery is delivered or dead, or waits on a retry further than
@@ -348,7 +357,7 @@ impl Deliverer {
             return Ok(self.report);
         };
         loop {
-            let scan = self.scan()?;
+            let scan = self.scan().await?;
             if self.in_flight.is_empty() {
                 let Some(due) = scan.next_due_ms else { break };
                 let delay = Duration::from_millis(due.saturating_sub(now_ms()));
@@ -359,13 +368,13 @@ impl Deliverer {
                 continue;
             }
             if let Some(outcome) = rx.recv().await {
-                self.settle(outcome)?;
+                self.settle(outcome).await?;
                 while let Ok(outcome) = rx.try_recv() {
-                    self.settle(outcome)?;
+                    self.settle(outcome).await?;
                 }
             }
         }
-        self.report.pending = self.store.outbox_len();
+        self.report.pending = self.store.outbox_len().await?;
         Ok(self.report)
     }
 
@@ -379,7 +388,7 @@ impl Deliverer {
     ) {
         let Some(mut rx) = self.rx.take() else { return };
         loop {
-            let next_due = match self.scan() {
+            let next_due = match self.scan().await {
                 Ok(scan) => scan.next_due_ms,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox; retrying in 5s");
@@ -391,9 +400,9 @@ impl Deliverer {
             });
             tokio::select! {
                 Some(outcome) = rx.recv() => {
-                    self.settle_logged(outcome);
+                    self.settle_logged(outcome).await;
                     while let Ok(outcome) = rx.try_recv() {
-                        self.settle_logged(outcome);
+                        self.settle_logged(outcome).await;
                     }
                 }
                 _ = wake.notified() => {}
@@ -405,7 +414,7 @@ impl Deliverer {
         tokio::pin!(deadline);
         while !self.in_flight.is_empty() {
             tokio::select! {
-                Some(outcome) = rx.recv() => self.settle_logged(outcome),
+                Some(outcome) = rx.recv() => self.settle_logged(outcome).await,
                 _ = &mut deadline => {
                     tracing::warn!(in_flight = self.in_flight.len(), "shutdown grace period over; unsent deliveries stay queued");
                     break;
@@ -414,8 +423,8 @@ impl Deliverer {
         }
     }
 
-    fn settle_logged(&mut self, outcome: Outcome) {
-        if let Err(e) = self.settle(outcome) {
+    async fn settle_logged(&mut self, outcome: Outcome) {
+        if let Err(e) = self.settle(outcome).await {
             tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held until a restart, which sends it again under the same id");
         }
     }

@@ -1,14 +1,15 @@
 //! The `devin-notify` command line: parses arguments and calls the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use devin_notify::active::Active;
+use devin_notify::admin::{self, AdminOp};
 use devin_notify::app::{self, AppError};
 use devin_notify::config::DEFAULT_PATH;
-use devin_notify::{admin, demo};
+use devin_notify::demo;
 
 /// Notifications for Devin sessions: polls the Devin API and posts to Slack and signed webhooks.
 #[derive(Parser)]
@@ -117,161 +118,111 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.config;
     match cli.command {
-        Command::Check => {
-            let report = admin::check(&cli.config);
-            for problem in &report.problems {
-                println!("  - {problem}");
-            }
-            println!("{}", report.summary);
-            if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Command::Check => check(&config),
         Command::Preview {
             rule,
             event,
             session,
             previous,
-        } => {
-            let active = match Active::load(&cli.config) {
-                Ok(active) => active,
-                Err(e) => return fail(&AppError::Config(e)),
-            };
-            match admin::preview(
+        } => with_active(&config, |active| {
+            let items = admin::preview(
                 &active,
                 &rule,
                 event.as_deref(),
                 session.as_deref(),
                 previous.as_deref(),
-            ) {
-                Ok(items) => {
-                    for item in items {
-                        println!(
-                            "── sink `{}` ({}), {} ──",
-                            item.sink, item.sink_type, item.event_type
-                        );
-                        println!("{}\n", item.body);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("devin-notify: {e}");
-                    ExitCode::FAILURE
-                }
+            )
+            .map_err(|e| AppError::Admin(e.to_string()))?;
+            for item in items {
+                println!(
+                    "── sink `{}` ({}), {} ──",
+                    item.sink, item.sink_type, item.event_type
+                );
+                println!("{}\n", item.body);
             }
-        }
+            Ok(())
+        }),
         Command::DeadLetters(cmd) => admin_command(
-            &cli.config,
+            &config,
             match cmd {
-                DeadLetters::List => admin::AdminOp::DeadLetters,
-                DeadLetters::Retry(which) => admin::AdminOp::RetryDead(which.selection()),
-                DeadLetters::Purge(which) => admin::AdminOp::PurgeDead(which.selection()),
+                DeadLetters::List => AdminOp::DeadLetters,
+                DeadLetters::Retry(which) => AdminOp::RetryDead(which.selection()),
+                DeadLetters::Purge(which) => AdminOp::PurgeDead(which.selection()),
             },
         ),
         Command::Sinks(cmd) => admin_command(
-            &cli.config,
+            &config,
             match cmd {
-                Sinks::List => admin::AdminOp::Sinks,
-                Sinks::Resume { name } => admin::AdminOp::Resume(name),
+                Sinks::List => AdminOp::Sinks,
+                Sinks::Resume { name } => AdminOp::Resume(name),
             },
         ),
         Command::Demo { duration, tick } => block_on(async move {
-            let signals = app::Shutdown::install()?;
-            let stop = async move {
-                match duration {
-                    Some(d) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(d) => {}
-                            _ = signals.wait() => {}
-                        }
-                    }
-                    None => signals.wait().await,
-                }
-            };
+            let stop = app::Shutdown::install()?.or_after(duration);
             demo::run(tick, stop).await
         }),
-        Command::Run | Command::Once { .. } => {
-            let active = match Active::load(&cli.config) {
-                Ok(active) => active,
-                Err(e) => return fail(&AppError::Config(e)),
-            };
+        Command::Once { wait } => with_active(&config, |active| {
             app::init_logging(&active.config.log);
-            block_on(async move {
-                match cli.command {
-                    Command::Once { wait } => app::once(active, wait).await.map(|_| ()),
-                    _ => {
-                        let signals = app::Shutdown::install()?;
-                        app::run(active, Some(&cli.config), signals.wait()).await
-                    }
-                }
+            block_on_result(async move { app::once(active, wait).await.map(|_| ()) })
+        }),
+        Command::Run => with_active(&config, |active| {
+            app::init_logging(&active.config.log);
+            block_on_result(async {
+                let signals = app::Shutdown::install()?;
+                app::run(active, Some(&config), signals.wait()).await
             })
-        }
+        }),
     }
 }
 
-/// Runs an admin operation on the store the config names; when a running service holds the
-/// store, through its admin endpoints (`[server] listen` on a loopback address).
-fn admin_command(config: &std::path::Path, op: admin::AdminOp) -> ExitCode {
-    let active = match Active::load(config) {
-        Ok(active) => active,
-        Err(e) => return fail(&AppError::Config(e)),
-    };
-    let store = match devin_notify::store::Store::open(
-        &active.config.store.path,
-        active.config.store.cache_capacity,
-    ) {
-        Ok(store) => store,
-        Err(devin_notify::store::StoreError::Locked { path }) => {
-            let Some(addr) = active.config.server.listen.filter(|a| a.ip().is_loopback()) else {
-                return fail(&AppError::Store(devin_notify::store::StoreError::Locked {
-                    path,
-                }));
-            };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return fail(&AppError::Setup(format!("cannot start the runtime: {e}"))),
-            };
-            return match runtime.block_on(admin::execute_remote(addr, &op)) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("devin-notify: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Err(e) => return fail(&AppError::Store(e)),
-    };
-    let result = admin::execute(&store, &active, &op);
-    // Make any change durable before the process exits.
-    let flushed = store.flush_blocking();
-    match (result, flushed) {
-        (Ok(text), Ok(())) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        (Err(e), _) => {
-            eprintln!("devin-notify: {e}");
-            ExitCode::FAILURE
-        }
-        (Ok(_), Err(e)) => fail(&AppError::Store(e)),
+/// `check`: every problem with its key, then a summary; exit 1 when there are problems.
+fn check(config: &Path) -> ExitCode {
+    let report = admin::check(config);
+    for problem in &report.problems {
+        println!("  - {problem}");
     }
+    println!("{}", report.summary);
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Loads the active configuration and runs `work` on it.
+fn with_active(config: &Path, work: impl FnOnce(Active) -> Result<(), AppError>) -> ExitCode {
+    match Active::load(config)
+        .map_err(AppError::Config)
+        .and_then(work)
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Runs an admin operation on the store the config names (see [`app::admin`]).
+fn admin_command(config: &Path, op: AdminOp) -> ExitCode {
+    with_active(config, |active| {
+        block_on_result(async move {
+            let text = app::admin(&active, &op).await?;
+            println!("{text}");
+            Ok(())
+        })
+    })
+}
+
+fn block_on_result(
+    work: impl std::future::Future<Output = Result<(), AppError>>,
+) -> Result<(), AppError> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| AppError::Setup(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(work)
 }
 
 fn block_on(work: impl std::future::Future<Output = Result<(), AppError>>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&AppError::Setup(format!("cannot start the runtime: {e}"))),
-    };
-    match runtime.block_on(work) {
+    match block_on_result(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

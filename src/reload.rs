@@ -73,16 +73,21 @@ pub fn load_for_reload(path: &Path, current: &Active) -> Result<Active, ConfigEr
 
 /// Reloads now. On success the new configuration is published and paused sinks are resumed
 /// (an admin who fixed a sink's URL reloads to resume it). Returns whether it was applied.
-pub fn reload(path: &Path, active: &watch::Sender<Arc<Active>>, store: &Store, why: &str) -> bool {
+pub async fn reload(
+    path: &Path,
+    active: &watch::Sender<Arc<Active>>,
+    store: &Store,
+    why: &str,
+) -> bool {
     let current = active.borrow().clone();
     match load_for_reload(path, &current) {
         Ok(next) => {
             let (sinks, rules) = (next.config.sinks.len(), next.config.rules.len());
             active.send_replace(Arc::new(next));
-            match store.paused_sinks() {
+            match store.paused_sinks().await {
                 Ok(paused) => {
                     for (name, _) in paused {
-                        if let Err(e) = store.resume_sink(&name) {
+                        if let Err(e) = store.resume_sink(&name).await {
                             tracing::error!(sink = %name, error = %e, "cannot resume the sink");
                         } else {
                             tracing::info!(sink = %name, "sink resumed by the reload");
@@ -140,7 +145,7 @@ pub async fn watch_and_reload(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = hangup => {
-                if reload(&path, &active, &store, "SIGHUP") {
+                if reload(&path, &active, &store, "SIGHUP").await {
                     wake.notify_one();
                 }
                 seen = fingerprint(&path, templates_dir(&active).as_deref());
@@ -151,7 +156,7 @@ pub async fn watch_and_reload(
                 if now == seen {
                     pending = None;
                 } else if pending.as_ref() == Some(&now) {
-                    if reload(&path, &active, &store, "file change") {
+                    if reload(&path, &active, &store, "file change").await {
                         wake.notify_one();
                     }
                     seen = fingerprint(&path, templates_dir(&active).as_deref());

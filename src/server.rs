@@ -153,9 +153,9 @@ async fn metrics() -> Response {
 
 /// Runs an admin operation on the service's store and wakes the delivery loop (a retried or
 /// resumed delivery may be due now).
-fn admin(s: &Shared, op: AdminOp) -> Response {
+async fn admin(s: &Shared, op: AdminOp) -> Response {
     let active = s.active.borrow().clone();
-    let result = admin::execute(&s.store, &active, &op);
+    let result = admin::execute(&s.store, &active, &op).await;
     s.wake.notify_one();
     match result {
         Ok(text) => (StatusCode::OK, text + "\n").into_response(),
@@ -167,21 +167,21 @@ fn admin(s: &Shared, op: AdminOp) -> Response {
 }
 
 async fn sinks_list(State(s): State<Shared>) -> Response {
-    admin(&s, AdminOp::Sinks)
+    admin(&s, AdminOp::Sinks).await
 }
 
 async fn sink_resume(State(s): State<Shared>, Path(name): Path<String>) -> Response {
-    admin(&s, AdminOp::Resume(name))
+    admin(&s, AdminOp::Resume(name)).await
 }
 
 async fn dead_list(State(s): State<Shared>) -> Response {
-    admin(&s, AdminOp::DeadLetters)
+    admin(&s, AdminOp::DeadLetters).await
 }
 
 async fn dead_retry(State(s): State<Shared>, Json(which): Json<Which>) -> Response {
-    admin(&s, AdminOp::RetryDead(which.selection()))
+    admin(&s, AdminOp::RetryDead(which.selection())).await
 }
 
 async fn dead_purge(State(s): State<Shared>, Json(which): Json<Which>) -> Response {
-    admin(&s, AdminOp::PurgeDead(which.selection()))
+    admin(&s, AdminOp::PurgeDead(which.selection())).await
 }

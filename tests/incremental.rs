@@ -82,7 +82,7 @@ async fn a_quiet_account_costs_one_request_and_no_write() {
         (changed.changed, changed.events, changed.deliveries),
         (1, 1, 1)
     );
-    assert_eq!(store.outbox_len(), 1);
+    assert_eq!(store.outbox_len().await.expect("len"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

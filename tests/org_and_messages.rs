@@ -155,7 +155,7 @@ async fn needs_input_quotes_devins_latest_question() {
         devin_notify::store::Store::open(&env.active().config.store.path, 1 << 20).expect("store");
     for v in hook.iter().map(|r| r.json()) {
         let event_id = v["data"]["event_id"].as_str().expect("event_id");
-        assert_eq!(store.cached_message(event_id).expect("read"), None);
+        assert_eq!(store.cached_message(event_id).await.expect("read"), None);
     }
     drop(store);
 

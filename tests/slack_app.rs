@@ -224,6 +224,7 @@ async fn a_redelivery_after_a_crash_is_not_posted_twice() {
         let store = Store::open(&path, 1 << 20).expect("open store");
         let thread = store
             .slack_thread("app", "s1")
+            .await
             .expect("read")
             .expect("a thread");
         let redelivery = Delivery {
@@ -244,8 +245,9 @@ async fn a_redelivery_after_a_crash_is_not_posted_twice() {
                 deliveries: vec![redelivery],
                 ..Default::default()
             })
+            .await
             .expect("queue");
-        store.flush_blocking().expect("flush");
+        store.flush().await.expect("flush");
     }
     let report = env.once().await.expect("settled");
     assert_eq!((report.drain.delivered, report.drain.pending), (1, 0));

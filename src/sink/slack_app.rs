@@ -129,7 +129,7 @@ impl SlackApp {
                 "sink `{name}`: the payload is not a JSON object"
             )));
         };
-        let thread = match store.slack_thread(name, &delivery.session_id) {
+        let thread = match store.slack_thread(name, &delivery.session_id).await {
             Ok(thread) => thread,
             Err(e) => return Verdict::Retry(Failure::unanswered(format!("sink `{name}`: {e}"))),
         };
@@ -309,7 +309,10 @@ impl SlackApp {
 /// Records a thread and makes it durable; a failure is logged (the delivery was posted: failing
 /// it now would post it twice).
 async fn record(store: &Store, delivery: &Delivery, thread: &SlackThread) {
-    let written = match store.set_slack_thread(&delivery.sink, &delivery.session_id, thread) {
+    let written = match store
+        .set_slack_thread(&delivery.sink, &delivery.session_id, thread)
+        .await
+    {
         Ok(()) => store.flush().await.map(|_| ()),
         Err(e) => Err(e),
     };

@@ -1,0 +1,81 @@
+//! The seam between the [`Store`](super::Store) and a storage engine: every operation the
+//! poller, the delivery loop and the admin commands need, in the store's own types (no engine
+//! type crosses it). An engine implements this trait and gets an arm in `Backend`; nothing above
+//! the store changes.
+//!
+//! Contracts every engine keeps:
+//! - [`Engine::commit`] writes all of a [`Commit`] or nothing, and gives its deliveries outbox
+//!   sequence numbers above every earlier one (the outbox's order is detection order).
+//! - Deliveries are not sendable until durable: [`Engine::durable_below`] holds back rows a
+//!   crash could lose, until [`Engine::flush`].
+//! - A record that cannot be decoded is reported with what it is, or set aside (an outbox row
+//!   goes to a quarantine), never silently dropped in a way that loses a delivery.
+
+use super::{Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError, Waiting};
+
+pub(crate) trait Engine {
+    // Snapshots and once-per-subject records ([`super::snapshots`]).
+
+    /// The stored bytes of each session, in the order of `keys` (`None`: never seen).
+    async fn snapshots(&self, keys: &[SnapshotKey]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// What is kept for each once-per-subject event id (`None`: never announced).
+    async fn announced(&self, ids: &[&str]) -> Result<Vec<Option<String>>, StoreError>;
+    /// The Devin message cached for an event: `None` never read, `Some(None)` none found.
+    async fn cached_message(&self, event_id: &str) -> Result<Option<Option<String>>, StoreError>;
+    async fn cache_message(
+        &self,
+        event_id: &str,
+        message: &Option<String>,
+    ) -> Result<(), StoreError>;
+    /// Writes a page's changes at once (see the module's contracts).
+    async fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError>;
+    /// Makes what was written durable; the bytes written (0 for engines that cannot tell).
+    async fn flush(&self) -> Result<usize, StoreError>;
+    /// Outbox rows at or above this sequence number are not durable yet.
+    fn durable_below(&self) -> u64;
+
+    // Waits ([`super::waits`]).
+
+    /// Every session that waits on a person.
+    async fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError>;
+
+    // Outbox and dead letters ([`super::outbox`]).
+
+    /// Every queued delivery, in detection order.
+    async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError>;
+    async fn outbox_len(&self) -> Result<usize, StoreError>;
+    /// Rewrites a queued delivery; a delivery no longer queued is left alone.
+    async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError>;
+    /// Moves a queued delivery to the dead letters, at once.
+    async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError>;
+    /// Every dead letter, oldest first.
+    async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError>;
+    async fn dead_len(&self) -> Result<usize, StoreError>;
+    /// Moves a dead letter back to the outbox, at its sequence number, at once.
+    async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError>;
+    async fn purge_dead(&self, seq: u64) -> Result<(), StoreError>;
+
+    // Marks, meta and paused sinks ([`super::meta`]).
+
+    async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError>;
+    /// Whether the sink was paused.
+    async fn resume_sink(&self, sink: &str) -> Result<bool, StoreError>;
+    async fn paused_sinks(&self) -> Result<Vec<(String, Paused)>, StoreError>;
+
+    // Slack threads ([`super::threads`]).
+
+    async fn slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+    ) -> Result<Option<SlackThread>, StoreError>;
+    async fn set_slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+        thread: &SlackThread,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,136 @@
+//! The store: everything devin-notify remembers, behind one [`Store`] type.
+//!
+//! One file per concern, each defining its records and the [`Store`] operations on them:
+//! - [`snapshots`]: each session as last listed, the once-per-subject events announced, the
+//!   Devin messages read for waiting events, and [`Commit`], what one page changes at once.
+//! - [`waits`]: the sessions that wait on a person, for reminders.
+//! - [`outbox`]: queued deliveries in detection order, and the dead letters.
+//! - [`meta`]: small named values (baseline, high-water mark, scope) and paused sinks.
+//! - [`threads`]: the Slack thread of each (Slack app sink, session).
+//!
+//! The storage engine sits behind a narrow seam, [`engine::Engine`]: the operations the poller,
+//! the delivery loop and the admin commands need, nothing engine-specific above it. The engine
+//! today is sled ([`sled`], with [`migrate`] moving stores of earlier versions to its layout).
+//!
+//! A page's snapshot updates and the deliveries they cause are written in one transaction
+//! ([`Store::commit`]); deliveries become sendable once that write is durable
+//! ([`Store::durable_below`], [`Store::flush`]).
+
+mod engine;
+pub mod meta;
+mod migrate;
+pub mod outbox;
+pub mod sled;
+pub mod snapshots;
+pub mod threads;
+pub mod waits;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use self::engine::Engine;
+pub use self::meta::{Paused, META_BASELINE, META_HIGH_WATER, META_LAST_FULL, META_SCOPE};
+pub use self::outbox::{DeadLetter, Delivery};
+pub use self::snapshots::{Commit, SnapshotKey};
+pub use self::threads::SlackThread;
+pub use self::waits::Waiting;
+
+/// A failure of the store, naming the record it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path}: {source}")]
+    Open { path: String, source: ::sled::Error },
+    #[error("store at {path} is in use by another devin-notify process (sled allows one); stop `run` first, or use the admin endpoints of its [server]")]
+    Locked { path: String },
+    #[error("store ({what}): {source}")]
+    Sled { what: String, source: ::sled::Error },
+    #[error("store ({what}): corrupt record: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+/// The engines a store can run on.
+enum Backend {
+    Sled(self::sled::SledEngine),
+}
+
+/// Calls one [`Engine`] operation on whichever engine the store runs on.
+macro_rules! on_engine {
+    ($store:ident . $op:ident ( $($arg:expr),* )) => {
+        match &*$store.backend {
+            Backend::Sled(engine) => Engine::$op(engine, $($arg),*).await,
+        }
+    };
+}
+use on_engine;
+
+/// The store. Cheap to clone: clones share the engine.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating when missing) the sled store at `path`, moving the records of an
+    /// earlier version to the current layout.
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<Store, StoreError> {
+        let engine = self::sled::SledEngine::open(path, cache_capacity)?;
+        Ok(Store {
+            backend: Arc::new(Backend::Sled(engine)),
+        })
+    }
+
+    /// Writes a page's changes in one transaction; returns the outbox sequence numbers given to
+    /// its deliveries. They are sent once durable: the caller flushes ([`Store::flush`]).
+    pub async fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
+        if commit.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_engine!(self.commit(commit))
+    }
+
+    /// Makes everything written so far durable; returns the bytes written.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        on_engine!(self.flush())
+    }
+
+    /// Outbox rows at or above this sequence number are not durable yet: they must not be sent
+    /// (`u64::MAX` when everything written is durable).
+    pub fn durable_below(&self) -> u64 {
+        match &*self.backend {
+            Backend::Sled(engine) => engine.durable_below(),
+        }
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Decodes a JSON record; `what` names it in the error.
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Encodes a record as JSON.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail: they hold no maps with non-string keys.
+    serde_json::to_vec(value).unwrap_or_default()
+}

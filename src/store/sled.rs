@@ -1,0 +1,478 @@
+//! The sled engine: one embedded database, a tree per record kind.
+//!
+//! - `sessions`: [`session_key`] (creation time, then id) -> the session's JSON text. Keys start
+//!   with the creation time so that a listing, which runs newest first, writes the tree in
+//!   order (see [`session_key`]).
+//! - `messages`: event id -> the latest Devin message read for it.
+//! - `waiting`: session id -> its [`Waiting`].
+//! - `announced`: event id -> the pull request's last known state (empty for other events).
+//! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
+//!   [`Delivery`]; `dead`: the same key -> a [`DeadLetter`]; `quarantine`: outbox rows that
+//!   could not be read.
+//! - `threads`: `sink\0session_id` -> a [`SlackThread`].
+//! - `meta`: named values, and `paused/<sink>` -> [`Paused`].
+//!
+//! sled fsyncs every 500 ms on its own; [`Engine::flush`] makes a write durable at once, and
+//! outbox rows written since the last flush are held back from the delivery loop
+//! ([`Engine::durable_below`]).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::engine::Engine;
+use super::{
+    decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
+    Waiting,
+};
+
+/// Meta key prefix of paused sinks.
+const PAUSED_PREFIX: &str = "paused/";
+
+pub(super) fn sled_err(what: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sled { what, source }
+}
+
+/// Where a session's snapshot is kept: its `created_at` (sign bit flipped, big-endian, so that
+/// sled's byte order is creation order), then its id.
+///
+/// Session ids are random, so keys by id alone make a listing of N sessions write all over the
+/// tree: once the tree outgrows sled's cache, almost every insert reads a node back from disk
+/// and rewrites it. Listings run newest first, so keys by creation time arrive in order and
+/// sled's working set stays a few nodes (a full sync of 100k sessions inserts about 3x faster:
+/// BENCHMARKS.md).
+pub fn session_key(created_at: i64, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + session_id.len());
+    key.extend_from_slice(&((created_at as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(session_id.as_bytes());
+    key
+}
+
+fn snapshot_key(key: &SnapshotKey) -> Vec<u8> {
+    session_key(key.created_at, &key.session_id)
+}
+
+fn key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn thread_key(sink: &str, session_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(sink.len() + 1 + session_id.len());
+    k.extend_from_slice(sink.as_bytes());
+    k.push(0);
+    k.extend_from_slice(session_id.as_bytes());
+    k
+}
+
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            what: "outbox".into(),
+            message: format!("a key of {} bytes", key.len()),
+        })
+}
+
+/// A transaction's failure as a store error about `what`.
+fn tx_err(what: String) -> impl FnOnce(TransactionError<()>) -> StoreError {
+    move |e| match e {
+        TransactionError::Storage(source) => StoreError::Sled { what, source },
+        TransactionError::Abort(()) => StoreError::Corrupt {
+            what,
+            message: "transaction aborted".into(),
+        },
+    }
+}
+
+/// The sled database and its trees. Cheap to clone.
+#[derive(Clone)]
+pub struct SledEngine {
+    /// Outbox rows at or above this sequence number are not flushed to disk yet: they must not
+    /// be sent (u64::MAX when everything written is durable).
+    durable_below: Arc<AtomicU64>,
+    pub(super) db: sled::Db,
+    pub(super) sessions: sled::Tree,
+    messages: sled::Tree,
+    pub(super) waiting: sled::Tree,
+    announced: sled::Tree,
+    outbox: sled::Tree,
+    dead: sled::Tree,
+    meta: sled::Tree,
+    threads: sled::Tree,
+}
+
+impl SledEngine {
+    /// Opens (creating when missing) the database at `path`, and moves the records of an
+    /// earlier version to the current layout.
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<SledEngine, StoreError> {
+        let open_err = |source: sled::Error| {
+            let locked = matches!(&source, sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                || source.to_string().contains("lock");
+            if locked {
+                StoreError::Locked {
+                    path: path.display().to_string(),
+                }
+            } else {
+                StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            .open()
+            .map_err(open_err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(open_err);
+        let engine = SledEngine {
+            durable_below: Arc::new(AtomicU64::new(u64::MAX)),
+            sessions: tree("sessions")?,
+            messages: tree("messages")?,
+            waiting: tree("waiting")?,
+            announced: tree("announced")?,
+            outbox: tree("outbox")?,
+            dead: tree("dead")?,
+            meta: tree("meta")?,
+            threads: tree("threads")?,
+            db,
+        };
+        super::migrate::id_keyed_snapshots(&engine)?;
+        Ok(engine)
+    }
+
+    /// Every wait record; an unreadable one is logged and dropped.
+    pub(super) fn read_waits(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.waiting.iter() {
+            let (k, v) = item.map_err(sled_err("waiting"))?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            match decode(&format!("waiting/{id}"), &v) {
+                Ok(w) => out.push((id, w)),
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an unreadable wait record");
+                    self.waiting
+                        .remove(&k)
+                        .map_err(sled_err(format!("waiting/{id}")))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes snapshots alone as one batch: atomic like a transaction, and cheaper.
+    fn commit_snapshots(&self, commit: &Commit) -> Result<(), StoreError> {
+        let mut snapshots = sled::Batch::default();
+        for (key, bytes) in &commit.snapshots {
+            snapshots.insert(snapshot_key(key), bytes.as_slice());
+        }
+        self.sessions
+            .apply_batch(snapshots)
+            .map_err(sled_err("sessions"))
+    }
+
+    /// Writes a whole commit in one transaction across the trees it touches.
+    fn commit_all(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
+        let keys: Vec<Vec<u8>> = commit
+            .snapshots
+            .iter()
+            .map(|(k, _)| snapshot_key(k))
+            .collect();
+        let trees = (
+            &self.sessions,
+            &self.outbox,
+            &self.dead,
+            &self.meta,
+            &self.waiting,
+            &self.announced,
+            &self.messages,
+        );
+        let result = trees.transaction(
+            |(sessions, outbox, dead, meta, waiting, announced, messages)| {
+                for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
+                    sessions.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                let mut seqs = Vec::with_capacity(commit.deliveries.len());
+                for d in &commit.deliveries {
+                    let seq = outbox.generate_id()?;
+                    outbox.insert(&key(seq), encode(d))?;
+                    seqs.push(seq);
+                }
+                for letter in &commit.dead {
+                    let seq = dead.generate_id()?;
+                    dead.insert(&key(seq), encode(letter))?;
+                }
+                for (name, value) in &commit.meta {
+                    meta.insert(*name, value.as_slice())?;
+                }
+                for (id, wait) in &commit.waiting {
+                    match wait {
+                        Some(w) => waiting.insert(id.as_bytes(), encode(w))?,
+                        None => waiting.remove(id.as_bytes())?,
+                    };
+                }
+                for (id, value) in &commit.announced {
+                    announced.insert(id.as_bytes(), value.as_bytes())?;
+                }
+                for id in &commit.uncache {
+                    messages.remove(id.as_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(seqs)
+            },
+        );
+        result.map_err(tx_err("commit".into()))
+    }
+
+    /// Reads a whole tree of JSON records keyed by sequence number.
+    fn by_seq<T: for<'de> serde::Deserialize<'de>>(
+        tree: &sled::Tree,
+        name: &str,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let mut rows = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item.map_err(sled_err(name))?;
+            let seq = seq_of(&k)?;
+            rows.push((seq, decode(&format!("{name}/{seq}"), &v)?));
+        }
+        Ok(rows)
+    }
+}
+
+impl Engine for SledEngine {
+    async fn snapshots(&self, keys: &[SnapshotKey]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter()
+            .map(|key| {
+                self.sessions
+                    .get(snapshot_key(key))
+                    .map(|found| found.map(|bytes| bytes.to_vec()))
+                    .map_err(sled_err(key.to_string()))
+            })
+            .collect()
+    }
+
+    async fn announced(&self, ids: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        ids.iter()
+            .map(|id| {
+                self.announced
+                    .get(id)
+                    .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+                    .map_err(sled_err(format!("announced/{id}")))
+            })
+            .collect()
+    }
+
+    async fn cached_message(&self, event_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let what = format!("messages/{event_id}");
+        match self
+            .messages
+            .get(event_id)
+            .map_err(sled_err(what.clone()))?
+        {
+            // An unreadable entry is a miss: the messages are read again.
+            Some(bytes) => Ok(decode(&what, &bytes).ok()),
+            None => Ok(None),
+        }
+    }
+
+    async fn cache_message(
+        &self,
+        event_id: &str,
+        message: &Option<String>,
+    ) -> Result<(), StoreError> {
+        self.messages
+            .insert(event_id, encode(message))
+            .map(|_| ())
+            .map_err(sled_err(format!("messages/{event_id}")))
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
+        if commit.only_snapshots() {
+            self.commit_snapshots(commit)?;
+            return Ok(Vec::new());
+        }
+        if !commit.deliveries.is_empty() {
+            // Every id generated from here on is above this one: hold those rows back from the
+            // delivery loop until the next flush has made them durable.
+            let floor = self.db.generate_id().map_err(sled_err("commit"))?;
+            self.durable_below.fetch_min(floor, Ordering::SeqCst);
+        }
+        self.commit_all(commit)
+    }
+
+    async fn flush(&self) -> Result<usize, StoreError> {
+        // Rows committed before this point become sendable once the flush returns.
+        let written = self.db.generate_id().map_err(sled_err("flush"))?;
+        let bytes = self.db.flush_async().await.map_err(sled_err("flush"))?;
+        let _ = self
+            .durable_below
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |floor| {
+                (floor <= written).then_some(u64::MAX)
+            });
+        Ok(bytes)
+    }
+
+    fn durable_below(&self) -> u64 {
+        self.durable_below.load(Ordering::SeqCst)
+    }
+
+    async fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
+        self.read_waits()
+    }
+
+    async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError> {
+        let mut rows = Vec::new();
+        for item in self.outbox.iter() {
+            let (k, v) = item.map_err(sled_err("outbox"))?;
+            let decoded =
+                seq_of(&k).and_then(|seq| Ok((seq, decode(&format!("outbox/{seq}"), &v)?)));
+            match decoded {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable outbox row moved to the quarantine tree");
+                    let quarantine = self
+                        .db
+                        .open_tree("quarantine")
+                        .map_err(sled_err("quarantine"))?;
+                    quarantine.insert(&k, v).map_err(sled_err("quarantine"))?;
+                    self.outbox.remove(&k).map_err(sled_err("outbox"))?;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn outbox_len(&self) -> Result<usize, StoreError> {
+        Ok(self.outbox.len())
+    }
+
+    async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
+        let k = key(seq);
+        let new = encode(delivery);
+        loop {
+            let what = || sled_err(format!("outbox/{seq}"));
+            let Some(current) = self.outbox.get(k).map_err(what())? else {
+                return Ok(());
+            };
+            let swapped = self
+                .outbox
+                .compare_and_swap(k, Some(current), Some(new.as_slice()))
+                .map_err(what())?;
+            if swapped.is_ok() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox
+            .remove(key(seq))
+            .map(|_| ())
+            .map_err(sled_err(format!("outbox/{seq}")))
+    }
+
+    async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
+            outbox.remove(&key(seq))?;
+            dead.insert(&key(seq), encode(letter))?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match result {
+            Err(TransactionError::Abort(())) => Ok(()),
+            other => other.map_err(tx_err(format!("dead/{seq}"))),
+        }
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        Self::by_seq(&self.dead, "dead")
+    }
+
+    async fn dead_len(&self) -> Result<usize, StoreError> {
+        Ok(self.dead.len())
+    }
+
+    async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
+        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
+            dead.remove(&key(seq))?;
+            outbox.insert(&key(seq), encode(delivery))?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        result.map_err(tx_err(format!("dead/{seq}")))
+    }
+
+    async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.dead
+            .insert(key(seq), encode(letter))
+            .map(|_| ())
+            .map_err(sled_err(format!("dead/{seq}")))
+    }
+
+    async fn purge_dead(&self, seq: u64) -> Result<(), StoreError> {
+        self.dead
+            .remove(key(seq))
+            .map(|_| ())
+            .map_err(sled_err(format!("dead/{seq}")))
+    }
+
+    async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.meta
+            .get(name)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(sled_err(format!("meta/{name}")))
+    }
+
+    async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError> {
+        self.meta
+            .insert(format!("{PAUSED_PREFIX}{sink}"), encode(paused))
+            .map(|_| ())
+            .map_err(sled_err(format!("meta/{PAUSED_PREFIX}{sink}")))
+    }
+
+    async fn resume_sink(&self, sink: &str) -> Result<bool, StoreError> {
+        self.meta
+            .remove(format!("{PAUSED_PREFIX}{sink}"))
+            .map(|old| old.is_some())
+            .map_err(sled_err(format!("meta/{PAUSED_PREFIX}{sink}")))
+    }
+
+    async fn paused_sinks(&self) -> Result<Vec<(String, Paused)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(PAUSED_PREFIX) {
+            let (k, v) = item.map_err(sled_err("meta/paused"))?;
+            let name = String::from_utf8_lossy(&k[PAUSED_PREFIX.len()..]).into_owned();
+            let paused = decode(&format!("meta/{PAUSED_PREFIX}{name}"), &v)?;
+            out.push((name, paused));
+        }
+        Ok(out)
+    }
+
+    async fn slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+    ) -> Result<Option<SlackThread>, StoreError> {
+        let what = format!("threads/{sink}/{session_id}");
+        match self
+            .threads
+            .get(thread_key(sink, session_id))
+            .map_err(sled_err(what.clone()))?
+        {
+            Some(bytes) => decode(&what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_slack_thread(
+        &self,
+        sink: &str,
+        session_id: &str,
+        thread: &SlackThread,
+    ) -> Result<(), StoreError> {
+        self.threads
+            .insert(thread_key(sink, session_id), encode(thread))
+            .map(|_| ())
+            .map_err(sled_err(format!("threads/{sink}/{session_id}")))
+    }
+}

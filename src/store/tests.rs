@@ -1,0 +1,254 @@
+//! The store's behaviour, on a sled engine in a temporary folder.
+
+use super::sled::session_key;
+use super::*;
+
+fn key(created_at: i64, session_id: &str) -> SnapshotKey {
+    SnapshotKey {
+        created_at,
+        session_id: session_id.into(),
+    }
+}
+
+async fn outbox(store: &Store) -> Vec<Delivery> {
+    store
+        .outbox()
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect()
+}
+
+fn delivery(n: u32) -> Delivery {
+    Delivery {
+        id: format!("msg_{n}"),
+        sink: "s".into(),
+        rule: "r".into(),
+        session_id: "sess".into(),
+        event_id: format!("evt_{n}"),
+        event_type: "session.created".into(),
+        body: "{}".into(),
+        detected_at_ms: 1,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_error: None,
+    }
+}
+
+#[tokio::test]
+async fn commit_is_atomic_and_ordered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    let commit = Commit {
+        snapshots: vec![(
+            key(5, "a"),
+            br#"{"session_id":"a","status":"new","created_at":5}"#.to_vec(),
+        )],
+        deliveries: (0..5).map(delivery).collect(),
+        dead: vec![],
+        meta: vec![(META_BASELINE, b"1".to_vec())],
+        waiting: vec![],
+        announced: vec![("evt_a".into(), "open".into())],
+        uncache: vec!["evt_waiting".into()],
+    };
+    store
+        .cache_message("evt_waiting", &Some("May I?".into()))
+        .await
+        .expect("cache");
+    assert_eq!(store.announced(&["evt_a"]).await.expect("get"), [None]);
+    let seqs = store.commit(&commit).await.expect("commit");
+    assert_eq!(
+        store.announced(&["evt_a", "evt_b"]).await.expect("get"),
+        [Some("open".into()), None]
+    );
+    assert_eq!(
+        store.cached_message("evt_waiting").await.expect("get"),
+        None
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let ids: Vec<String> = outbox(&store).await.into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["msg_0", "msg_1", "msg_2", "msg_3", "msg_4"]);
+    assert!(store.baseline_done().await.expect("meta"));
+    assert_eq!(
+        store
+            .snapshot(&key(5, "a"))
+            .await
+            .expect("get")
+            .map(|s| s.status),
+        Some("new".into())
+    );
+
+    let mut d = delivery(2);
+    d.attempts = 3;
+    store.update_delivery(seqs[2], &d).await.expect("update");
+    store.remove_delivery(seqs[0]).await.expect("remove");
+    store
+        .bury(
+            seqs[1],
+            &DeadLetter {
+                delivery: delivery(1),
+                reason: "HTTP 400".into(),
+                status: Some(400),
+                response_body: "bad".into(),
+                failed_at_ms: 2,
+                event: None,
+            },
+        )
+        .await
+        .expect("bury");
+    let left: Vec<(String, u32)> = outbox(&store)
+        .await
+        .into_iter()
+        .map(|d| (d.id, d.attempts))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("msg_2".into(), 3),
+            ("msg_3".into(), 0),
+            ("msg_4".into(), 0)
+        ]
+    );
+    assert_eq!(store.dead_len().await.expect("len"), 1);
+    // Updating a delivery that is gone does not resurrect it.
+    store
+        .update_delivery(seqs[0], &delivery(0))
+        .await
+        .expect("noop");
+    assert_eq!(store.outbox_len().await.expect("len"), 3);
+}
+
+#[tokio::test]
+async fn survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        store
+            .commit(&Commit {
+                deliveries: vec![delivery(7)],
+                ..Commit::default()
+            })
+            .await
+            .expect("commit");
+        store.flush().await.expect("flush");
+    }
+    let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+    assert_eq!(outbox(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn deliveries_are_held_back_until_flushed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    assert_eq!(store.durable_below(), u64::MAX, "nothing pending");
+    // Snapshot-only commits hold nothing back.
+    store
+        .commit(&Commit {
+            snapshots: vec![(key(0, "a"), b"{}".to_vec())],
+            ..Commit::default()
+        })
+        .await
+        .expect("commit");
+    assert_eq!(store.durable_below(), u64::MAX);
+    let seqs = store
+        .commit(&Commit {
+            deliveries: vec![delivery(1), delivery(2)],
+            ..Commit::default()
+        })
+        .await
+        .expect("commit");
+    assert!(
+        seqs.iter().all(|s| *s >= store.durable_below()),
+        "unflushed rows are held back"
+    );
+    store.flush().await.expect("flush");
+    assert_eq!(store.durable_below(), u64::MAX, "sendable once flushed");
+}
+
+#[test]
+fn session_keys_sort_by_creation_time_then_id() {
+    let keys = [
+        session_key(i64::MIN, "a"),
+        session_key(-5, "z"),
+        session_key(0, "a"),
+        session_key(0, "b"),
+        session_key(1_795_000_000, "devin-1"),
+        session_key(i64::MAX, "a"),
+    ];
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    assert_eq!(key(-5, "devin-x").to_string(), "sessions/-5/devin-x");
+    assert_eq!(
+        key(1_795_000_000, "devin-x").to_string(),
+        "sessions/1795000000/devin-x"
+    );
+}
+
+#[tokio::test]
+async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = br#"{"session_id":"devin-a","status":"running","created_at":100}"#;
+    let b = br#"{"session_id":"devin-b","status":"exit","created_at":null}"#;
+    {
+        // The layout before `sessions`: snapshots and fingerprints keyed by id.
+        let db = ::sled::Config::new().path(dir.path()).open().expect("open");
+        let snapshots = db.open_tree("snapshots").expect("tree");
+        snapshots.insert("devin-a", &a[..]).expect("insert");
+        snapshots.insert("devin-b", &b[..]).expect("insert");
+        snapshots
+            .insert("devin-c", &b"not json"[..])
+            .expect("insert");
+        let fingerprints = db.open_tree("fingerprints").expect("tree");
+        fingerprints
+            .insert("devin-a", &7u64.to_be_bytes())
+            .expect("insert");
+        db.open_tree("waiting")
+            .expect("tree")
+            .insert(
+                "devin-a",
+                &br#"{"since_ms":5,"status_detail":"waiting_for_user"}"#[..],
+            )
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    for _ in 0..2 {
+        // The second open finds nothing left to move.
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let found = store
+            .snapshots(&[key(100, "devin-a"), key(0, "devin-c")])
+            .await
+            .expect("get");
+        assert_eq!(found[0].as_deref(), Some(&a[..]));
+        // An unreadable snapshot with no readable created_at moves too, under created_at 0.
+        assert!(found[1].is_some());
+        assert_eq!(
+            store
+                .snapshot(&key(0, "devin-b"))
+                .await
+                .expect("get")
+                .map(|s| s.status),
+            Some("exit".into())
+        );
+        let Backend::Sled(engine) = &*store.backend;
+        let names = engine.db.tree_names();
+        assert!(!names
+            .iter()
+            .any(|n| n == b"snapshots" || n == b"fingerprints"));
+        let waits = store.waiting().await.expect("waiting");
+        assert_eq!(waits.len(), 1);
+        assert_eq!(waits[0].1.created_at, 100, "the wait finds its snapshot");
+        assert_eq!(waits[0].1.since_ms, 5);
+        // The next listing of the same sessions finds them unchanged: nothing to write.
+        let body = format!(
+            r#"{{"items":[{},{}],"has_next_page":false}}"#,
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
+        let page = crate::model::Page::decode(body.as_bytes()).expect("page");
+        let (commit, events) =
+            crate::poller::process_page(&store, &page, crate::poller::Mode::Diff, &[])
+                .await
+                .expect("diff");
+        assert!(commit.is_empty() && events.is_empty(), "{commit:?}");
+    }
+}
