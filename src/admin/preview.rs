@@ -1,0 +1,177 @@
+//! `preview`: the exact payloads a rule's sinks would receive, sending nothing.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::active::Active;
+use crate::config::Config;
+use crate::diff::diff;
+use crate::event::{Event, EventType};
+use crate::model::Session;
+use crate::rules::Rule;
+use crate::sample;
+
+/// Why a preview could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no rule named `{0}` (rules: {1})")]
+    NoRule(String, String),
+    #[error("rule `{rule}` does not route {event} events (it routes: {routes})")]
+    NotRouted {
+        rule: String,
+        event: String,
+        routes: String,
+    },
+    #[error("unknown event type `{0}`")]
+    UnknownEvent(String),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("the sessions given produce no {event} event (they produce: {found})")]
+    NoSuchChange { event: String, found: String },
+    #[error("sink `{sink}`: {message}")]
+    Render { sink: String, message: String },
+}
+
+/// One payload a preview shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewItem {
+    pub sink: String,
+    pub sink_type: String,
+    pub event_type: String,
+    /// The payload, pretty-printed.
+    pub body: String,
+}
+
+fn read_session(path: &Path) -> Result<Session, PreviewError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PreviewError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    // Accept a bare session, or a webhook body (`data.session`) as devin-notify sends it.
+    let value: Value = serde_json::from_str(&text).map_err(|e| PreviewError::File {
+        path: path.display().to_string(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let session = value.pointer("/data/session").cloned().unwrap_or(value);
+    serde_json::from_value(session).map_err(|e| PreviewError::File {
+        path: path.display().to_string(),
+        message: format!("not a session: {e}"),
+    })
+}
+
+/// The event types the given sessions produce, for messages: `nothing` when none.
+fn kinds_found(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "nothing".into();
+    }
+    events
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The exact payloads each of a rule's sinks would receive, for sample sessions or the given
+/// ones (`session` now, `previous` in the snapshot), without sending anything.
+pub fn preview(
+    active: &Active,
+    rule_name: &str,
+    event: Option<&str>,
+    session: Option<&Path>,
+    previous: Option<&Path>,
+) -> Result<Vec<PreviewItem>, PreviewError> {
+    let rule = find_rule(&active.config, rule_name)?;
+    let kinds = event_kinds(rule, event)?;
+    let given = match session {
+        Some(path) => {
+            let now = read_session(path)?;
+            let before = previous.map(read_session).transpose()?;
+            Some(diff(before.as_ref(), &now))
+        }
+        None => None,
+    };
+    let mut items = Vec::new();
+    for kind in kinds {
+        let event: Event = match &given {
+            None => sample::event(kind),
+            Some(events) => match events.iter().find(|e| e.kind == kind) {
+                Some(e) => e.clone(),
+                None if event.is_none() => continue,
+                None => {
+                    return Err(PreviewError::NoSuchChange {
+                        event: kind.to_string(),
+                        found: kinds_found(events),
+                    })
+                }
+            },
+        };
+        items.extend(payloads(active, rule, &event)?);
+    }
+    match given {
+        Some(events) if items.is_empty() => Err(PreviewError::NoSuchChange {
+            event: rule.events.join(" or "),
+            found: kinds_found(&events),
+        }),
+        _ => Ok(items),
+    }
+}
+
+/// The rule named `name`.
+fn find_rule<'a>(config: &'a Config, name: &str) -> Result<&'a Rule, PreviewError> {
+    config.rules.iter().find(|r| r.name == name).ok_or_else(|| {
+        let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+        PreviewError::NoRule(name.to_owned(), names.join(", "))
+    })
+}
+
+/// The event types to preview: the one asked for (which the rule must route), or all the
+/// rule's.
+fn event_kinds(rule: &Rule, event: Option<&str>) -> Result<Vec<EventType>, PreviewError> {
+    let Some(name) = event else {
+        return Ok(rule.event_types().collect());
+    };
+    let kind = EventType::parse(name).ok_or_else(|| PreviewError::UnknownEvent(name.to_owned()))?;
+    if !rule.events.iter().any(|e| e == name) {
+        return Err(PreviewError::NotRouted {
+            rule: rule.name.clone(),
+            event: name.to_owned(),
+            routes: rule.events.join(", "),
+        });
+    }
+    Ok(vec![kind])
+}
+
+/// The payload each of the rule's sinks would receive for `event`, pretty-printed.
+fn payloads(active: &Active, rule: &Rule, event: &Event) -> Result<Vec<PreviewItem>, PreviewError> {
+    let mut items = Vec::new();
+    for sink_name in &rule.sinks {
+        let Some(sink) = active.config.sinks.get(sink_name) else {
+            continue;
+        };
+        let body = active
+            .templates
+            .render(
+                sink.kind(),
+                rule.template.as_deref(),
+                event,
+                &rule.name,
+                sink_name,
+            )
+            .map_err(|e| PreviewError::Render {
+                sink: sink_name.clone(),
+                message: e.to_string(),
+            })?;
+        let pretty = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or(body);
+        items.push(PreviewItem {
+            sink: sink_name.clone(),
+            sink_type: sink.kind().to_owned(),
+            event_type: event.kind.to_string(),
+            body: pretty,
+        });
+    }
+    Ok(items)
+}
