@@ -1,6 +1,6 @@
-//! The commands: loading a configuration, `once` and `run`.
+//! The commands: `once`, the admin commands, logging and shutdown signals. `run` is in
+//! [`crate::service`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use crate::config::{ConfigError, LogConfig, LogFormat};
 use crate::delivery::{Deliverer, DrainReport};
 use crate::devin::Client;
 use crate::poller::{poll, PollError, PollStats};
-use crate::server::Health;
 use crate::store::{Store, StoreError};
 
 /// A failure of a command, with the exit code it maps to.
@@ -80,13 +79,14 @@ pub fn init_logging(config: &LogConfig) {
 }
 
 /// The pieces every polling command needs.
-struct Parts {
-    client: Client,
-    store: Store,
-    http: reqwest::Client,
+pub(crate) struct Parts {
+    pub client: Client,
+    pub store: Store,
+    pub http: reqwest::Client,
 }
 
-fn client_for(active: &Active) -> Result<Client, AppError> {
+/// The API client of a configuration.
+pub(crate) fn client_for(active: &Active) -> Result<Client, AppError> {
     let token = active
         .config
         .token()
@@ -95,14 +95,11 @@ fn client_for(active: &Active) -> Result<Client, AppError> {
         .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))
 }
 
-fn parts(active: &Active) -> Result<Parts, AppError> {
+pub(crate) async fn parts(active: &Active) -> Result<Parts, AppError> {
     let client = client_for(active)?;
     let http = crate::sink::http_client()
         .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
-    let store = Store::open(
-        &active.config.store.path,
-        active.config.store.cache_capacity,
-    )?;
+    let store = Store::from_config(&active.config.store).await?;
     Ok(Parts {
         client,
         store,
@@ -124,7 +121,16 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
         client,
         store,
         http,
-    } = parts(&active)?;
+    } = parts(&active).await?;
+    // A shared store: this run leads while it polls and delivers, or does nothing.
+    let lease = match store.shared() {
+        true => Some(
+            crate::leader::lead_once(&active.config.store, &store, timing(&active))
+                .await
+                .map_err(AppError::Setup)?,
+        ),
+        false => None,
+    };
     let (_active_tx, active_rx) = watch::channel(Arc::new(active));
     let active = active_rx.borrow().clone();
     let wake = Arc::new(Notify::new());
@@ -137,6 +143,9 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
         .drain(wait)
         .await?;
     store.flush().await?;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     tracing::info!(
         delivered = drain.delivered,
         retried = drain.retried,
@@ -153,7 +162,12 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
     Ok(OnceReport { poll, drain })
 }
 
-fn log_poll(stats: &PollStats) {
+/// The timing of this configuration's leader election.
+pub(crate) fn timing(active: &Active) -> crate::leader::Timing {
+    crate::leader::Timing::new(active.config.store.lease, active.config.devin.poll_interval)
+}
+
+pub(crate) fn log_poll(stats: &PollStats) {
     tracing::info!(
         pages = stats.pages,
         sessions = stats.sessions,
@@ -223,161 +237,11 @@ impl Shutdown {
     }
 }
 
-/// The service: poll every `poll_interval`, deliver concurrently, serve health and metrics,
-/// reload on SIGHUP or file changes (when `config_path` is given), and stop cleanly when `stop`
-/// resolves: stop polling, finish sends in flight within the delivery timeout, flush, return.
-pub async fn run(
-    active: Active,
-    config_path: Option<&Path>,
-    stop: impl std::future::Future<Output = ()>,
-) -> Result<(), AppError> {
-    let Parts {
-        client,
-        store,
-        http,
-    } = parts(&active)?;
-    let (active_tx, active_rx) = watch::channel(Arc::new(active));
-    let active = active_rx.borrow().clone();
-    let wake = Arc::new(Notify::new());
-    let health = Health::new();
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if let Some(listen) = active.config.server.listen {
-        crate::server::start(
-            listen,
-            health.clone(),
-            active_rx.clone(),
-            store.clone(),
-            wake.clone(),
-        )
-        .await
-        .map_err(|e| AppError::Setup(format!("server.listen: cannot listen on {listen}: {e}")))?;
-    }
-    let grace = active.config.delivery.timeout + Duration::from_secs(1);
-    // Deliveries left queued by an earlier process go out first.
-    wake.notify_one();
-    let deliverer = tokio::spawn(Deliverer::new(store.clone(), http, active_rx.clone()).run(
-        wake.clone(),
-        shutdown_rx.clone(),
-        grace,
-    ));
-    let poller = tokio::spawn(poll_loop(
-        client,
-        store.clone(),
-        active_rx,
-        wake.clone(),
-        health,
-        shutdown_rx.clone(),
-    ));
-    let reloader = config_path.map(|path| {
-        tokio::spawn(crate::reload::watch_and_reload(
-            path.to_owned(),
-            active_tx,
-            store.clone(),
-            wake.clone(),
-            shutdown_rx,
-        ))
-    });
-    let queued = store.outbox_len().await?;
-    tracing::info!(
-        poll_interval_ms = active.config.devin.poll_interval.as_millis() as u64,
-        sinks = active.config.sinks.len(),
-        rules = active.config.rules.len(),
-        queued,
-        "devin-notify running"
-    );
-    stop.await;
-    tracing::info!("shutting down: finishing sends in flight");
-    let _ = shutdown_tx.send(true);
-    for (name, task) in [
-        ("poller", Some(poller)),
-        ("delivery", Some(deliverer)),
-        ("reload", reloader),
-    ] {
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, task = name, "task failed");
-            }
-        }
-    }
-    store.flush().await?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Polls every `poll_interval` of the active configuration, backing off on failures (honouring
-/// the API's Retry-After), and rebuilding the API client when the configuration changes.
-async fn poll_loop(
-    mut client: Client,
-    store: Store,
-    active_rx: watch::Receiver<Arc<Active>>,
-    wake: Arc<Notify>,
-    health: Arc<Health>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut current = active_rx.borrow().clone();
-    let mut failures: u32 = 0;
-    loop {
-        let latest = active_rx.borrow().clone();
-        if !Arc::ptr_eq(&latest, &current) {
-            match client_for(&latest) {
-                Ok(c) => client = c,
-                Err(e) => tracing::error!(error = %e, "keeping the previous API client"),
-            }
-            current = latest;
-        }
-        let interval = current.config.devin.poll_interval;
-        let started = std::time::Instant::now();
-        // A poll in progress is dropped on shutdown: each page's commit is atomic, so the next
-        // run picks up where it stopped.
-        let polled = tokio::select! {
-            result = poll(&client, &store, &current, &wake) => result,
-            _ = shutdown.changed() => break,
-        };
-        let delay = match polled {
-            Ok(stats) => {
-                failures = 0;
-                health.poll_ok();
-                log_poll(&stats);
-                crate::metrics::POLLS.count(&[("outcome", "ok")], 1.0);
-                crate::metrics::POLL_DURATION.observe(&[], stats.duration.as_secs_f64());
-                interval.saturating_sub(started.elapsed())
-            }
-            Err(e) => {
-                failures += 1;
-                if matches!(e, PollError::Store(_)) {
-                    health
-                        .store_ok
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                }
-                crate::metrics::POLLS.count(&[("outcome", "error")], 1.0);
-                let backoff = crate::retry::backoff(
-                    failures,
-                    interval,
-                    interval * 10,
-                    crate::retry::jitter(),
-                );
-                // Honour the API's Retry-After up to the backoff's ceiling: an absurd one must
-                // not silence the service.
-                let delay = e.retry_after().map_or(backoff, |ra| {
-                    ra.clamp(interval, interval.saturating_mul(10))
-                });
-                tracing::error!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "poll failed");
-                delay
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-}
-
 /// Runs an admin operation on the store the config names. When a running service holds the
 /// (sled) store, the operation goes through its admin endpoints (`[server] listen` on a
 /// loopback address).
 pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
-    let store_config = &active.config.store;
-    let store = match Store::open(&store_config.path, store_config.cache_capacity) {
+    let store = match Store::from_config(&active.config.store).await {
         Ok(store) => store,
         Err(StoreError::Locked { path }) => {
             let listen = active.config.server.listen;

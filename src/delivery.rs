@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::active::Active;
 use crate::sink::{Failure, Sinks, Verdict};
@@ -59,6 +60,9 @@ pub struct Deliverer {
     gone: HashMap<String, u32>,
     /// When the dead letters were last counted for the gauge (Unix ms).
     dead_counted_ms: u64,
+    /// The sends in flight: aborted when the deliverer is dropped (a process that stops
+    /// leading stops sending at once).
+    sends: JoinSet<()>,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: Option<mpsc::UnboundedReceiver<Outcome>>,
     report: DrainReport,
@@ -86,6 +90,7 @@ impl Deliverer {
             next_slot_ms: HashMap::new(),
             gone: HashMap::new(),
             dead_counted_ms: 0,
+            sends: JoinSet::new(),
             tx,
             rx: Some(rx),
             report: DrainReport::default(),
@@ -184,7 +189,7 @@ impl Deliverer {
         let tx = self.tx.clone();
         self.in_flight
             .insert(seq, (delivery.sink.clone(), delivery.session_id.clone()));
-        tokio::spawn(async move {
+        self.sends.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             // Pace the sink: a send takes the next free slot once it holds a permit, so the
             // spacing holds whatever order the tasks run in.
@@ -223,6 +228,8 @@ impl Deliverer {
         // The lane stays busy until the outcome is recorded: if the store cannot record it,
         // the delivery is not sent again by this process (a restart sends it, same id).
         let lane = self.in_flight.remove(&seq);
+        // Forget the finished send tasks (their outcomes come through the channel).
+        while self.sends.try_join_next().is_some() {}
         let recorded = self.record(seq, delivery, verdict).await;
         if let (Err(_), Some(lane)) = (&recorded, lane) {
             self.stuck.insert(seq, lane);

@@ -456,7 +456,7 @@ pub async fn run(
             world.lock().unwrap_or_else(|e| e.into_inner()).tick();
         }
     });
-    let result = app::run(active, None, stop).await;
+    let result = crate::service::run(active, None, stop).await;
     simulation.abort();
     let _ = std::fs::remove_dir_all(&store);
     result

@@ -4,6 +4,26 @@
 //! account, diffs every page against a snapshot kept in sled, turns differences into events,
 //! routes them with admin-edited rules, renders them with handlebars templates and posts them to
 //! Slack incoming webhooks or signed generic webhooks, through a durable outbox.
+//!
+//! # Layout
+//!
+//! A pure core, with I/O at the edges, and no import cycles:
+//!
+//! - pure (no I/O crate, no edge module): [`model`] (wire types), [`event`] (event types and
+//!   stable ids), [`diff`] (snapshot + session -> events), [`rules`] (event -> routes),
+//!   [`render`] (event + template -> payload), [`retry`] (backoff), [`de`] (config value
+//!   helpers and [`de::Problem`]).
+//! - leaves: [`redact`], [`signing`], [`secret`], [`metrics`], [`http`], [`sample`].
+//! - edges: [`config`] (one file per section, each validating itself), [`devin`] (the API
+//!   client), [`store`] (one [`store::Store`], one file per concern, the engine behind
+//!   [`store::engine`]'s seam), [`sink`] (one file per destination type behind
+//!   [`sink::Sinks`]), [`active`] (config + templates from disk), [`server`].
+//! - loops and commands: [`poller`] (plan, then per page: diff, once per subject, enrich,
+//!   route and render, commit; then reminders), [`delivery`] (the outbox in order per
+//!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks), [`app`]
+//!   (once, run), [`demo`].
+//!
+//! `main.rs` only parses the command line.
 
 pub mod active;
 pub mod admin;
@@ -16,6 +36,7 @@ pub mod devin;
 pub mod diff;
 pub mod event;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod poller;
@@ -27,6 +48,7 @@ pub mod rules;
 pub mod sample;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod signing;
 pub mod sink;
 pub mod store;

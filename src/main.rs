@@ -171,7 +171,7 @@ fn main() -> ExitCode {
             app::init_logging(&active.config.log);
             block_on_result(async {
                 let signals = app::Shutdown::install()?;
-                app::run(active, Some(&config), signals.wait()).await
+                devin_notify::service::run(active, Some(&config), signals.wait()).await
             })
         }),
     }
@@ -179,7 +179,10 @@ fn main() -> ExitCode {
 
 /// `check`: every problem with its key, then a summary; exit 1 when there are problems.
 fn check(config: &Path) -> ExitCode {
-    let report = admin::check(config);
+    let report = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(admin::check(config)),
+        Err(e) => return fail(&AppError::Setup(format!("cannot start the runtime: {e}"))),
+    };
     for problem in &report.problems {
         println!("  - {problem}");
     }

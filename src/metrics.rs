@@ -175,6 +175,13 @@ pub const RELOADS: Metric = metric(
     "Configuration reloads, by outcome (applied, rejected).",
 );
 
+/// 1 on the process that leads (polls and delivers), 0 on a standby.
+pub const LEADER: Metric = metric(
+    "devin_notify_leader",
+    Kind::Gauge,
+    "Whether this process leads: 1 it polls and delivers, 0 it stands by.",
+);
+
 /// Every metric, in the order `/metrics` shows them.
 pub const ALL: &[Metric] = &[
     POLLS,
@@ -188,6 +195,7 @@ pub const ALL: &[Metric] = &[
     PAUSED_SINKS,
     LAST_SUCCESSFUL_POLL,
     RELOADS,
+    LEADER,
 ];
 
 fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>) -> String {

@@ -49,11 +49,21 @@ pub fn load_for_reload(path: &Path, current: &Active) -> Result<Active, ConfigEr
     if let Err(p) = next.config.token() {
         problems.push(p);
     }
-    if next.config.store.path != current.config.store.path {
-        problems.push(crate::config::Problem::new(
-            "store.path",
-            "cannot change while running: restart the service",
-        ));
+    let (was, now) = (&current.config.store, &next.config.store);
+    let url = |s: &crate::config::StoreConfig| s.url.as_ref().map(|u| u.expose().to_owned());
+    for (key, changed) in [
+        ("store.backend", was.backend != now.backend),
+        ("store.path", was.path != now.path),
+        ("store.url", url(was) != url(now)),
+        ("store.schema", was.schema != now.schema),
+        ("store.lease", was.lease != now.lease),
+    ] {
+        if changed {
+            problems.push(crate::config::Problem::new(
+                key,
+                "cannot change while running: restart the service",
+            ));
+        }
     }
     if next.config.server.listen != current.config.server.listen {
         problems.push(crate::config::Problem::new(

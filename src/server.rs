@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::active::Active;
 use crate::admin::{self, AdminOp, Selection};
+use crate::leader::Role;
 use crate::store::{now_ms, Store};
 
 /// What readiness is judged on, updated by the service's loops.
@@ -67,6 +68,7 @@ struct Shared {
     active: watch::Receiver<Arc<Active>>,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
+    role: watch::Receiver<Role>,
 }
 
 /// Body of `POST /admin/dead-letters/{retry,purge}`.
@@ -95,6 +97,7 @@ pub async fn start(
     active: watch::Receiver<Arc<Active>>,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
+    role: watch::Receiver<Role>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -103,6 +106,7 @@ pub async fn start(
         active,
         store,
         wake,
+        role,
     };
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -128,10 +132,15 @@ pub async fn start(
     Ok(addr)
 }
 
+/// 200 on a leader whose polls succeed and on a standby, with the role in the body.
 async fn readyz(State(s): State<Shared>) -> Response {
+    let role = *s.role.borrow();
+    if !role.is_leader() {
+        return "ready: standby\n".into_response();
+    }
     let interval = s.active.borrow().config.devin.poll_interval;
     match s.health.unready(interval) {
-        None => "ready\n".into_response(),
+        None => "ready: leader\n".into_response(),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use devin_notify::app::AppError;
-use harness::{Env, SECRET};
+use harness::{Backend, Env, SECRET};
 use serde_json::json;
 use support::{closed_port_url, session, webhooks, Reply};
 
@@ -21,8 +21,8 @@ sinks = ["hook"]
 "#;
 
 /// An env with a recorded baseline of `ids`.
-async fn started(rules: &str, ids: &[&str]) -> Env {
-    let env = Env::start(rules).await;
+async fn started(backend: Backend, rules: &str, ids: &[&str]) -> Env {
+    let env = Env::start_on(backend, rules).await;
     env.api.upsert_all(ids.iter().map(|id| session(id)));
     env.once().await.expect("baseline");
     env
@@ -32,9 +32,8 @@ fn change(env: &Env, id: &str, status: &str) {
     env.api.update(id, |s| s["status"] = json!(status));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transient_failures_retry_under_one_id_with_fresh_signatures() {
-    let mut env = started(RULES, &["s1"]).await;
+async fn transient_failures_retry_under_one_id_with_fresh_signatures(backend: Backend) {
+    let mut env = started(backend, RULES, &["s1"]).await;
     env.tweak("max_attempts = 3", "max_attempts = 6");
     env.tweak("max_backoff = \"200ms\"", "max_backoff = \"5s\"");
     env.hook.script(vec![
@@ -72,9 +71,8 @@ async fn transient_failures_retry_under_one_id_with_fresh_signatures() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permanent_failures_are_dead_letters_that_can_be_retried_and_purged() {
-    let env = started(RULES, &["s1", "s2"]).await;
+async fn permanent_failures_are_dead_letters_that_can_be_retried_and_purged(backend: Backend) {
+    let env = started(backend, RULES, &["s1", "s2"]).await;
     env.hook.script(vec![Reply::Status(
         400,
         "invalid_payload: missing field".into(),
@@ -124,9 +122,8 @@ async fn permanent_failures_are_dead_letters_that_can_be_retried_and_purged() {
     assert!(out.contains("no dead letter with id msg_nope"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_attempts_and_unreachable_receivers() {
-    let mut env = started(RULES, &["s1"]).await;
+async fn out_of_attempts_and_unreachable_receivers(backend: Backend) {
+    let mut env = started(backend, RULES, &["s1"]).await;
     env.tweak(
         &env.hook.url("/hooks/devin?token=hooksecretquery"),
         &closed_port_url(),
@@ -138,9 +135,8 @@ async fn out_of_attempts_and_unreachable_receivers() {
     assert!(out.contains("gave up after 3 attempts"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stall_past_the_timeout_is_retried() {
-    let mut env = started(RULES, &["s1"]).await;
+async fn a_stall_past_the_timeout_is_retried(backend: Backend) {
+    let mut env = started(backend, RULES, &["s1"]).await;
     env.tweak("timeout = \"2s\"", "timeout = \"300ms\"");
     env.hook.script(vec![Reply::Stall(Duration::from_secs(2))]);
     change(&env, "s1", "exit");
@@ -150,9 +146,8 @@ async fn a_stall_past_the_timeout_is_retried() {
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gone_endpoint_pauses_its_sink_and_keeps_the_queue() {
-    let env = started(RULES, &["s1", "s2"]).await;
+async fn a_gone_endpoint_pauses_its_sink_and_keeps_the_queue(backend: Backend) {
+    let env = started(backend, RULES, &["s1", "s2"]).await;
     env.hook.set_default(Reply::Status(410, "gone".into()));
     change(&env, "s1", "exit");
     change(&env, "s2", "exit");
@@ -192,9 +187,8 @@ async fn a_gone_endpoint_pauses_its_sink_and_keeps_the_queue() {
     assert!(out.contains("active"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_delivery_holds_back_only_its_own_lane() {
-    let mut env = started(RULES, &["a", "b"]).await;
+async fn a_failing_delivery_holds_back_only_its_own_lane(backend: Backend) {
+    let mut env = started(backend, RULES, &["a", "b"]).await;
     env.tweak("max_backoff = \"200ms\"", "max_backoff = \"5s\"");
     // a's two events (status, then PR) are detected in one poll: one lane, in that order. The
     // first attempt is told to come back in 2 s.
@@ -251,9 +245,8 @@ async fn a_failing_delivery_holds_back_only_its_own_lane() {
     assert!(b_at < a_ok_at, "b was held back by a: {seen:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slack_sinks_send_about_one_message_a_second_by_default() {
-    let mut env = Env::start(
+async fn slack_sinks_send_about_one_message_a_second_by_default(backend: Backend) {
+    let mut env = Env::start_on(backend, 
         r#"
 [[rules]]
 name = "slack"
@@ -280,9 +273,8 @@ sinks = ["slack"]
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_leaves_far_retries_queued_and_says_so() {
-    let mut env = started(RULES, &["s1"]).await;
+async fn once_leaves_far_retries_queued_and_says_so(backend: Backend) {
+    let mut env = started(backend, RULES, &["s1"]).await;
     env.tweak("max_backoff = \"200ms\"", "max_backoff = \"2h\"");
     env.hook.script(vec![Reply::RetryAfter(503, "3600".into())]);
     change(&env, "s1", "exit");
@@ -297,3 +289,14 @@ async fn once_leaves_far_retries_queued_and_says_so() {
     assert!(out.contains("1 deliveries are still queued"), "{out}");
     assert_eq!(env.hook.count(), 1, "the retry is not due yet");
 }
+
+on_both_backends!(
+    transient_failures_retry_under_one_id_with_fresh_signatures,
+    permanent_failures_are_dead_letters_that_can_be_retried_and_purged,
+    out_of_attempts_and_unreachable_receivers,
+    a_stall_past_the_timeout_is_retried,
+    a_gone_endpoint_pauses_its_sink_and_keeps_the_queue,
+    a_failing_delivery_holds_back_only_its_own_lane,
+    slack_sinks_send_about_one_message_a_second_by_default,
+    once_leaves_far_retries_queued_and_says_so,
+);

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use devin_notify::app::AppError;
-use harness::{Env, SECRET, TOKEN};
+use harness::{Backend, Env, SECRET, TOKEN};
 use serde_json::{json, Value};
 use support::{pr, session, webhooks};
 
@@ -49,9 +49,8 @@ fn types(recs: &[support::Received]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_baseline_then_every_change_exactly_once() {
-    let env = Env::start(RULES).await;
+async fn silent_baseline_then_every_change_exactly_once(backend: Backend) {
+    let env = Env::start_on(backend, RULES).await;
     let mut s1 = session("s1");
     s1["pull_requests"] = json!([pr("https://github.com/acme/api/pull/1", "open")]);
     env.api.upsert_all([
@@ -193,9 +192,8 @@ async fn silent_baseline_then_every_change_exactly_once() {
     assert_eq!(env.slack.count(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_title_reaches_slack_escaped_as_valid_json() {
-    let env = Env::start(RULES).await;
+async fn hostile_title_reaches_slack_escaped_as_valid_json(backend: Backend) {
+    let env = Env::start_on(backend, RULES).await;
     env.api.upsert(session("s1"));
     env.once().await.expect("baseline");
     let title = "He said \"ship it\" \\o/\nthen <https://evil.example|click here> & <!channel>";
@@ -224,9 +222,8 @@ async fn hostile_title_reaches_slack_escaped_as_valid_json() {
     assert_eq!(hook[0].json()["data"]["session"]["title"], title);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notify_baseline_announces_every_session() {
-    let mut env = Env::start(RULES).await;
+async fn notify_baseline_announces_every_session(backend: Backend) {
+    let mut env = Env::start_on(backend, RULES).await;
     env.tweak("[store]\n", "[store]\nbaseline = \"notify\"\n");
     env.api
         .upsert_all([session("a"), session("b"), session("c")]);
@@ -248,9 +245,8 @@ async fn notify_baseline_announces_every_session() {
     assert!(!env.once().await.expect("second").poll.baseline);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_page_size_and_auth_reach_the_api() {
-    let mut env = Env::start(RULES).await;
+async fn filters_page_size_and_auth_reach_the_api(backend: Backend) {
+    let mut env = Env::start_on(backend, RULES).await;
     env.set_extra(
         r#"
 [devin.filters]
@@ -283,9 +279,8 @@ include_deleted_orgs = true
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_fails_with_the_url_and_without_the_token() {
-    let env = Env::start(RULES).await;
+async fn a_refused_token_fails_with_the_url_and_without_the_token(backend: Backend) {
+    let env = Env::start_on(backend, RULES).await;
     env.api.set_token("cog_another_token");
     let err = env.once().await.expect_err("401");
     let text = err.to_string();
@@ -298,9 +293,8 @@ async fn a_refused_token_fails_with_the_url_and_without_the_token() {
     assert!(!text.contains(TOKEN), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pull_request_that_vanishes_and_returns_is_announced_once() {
-    let env = Env::start(RULES).await;
+async fn a_pull_request_that_vanishes_and_returns_is_announced_once(backend: Backend) {
+    let env = Env::start_on(backend, RULES).await;
     env.api.upsert_all([session("s1"), session("s2")]);
     env.once().await.expect("baseline");
     let url = "https://github.com/acme/api/pull/7";
@@ -385,3 +379,12 @@ async fn a_pull_request_that_vanishes_and_returns_is_announced_once() {
     assert_eq!(env.slack.count(), 4);
     assert_eq!(env.hook.count(), 4);
 }
+
+on_both_backends!(
+    silent_baseline_then_every_change_exactly_once,
+    hostile_title_reaches_slack_escaped_as_valid_json,
+    notify_baseline_announces_every_session,
+    filters_page_size_and_auth_reach_the_api,
+    a_refused_token_fails_with_the_url_and_without_the_token,
+    a_pull_request_that_vanishes_and_returns_is_announced_once,
+);

@@ -913,7 +913,7 @@ async fn run_backs_off_on_repeated_failures_and_recovers_by_itself() {
     env.tweak("poll_interval = \"1s\"", "poll_interval = \"200ms\"");
     let mut scn = Scenario::seed(env);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(devin_notify::app::run(scn.env.active(), None, async {
+    let service = tokio::spawn(devin_notify::service::run(scn.env.active(), None, async {
         let _ = stop_rx.await;
     }));
     wait_baseline(&scn.env).await;
@@ -950,7 +950,7 @@ async fn run_caps_an_absurd_retry_after() {
     env.tweak("poll_interval = \"1s\"", "poll_interval = \"200ms\"");
     let mut scn = Scenario::seed(env);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(devin_notify::app::run(scn.env.active(), None, async {
+    let service = tokio::spawn(devin_notify::service::run(scn.env.active(), None, async {
         let _ = stop_rx.await;
     }));
     wait_baseline(&scn.env).await;

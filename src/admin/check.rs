@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::active;
-use crate::config::{Config, Problem};
+use crate::config::{Config, Problem, StoreBackend, StoreConfig};
 use crate::render::Templates;
 
 /// What `check` found: every problem, each with its key.
@@ -18,7 +18,7 @@ pub struct CheckReport {
 /// `${VAR}` references, the token, templates that fail to compile, rules that name unknown
 /// sinks, event types or templates, and templates that fail to render (or render invalid JSON)
 /// for a sample event of each type their rule covers.
-pub fn check(path: &Path) -> CheckReport {
+pub async fn check(path: &Path) -> CheckReport {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -41,9 +41,10 @@ pub fn check(path: &Path) -> CheckReport {
     };
     problems.extend(active::check_rules(&config, &templates));
     problems.extend(active::render_samples(&config, &templates));
+    let store = store_summary(&config.store, &mut problems).await;
     CheckReport {
         summary: format!(
-            "{}: {} sink(s), {} rule(s), {} template(s): {}",
+            "{}: {} sink(s), {} rule(s), {} template(s){store}: {}",
             path.display(),
             config.sinks.len(),
             config.rules.len(),
@@ -55,5 +56,24 @@ pub fn check(path: &Path) -> CheckReport {
             }
         ),
         problems,
+    }
+}
+
+/// For a PostgreSQL store: connects and reports the schema's version, changing nothing (a
+/// connection that fails is a problem of `store.url`). Nothing for sled.
+async fn store_summary(store: &StoreConfig, problems: &mut Vec<Problem>) -> String {
+    if store.backend != StoreBackend::Postgres {
+        return String::new();
+    }
+    match crate::store::postgres::schema_version(store).await {
+        Ok(Some(version)) => format!(", store: schema {} at version {version}", store.schema),
+        Ok(None) => format!(
+            ", store: schema {} not there yet (`run` creates it)",
+            store.schema
+        ),
+        Err(e) => {
+            problems.push(Problem::new("store.url", e.to_string()));
+            String::new()
+        }
     }
 }

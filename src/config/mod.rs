@@ -39,7 +39,7 @@ pub use self::server::{LogConfig, LogFormat, ServerConfig};
 pub use self::sinks::{
     SinkConfig, SlackAppSinkConfig, SlackSinkConfig, WebhookSinkConfig, DEFAULT_API_BASE,
 };
-pub use self::store::{Baseline, StoreConfig};
+pub use self::store::{Baseline, StoreBackend, StoreConfig};
 
 /// The default path of the config file.
 pub const DEFAULT_PATH: &str = "config/devin-notify.toml";

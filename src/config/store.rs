@@ -1,31 +1,64 @@
-//! `[store]`: where devin-notify keeps its state.
+//! `[store]`: where devin-notify keeps its state: an embedded sled database (the default), or
+//! a PostgreSQL schema that several processes share (one leads, the others stand by).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::de::Problem;
+use crate::de::{duration, lenient_string, Problem};
+use crate::redact::strip_userinfo;
+use crate::secret::Secret;
 
-/// `[store]`: the sled database.
+use super::devin::secret_opt;
+
+/// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// The sled directory, created when missing.
+    /// The storage engine.
+    pub backend: StoreBackend,
+    /// sled: the directory, created when missing.
     pub path: PathBuf,
     /// What the first run does with the sessions it finds.
     pub baseline: Baseline,
-    /// sled's page cache, in bytes.
+    /// sled: the page cache, in bytes.
     pub cache_capacity: u64,
+    /// postgres: `postgres://user:password@host:5432/database` (a secret: it may hold the
+    /// password).
+    #[serde(deserialize_with = "secret_opt")]
+    pub url: Option<Secret>,
+    /// postgres: the schema, created when missing.
+    #[serde(deserialize_with = "lenient_string")]
+    pub schema: String,
+    /// postgres: how long a leader that stopped answering keeps the role.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: StoreBackend::Sled,
             path: PathBuf::from("data/devin-notify"),
             baseline: Baseline::Silent,
             cache_capacity: 16 * 1024 * 1024,
+            url: None,
+            schema: "devin_notify".into(),
+            lease: Duration::from_secs(15),
         }
     }
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// An embedded database in `store.path`: one process.
+    #[default]
+    Sled,
+    /// A PostgreSQL schema: several processes, one leader.
+    Postgres,
 }
 
 /// `store.baseline`.
@@ -47,6 +80,43 @@ impl StoreConfig {
                 "store.cache_capacity",
                 "must be at least 1048576 (1 MiB)",
             ));
+        }
+        match (self.backend, &self.url) {
+            (StoreBackend::Postgres, None) => p.push(Problem::new(
+                "store.url",
+                "is required by backend = \"postgres\" (postgres://user:password@host:5432/database)",
+            )),
+            (StoreBackend::Postgres, Some(url)) => {
+                let url = url.expose();
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    p.push(Problem::new(
+                        "store.url",
+                        format!(
+                            "`{}` is not a postgres:// URL",
+                            strip_userinfo(url)
+                        ),
+                    ));
+                }
+            }
+            (StoreBackend::Sled, Some(_)) => p.push(Problem::new(
+                "store.url",
+                "applies to backend = \"postgres\" only",
+            )),
+            (StoreBackend::Sled, None) => {}
+        }
+        let s = &self.schema;
+        let identifier = s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !identifier {
+            p.push(Problem::new(
+                "store.schema",
+                format!("`{s}` is not a schema name (lowercase letters, digits and _, at most 63)"),
+            ));
+        }
+        if self.lease < Duration::from_secs(1) {
+            p.push(Problem::new("store.lease", "must be at least 1s"));
         }
     }
 }

@@ -16,10 +16,11 @@
 //! ([`Store::commit`]); deliveries become sendable once that write is durable
 //! ([`Store::durable_below`], [`Store::flush`]).
 
-mod engine;
+pub mod engine;
 pub mod meta;
 mod migrate;
 pub mod outbox;
+pub mod postgres;
 pub mod sled;
 pub mod snapshots;
 pub mod threads;
@@ -30,6 +31,8 @@ mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
+
+use crate::config::{StoreBackend, StoreConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,11 +54,16 @@ pub enum StoreError {
     Sled { what: String, source: ::sled::Error },
     #[error("store ({what}): corrupt record: {message}")]
     Corrupt { what: String, message: String },
+    #[error("{what}: {message}")]
+    Postgres { what: String, message: String },
+    #[error("store: this process no longer leads (its token {token}, the leader's {current}): nothing written")]
+    Fenced { token: u64, current: u64 },
 }
 
 /// The engines a store can run on.
 enum Backend {
     Sled(self::sled::SledEngine),
+    Postgres(self::postgres::PgEngine),
 }
 
 /// Calls one [`Engine`] operation on whichever engine the store runs on.
@@ -63,6 +71,7 @@ macro_rules! on_engine {
     ($store:ident . $op:ident ( $($arg:expr),* )) => {
         match &*$store.backend {
             Backend::Sled(engine) => Engine::$op(engine, $($arg),*).await,
+            Backend::Postgres(engine) => Engine::$op(engine, $($arg),*).await,
         }
     };
 }
@@ -90,6 +99,36 @@ impl Store {
         })
     }
 
+    /// Opens the store `[store]` names: the sled directory, or the PostgreSQL schema (created
+    /// and migrated when needed).
+    pub async fn from_config(config: &StoreConfig) -> Result<Store, StoreError> {
+        let backend = match config.backend {
+            StoreBackend::Sled => Backend::Sled(self::sled::SledEngine::open(
+                &config.path,
+                config.cache_capacity,
+            )?),
+            StoreBackend::Postgres => {
+                Backend::Postgres(self::postgres::PgEngine::open(config).await?)
+            }
+        };
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// Whether several processes may share this store (one of them leading).
+    pub fn shared(&self) -> bool {
+        matches!(&*self.backend, Backend::Postgres(_))
+    }
+
+    /// The PostgreSQL engine, when the store runs on one.
+    pub fn postgres(&self) -> Option<&self::postgres::PgEngine> {
+        match &*self.backend {
+            Backend::Postgres(engine) => Some(engine),
+            Backend::Sled(_) => None,
+        }
+    }
+
     /// Writes a page's changes in one transaction; returns the outbox sequence numbers given to
     /// its deliveries. They are sent once durable: the caller flushes ([`Store::flush`]).
     pub async fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
@@ -109,6 +148,7 @@ impl Store {
     pub fn durable_below(&self) -> u64 {
         match &*self.backend {
             Backend::Sled(engine) => engine.durable_below(),
+            Backend::Postgres(engine) => engine.durable_below(),
         }
     }
 }

@@ -233,7 +233,9 @@ async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
                 .map(|s| s.status),
             Some("exit".into())
         );
-        let Backend::Sled(engine) = &*store.backend;
+        let Backend::Sled(engine) = &*store.backend else {
+            panic!("a sled store");
+        };
         let names = engine.db.tree_names();
         assert!(!names
             .iter()

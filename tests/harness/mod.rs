@@ -15,8 +15,81 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The token the fake API accepts.
 pub const TOKEN: &str = "cog_test_token";
 
+/// The storage engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sled,
+    /// The machine's PostgreSQL (`TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
+    /// in a schema of the test's own, dropped afterwards.
+    Postgres,
+}
+
+/// The PostgreSQL the tests use.
+pub fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    format!(
+        "t_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Drops a test schema (from a thread of its own: callers may be inside a runtime or not).
+pub fn drop_schema(schema: &str) {
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    let url = database_url();
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to drop the test schema");
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.expect("drop the test schema");
+        })
+    })
+    .join();
+    if dropped.is_err() {
+        eprintln!("could not drop test schema {schema}");
+    }
+}
+
+/// Runs each named `async fn(Backend)` test twice: `on_sled::NAME` and `on_postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sled).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    /// The PostgreSQL schema of this test (dropped with the env).
+    pub schema: Option<String>,
     pub api: FakeDevin,
     pub slack: Receiver,
     pub hook: Receiver,
@@ -27,8 +100,13 @@ pub struct Env {
 }
 
 impl Env {
-    /// Starts the fake API and receivers and writes a config with these `[[rules]]`.
+    /// Starts the fake API and receivers and writes a config with these `[[rules]]`, on sled.
     pub async fn start(rules: &str) -> Env {
+        Env::start_on(Backend::Sled, rules).await
+    }
+
+    /// As [`Env::start`], on the given storage engine.
+    pub async fn start_on(backend: Backend, rules: &str) -> Env {
         let api = FakeDevin::start().await;
         api.set_token(TOKEN);
         let slack = Receiver::start().await;
@@ -37,6 +115,8 @@ impl Env {
         let config_path = dir.path().join("devin-notify.toml");
         let env = Env {
             dir,
+            backend,
+            schema: (backend == Backend::Postgres).then(fresh_schema),
             api,
             slack,
             hook,
@@ -76,7 +156,7 @@ page_size = 2
 timeout = "5s"
 
 [store]
-path = "{store}"
+{store}
 
 [delivery]
 max_attempts = 3
@@ -100,12 +180,23 @@ headers = {{ "X-Team" = "payments" }}
 {rules}
 "#,
             api = self.api.base_url(),
-            store = self.dir.path().join("store").display(),
+            store = self.store_keys(),
             slack = self.slack.url("/services/T000/B000/slacksecretpath"),
             hook = self.hook.url("/hooks/devin?token=hooksecretquery"),
             extra = self.extra,
             rules = self.rules,
         )
+    }
+
+    /// The keys of `[store]`, for this env's engine.
+    fn store_keys(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!(
+                "backend = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"\nlease = \"2s\"",
+                database_url()
+            ),
+            None => format!("path = \"{}\"", self.dir.path().join("store").display()),
+        }
     }
 
     fn write(&self) {
@@ -290,4 +381,12 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(schema) = &self.schema {
+            drop_schema(schema);
+        }
+    }
 }
