@@ -246,7 +246,8 @@ async fn a_failing_delivery_holds_back_only_its_own_lane(backend: Backend) {
 }
 
 async fn slack_sinks_send_about_one_message_a_second_by_default(backend: Backend) {
-    let mut env = Env::start_on(backend, 
+    let mut env = Env::start_on(
+        backend,
         r#"
 [[rules]]
 name = "slack"

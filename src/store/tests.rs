@@ -137,7 +137,16 @@ async fn survives_reopen() {
             .expect("commit");
         store.flush().await.expect("flush");
     }
-    let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+    // sled's background flusher may hold the directory's lock a moment after the store drops.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match Store::open(dir.path(), 1 << 20) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await
+            }
+            other => break other.expect("reopen"),
+        }
+    };
     assert_eq!(outbox(&store).await.len(), 1);
 }
 

@@ -32,11 +32,7 @@ pub fn database_url() -> String {
 
 /// A schema name no other test uses.
 pub fn fresh_schema() -> String {
-    format!(
-        "t_{}_{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
+    format!("t_{}_{:08x}", std::process::id(), rand::random::<u32>())
 }
 
 /// Drops a test schema (from a thread of its own: callers may be inside a runtime or not).
@@ -53,7 +49,10 @@ pub fn drop_schema(schema: &str) {
                 .await
                 .expect("connect to drop the test schema");
             tokio::spawn(connection);
-            client.batch_execute(&sql).await.expect("drop the test schema");
+            client
+                .batch_execute(&sql)
+                .await
+                .expect("drop the test schema");
         })
     })
     .join();
