@@ -261,3 +261,21 @@ pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
     flushed?;
     Ok(text)
 }
+
+/// `store import --sled PATH`: copies a sled store into the configured PostgreSQL store.
+pub async fn import_store(active: &Active, sled: &std::path::Path) -> Result<String, AppError> {
+    let config = &active.config.store;
+    if config.backend != crate::config::StoreBackend::Postgres {
+        return Err(AppError::Setup(
+            "store import copies into the PostgreSQL store the config names: set [store] backend = \"postgres\", url and schema".into(),
+        ));
+    }
+    let store = Store::from_config(config).await?;
+    let copied = crate::store::import::import_sled(sled, &store).await?;
+    Ok(format!(
+        "imported {} from {} into schema {}",
+        copied.summary(),
+        sled.display(),
+        config.schema
+    ))
+}

@@ -60,6 +60,9 @@ enum Command {
     /// Show sinks' state and queues, or resume a paused sink.
     #[command(subcommand)]
     Sinks(Sinks),
+    /// Move the store from one engine to another.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// A self-contained run against a simulated API and local sinks; no credentials needed.
     Demo {
         /// Stop after this long (default: until Ctrl-C).
@@ -112,6 +115,17 @@ enum Sinks {
     },
 }
 
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a sled store into the configured PostgreSQL store (an empty schema), so that
+    /// switching engines announces nothing again. Stop `run` on the sled store first.
+    Import {
+        /// The sled store's directory (the `store.path` it was run with).
+        #[arg(long, value_name = "PATH")]
+        sled: PathBuf,
+    },
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     devin_notify::de::parse_duration(text)
 }
@@ -159,6 +173,12 @@ fn main() -> ExitCode {
                 Sinks::Resume { name } => AdminOp::Resume(name),
             },
         ),
+        Command::Store(StoreCommand::Import { sled }) => with_active(&config, |active| {
+            block_on_result(async move {
+                println!("{}", app::import_store(&active, &sled).await?);
+                Ok(())
+            })
+        }),
         Command::Demo { duration, tick } => block_on(async move {
             let stop = app::Shutdown::install()?.or_after(duration);
             demo::run(tick, stop).await

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::active;
 use crate::config::{Config, Problem, StoreBackend, StoreConfig};
 use crate::render::Templates;
+use crate::store::StoreError;
 
 /// What `check` found: every problem, each with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,12 @@ async fn store_summary(store: &StoreConfig, problems: &mut Vec<Problem>) -> Stri
             ", store: schema {} not there yet (`run` creates it)",
             store.schema
         ),
+        Err(StoreError::Postgres { what, message }) => {
+            // `what` is `store.url (postgres://host/db)`: the key is said once.
+            let url = what.trim_start_matches("store.url (").trim_end_matches(')');
+            problems.push(Problem::new("store.url", format!("{url}: {message}")));
+            String::new()
+        }
         Err(e) => {
             problems.push(Problem::new("store.url", e.to_string()));
             String::new()

@@ -17,6 +17,7 @@
 //! ([`Store::durable_below`], [`Store::flush`]).
 
 pub mod engine;
+pub mod import;
 pub mod meta;
 mod migrate;
 pub mod outbox;

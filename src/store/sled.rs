@@ -23,6 +23,7 @@ use std::sync::Arc;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::engine::Engine;
+use super::import::Export;
 use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
@@ -239,6 +240,70 @@ impl SledEngine {
         }
         Ok(rows)
     }
+}
+
+impl SledEngine {
+    /// Everything the store holds, for an import into another engine. An unreadable record
+    /// stops the export (naming it): an import must not lose anything silently.
+    pub fn export(&self) -> Result<Export, StoreError> {
+        let mut out = Export {
+            waiting: self.read_waits()?,
+            outbox: Self::by_seq(&self.outbox, "outbox")?,
+            dead: Self::by_seq(&self.dead, "dead")?,
+            ..Export::default()
+        };
+        for item in self.sessions.iter() {
+            let (k, v) = item.map_err(sled_err("sessions"))?;
+            out.sessions.push((key_of_session(&k)?, v.to_vec()));
+        }
+        for item in self.messages.iter() {
+            let (k, v) = item.map_err(sled_err("messages"))?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let message = decode(&format!("messages/{id}"), &v)?;
+            out.messages.push((id, message));
+        }
+        for item in self.announced.iter() {
+            let (k, v) = item.map_err(sled_err("announced"))?;
+            out.announced.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
+        }
+        for item in self.meta.iter() {
+            let (k, v) = item.map_err(sled_err("meta"))?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            match name.strip_prefix(PAUSED_PREFIX) {
+                Some(sink) => out
+                    .paused
+                    .push((sink.to_owned(), decode(&format!("meta/{name}"), &v)?)),
+                None => out.meta.push((name, v.to_vec())),
+            }
+        }
+        for item in self.threads.iter() {
+            let (k, v) = item.map_err(sled_err("threads"))?;
+            let Some(split) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let sink = String::from_utf8_lossy(&k[..split]).into_owned();
+            let session = String::from_utf8_lossy(&k[split + 1..]).into_owned();
+            let thread = decode(&format!("threads/{sink}/{session}"), &v)?;
+            out.threads.push((sink, session, thread));
+        }
+        Ok(out)
+    }
+}
+
+/// The snapshot key a `sessions` tree key encodes ([`session_key`]).
+fn key_of_session(key: &[u8]) -> Result<SnapshotKey, StoreError> {
+    let created =
+        <[u8; 8]>::try_from(key.get(..8).unwrap_or_default()).map_err(|_| StoreError::Corrupt {
+            what: "sessions".into(),
+            message: format!("a key of {} bytes", key.len()),
+        })?;
+    Ok(SnapshotKey {
+        created_at: (u64::from_be_bytes(created) ^ (1 << 63)) as i64,
+        session_id: String::from_utf8_lossy(&key[8..]).into_owned(),
+    })
 }
 
 impl Engine for SledEngine {
