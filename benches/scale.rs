@@ -131,6 +131,10 @@ struct Opts {
     /// Extra lines for the [store] table of the config.
     #[arg(long = "store-extra")]
     store_extra: Vec<String>,
+    /// Run the store on PostgreSQL at this URL instead of sled: a fresh schema for each run,
+    /// dropped at the end (e.g. postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long)]
+    postgres: Option<String>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -636,7 +640,14 @@ fn write_config(opts: &Opts, s: &Servers, dir: &Path) -> PathBuf {
 
 fn write_config_polling(opts: &Opts, s: &Servers, dir: &Path, poll_interval: &str) -> PathBuf {
     std::fs::create_dir_all(dir).expect("create the run directory");
-    let store = dir.join("store");
+    let store = match &opts.postgres {
+        None => format!("path = {:?}", dir.join("store").display().to_string()),
+        Some(url) => {
+            let schema = format!("bench_{}_{}", std::process::id(), pg_schemas().len());
+            pg_schemas().push(schema.clone());
+            format!("backend = \"postgres\"\nurl = {url:?}\nschema = {schema:?}")
+        }
+    };
     let text = format!(
         r#"# Written by benches/scale.rs
 [devin]
@@ -648,7 +659,7 @@ timeout = "120s"
 {devin_extra}
 
 [store]
-path = {store:?}
+{store}
 baseline = "silent"
 {store_extra}
 
@@ -696,13 +707,43 @@ sinks = ["team_slack", "hook"]
         api = s.api_url,
         page_size = opts.page_size,
         devin_extra = opts.devin_extra.join("\n"),
-        store = store.display().to_string(),
         store_extra = opts.store_extra.join("\n"),
         hook = s.hook_url,
     );
     let path = dir.join("devin-notify.toml");
     std::fs::write(&path, text).expect("write the config");
     path
+}
+
+/// The PostgreSQL schemas this run created (`--postgres`).
+fn pg_schemas() -> std::sync::MutexGuard<'static, Vec<String>> {
+    static SCHEMAS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    SCHEMAS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drops the schemas this run created.
+fn drop_pg_schemas(url: &str) {
+    let schemas = pg_schemas().clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await
+        else {
+            eprintln!("could not connect to drop the benchmark's schemas {schemas:?}");
+            return;
+        };
+        tokio::spawn(connection);
+        for schema in schemas {
+            if let Err(e) = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+            {
+                eprintln!("could not drop {schema}: {e}");
+            }
+        }
+    });
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1949,6 +1990,9 @@ fn main() {
     }
     if !opts.keep {
         let _ = std::fs::remove_dir_all(&work);
+        if let Some(url) = &opts.postgres {
+            drop_pg_schemas(url);
+        }
     }
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::active::Active;
 use crate::sink::{Failure, Sinks, Verdict};
@@ -237,16 +238,37 @@ impl Deliverer {
         recorded
     }
 
+    /// How long the loop waits when nothing is due. On a shared store other processes (an
+    /// admin's `dead-letters retry` or `sinks resume`) change the outbox without waking this
+    /// one: it looks again every poll interval.
+    fn idle_wait(&self) -> Duration {
+        if self.store.shared() {
+            self.active.borrow().config.devin.poll_interval
+        } else {
+            Duration::from_secs(3600)
+        }
+    }
+
     /// Applies one send's verdict to the store: removed, rescheduled, or buried.
     async fn record(
+        &mut self,
+        seq: u64,
+        delivery: Delivery,
+        verdict: Verdict,
+    ) -> Result<(), StoreError> {
+        let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
+        self.record_in_span(seq, delivery, verdict)
+            .instrument(span)
+            .await
+    }
+
+    async fn record_in_span(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
         verdict: Verdict,
     ) -> Result<(), StoreError> {
         delivery.attempts += 1;
-        let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
-        let _enter = span.enter();
         let failure = match verdict {
             Verdict::Delivered { status } => return self.delivered(seq, &delivery, status).await,
             Verdict::GiveUp(failure) => {
@@ -402,7 +424,7 @@ impl Deliverer {
                     Some(now_ms() + 5000)
                 }
             };
-            let sleep = next_due.map_or(Duration::from_secs(3600), |t| {
+            let sleep = next_due.map_or(self.idle_wait(), |t| {
                 Duration::from_millis(t.saturating_sub(now_ms()))
             });
             tokio::select! {

@@ -57,14 +57,23 @@ async fn wrong_urls_say_what_is_wrong_without_the_password() {
     ];
     let mut previous = database_url();
     for (url, cause) in cases {
-        env.tweak(&format!("url = \"{previous}\""), &format!("url = \"{url}\""));
+        env.tweak(
+            &format!("url = \"{previous}\""),
+            &format!("url = \"{url}\""),
+        );
         previous = url.clone();
         for command in [&["check"][..], &["once"][..], &["dead-letters", "list"][..]] {
             let (code, out) = env.cli(command).await;
             assert_eq!(code, Some(1), "{command:?} with {cause}: {out}");
-            assert!(out.contains("store.url"), "{command:?} names the key: {out}");
+            assert!(
+                out.contains("store.url"),
+                "{command:?} names the key: {out}"
+            );
             assert!(out.contains(cause), "{command:?} says why: {out}");
-            assert!(!out.contains(PASSWORD), "{command:?} hides the password: {out}");
+            assert!(
+                !out.contains(PASSWORD),
+                "{command:?} hides the password: {out}"
+            );
         }
     }
 }
@@ -92,7 +101,8 @@ async fn a_schema_owned_by_someone_else_is_refused_with_its_name() {
     let (code, out) = env.cli(&["check"]).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("store.url:") && out.contains(&format!("permission denied for schema {schema}")),
+        out.contains("store.url:")
+            && out.contains(&format!("permission denied for schema {schema}")),
         "{out}"
     );
     assert!(!out.contains(PASSWORD), "{out}");
@@ -109,9 +119,7 @@ async fn killed_connections_and_a_statement_timeout_lose_nothing() {
         .upsert_all(["s1", "s2"].iter().map(|id| session(id)));
     env.once().await.expect("baseline");
     let service = Service::start(&env);
-    service
-        .wait_log("became the leader", 1, WAIT)
-        .await;
+    service.wait_log("became the leader", 1, WAIT).await;
 
     // The database drops every connection of the service (as a restart would).
     sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'devin-notify'")
@@ -132,9 +140,7 @@ async fn killed_connections_and_a_statement_timeout_lose_nothing() {
         .await
         .expect("lock");
     env.api.update("s2", |s| s["status"] = json!("error"));
-    let log = service
-        .wait_log("statement timeout", 1, WAIT)
-        .await;
+    let log = service.wait_log("statement timeout", 1, WAIT).await;
     assert!(log.contains("store.url"), "{log}");
     client.batch_execute("COMMIT").await.expect("unlock");
     let got = env.hook.wait_for(2, WAIT).await;
@@ -144,7 +150,10 @@ async fn killed_connections_and_a_statement_timeout_lose_nothing() {
     // Every change once per event; a repeat only under the same webhook-id.
     let mut by_event: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for r in &got {
-        let event = r.json()["data"]["event_id"].as_str().unwrap_or("?").to_owned();
+        let event = r.json()["data"]["event_id"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
         let id = r.header("webhook-id").unwrap_or("?").to_owned();
         by_event.entry(event).or_default().push(id);
     }

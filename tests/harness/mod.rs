@@ -389,3 +389,60 @@ impl Drop for Env {
         }
     }
 }
+
+// Helpers for several `run` processes on one store (tests/ha.rs).
+
+impl Env {
+    /// Writes a copy of this env's config file as `name` in its directory, with
+    /// `[server] listen = "127.0.0.1:PORT"` added (same store keys, so the processes share the
+    /// store), and returns its path. Each process needs a listen port of its own, hence a file
+    /// of its own. The env's extra sections must not have a `[server]` of their own.
+    pub fn served_config(&self, name: &str, port: u16) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let text = format!(
+            "{}\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
+            self.config_text()
+        );
+        std::fs::write(&path, text).expect("write served config");
+        path
+    }
+}
+
+impl Service {
+    /// Spawns `devin-notify run --config <config>` (a config file other than the env's).
+    pub fn start_config(config: &std::path::Path) -> Service {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("DEVIN_API_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn devin-notify run");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().expect("log lines").push(line);
+            }
+        });
+        Service { child, lines }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every log line so far, one element each.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("log lines").clone()
+    }
+}
