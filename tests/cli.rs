@@ -392,3 +392,25 @@ async fn json_logs_are_one_object_per_line() {
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_high_availability_example_passes_check_and_changes_nothing() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--config", "config/ha.toml"])
+        .current_dir(root)
+        .env("DEVIN_API_KEY", "cog_example_token")
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/example",
+        )
+        .env("DATABASE_URL", harness::database_url())
+        // A schema nobody uses: `check` reports it missing and does not create it.
+        .env("DEVIN_NOTIFY_STORE__SCHEMA", harness::fresh_schema());
+    let (status, out) = run_to_end(cmd).await;
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("1 sink(s), 3 rule(s)") && out.contains("not there yet") && out.contains("OK"),
+        "{out}"
+    );
+}
