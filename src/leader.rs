@@ -104,6 +104,10 @@ pub async fn campaign(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let holder = holder_id();
+    // Until elected, this process commits nothing.
+    if let Some(pg) = store.postgres() {
+        pg.fence(u64::MAX);
+    }
     tracing::info!(holder = %holder, lease_ms = timing.lease.as_millis() as u64, "standing for leader");
     loop {
         let ended = match connect(&config).await {

@@ -5,8 +5,11 @@
 
 use std::path::Path;
 
+use super::postgres::{json_text, PgEngine};
 use super::sled::SledEngine;
-use super::{DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, Store, StoreError, Waiting};
+use super::{
+    Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, Store, StoreError, Waiting,
+};
 
 /// Everything a store holds.
 #[derive(Debug, Default)]
@@ -58,4 +61,113 @@ pub async fn import_sled(path: &Path, into: &Store) -> Result<Export, StoreError
     let export = SledEngine::open(path, 16 * 1024 * 1024)?.export()?;
     pg.import(&export).await?;
     Ok(export)
+}
+
+impl PgEngine {
+    /// Copies an export into this (empty) store, in one transaction.
+    pub async fn import(&self, data: &Export) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.err("import"))?;
+        let held = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM outbox) \
+                 + (SELECT count(*) FROM dead) + (SELECT count(*) FROM meta)",
+                &[],
+            )
+            .await
+            .map_err(self.err("import"))?;
+        if held.get::<_, i64>(0) > 0 {
+            return Err(StoreError::Postgres {
+                what: self.place.to_string(),
+                message: "the schema already holds a store: import into an empty schema (a new store.schema)".into(),
+            });
+        }
+        for chunk in data.sessions.chunks(1000) {
+            let commit = Commit {
+                snapshots: chunk.to_vec(),
+                ..Commit::default()
+            };
+            self.write_state(&tx, &commit).await?;
+        }
+        let rest = Commit {
+            waiting: data
+                .waiting
+                .iter()
+                .map(|(id, w)| (id.clone(), Some(w.clone())))
+                .collect(),
+            announced: data.announced.clone(),
+            ..Commit::default()
+        };
+        self.write_state(&tx, &rest).await?;
+        self.import_rows(&tx, data).await?;
+        tx.commit().await.map_err(self.err("import"))
+    }
+
+    /// The numbered rows and small tables of an import.
+    async fn import_rows(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        data: &Export,
+    ) -> Result<(), StoreError> {
+        for (seq, d) in &data.outbox {
+            tx.execute(
+                "INSERT INTO outbox (seq, sink, session_id, record) VALUES ($1, $2, $3, $4::text::jsonb)",
+                &[&(*seq as i64), &d.sink, &d.session_id, &json_text(d)],
+            )
+            .await
+            .map_err(self.err(&format!("outbox/{seq}")))?;
+        }
+        for (seq, letter) in &data.dead {
+            tx.execute(
+                "INSERT INTO dead (seq, record) VALUES ($1, $2::text::jsonb)",
+                &[&(*seq as i64), &json_text(letter)],
+            )
+            .await
+            .map_err(self.err(&format!("dead/{seq}")))?;
+        }
+        let highest = data
+            .outbox
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(data.dead.iter().map(|(s, _)| *s))
+            .max();
+        if let Some(highest) = highest {
+            tx.execute("SELECT setval('delivery_seq', $1)", &[&(highest as i64)])
+                .await
+                .map_err(self.err("delivery_seq"))?;
+        }
+        for (id, message) in &data.messages {
+            tx.execute(
+                "INSERT INTO messages (event_id, message) VALUES ($1, $2)",
+                &[id, message],
+            )
+            .await
+            .map_err(self.err(&format!("messages/{id}")))?;
+        }
+        for (name, value) in &data.meta {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ($1, $2)",
+                &[name, value],
+            )
+            .await
+            .map_err(self.err(&format!("meta/{name}")))?;
+        }
+        for (sink, paused) in &data.paused {
+            tx.execute(
+                "INSERT INTO paused_sinks (sink, record) VALUES ($1, $2::text::jsonb)",
+                &[sink, &json_text(paused)],
+            )
+            .await
+            .map_err(self.err(&format!("paused/{sink}")))?;
+        }
+        for (sink, session, thread) in &data.threads {
+            tx.execute(
+                "INSERT INTO threads (sink, session_id, record) VALUES ($1, $2, $3::text::jsonb)",
+                &[sink, session, &json_text(thread)],
+            )
+            .await
+            .map_err(self.err(&format!("threads/{sink}/{session}")))?;
+        }
+        Ok(())
+    }
 }

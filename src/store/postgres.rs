@@ -21,7 +21,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::engine::Engine;
-use super::import::Export;
 use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
@@ -47,7 +46,7 @@ const POOL_SIZE: usize = 8;
 pub struct PgEngine {
     pool: Pool,
     /// `store.url` as printed in messages: no password.
-    place: Arc<str>,
+    pub(super) place: Arc<str>,
     /// The leader's fencing token this process commits under (0: unfenced, for admin
     /// commands and imports).
     fence: Arc<AtomicU64>,
@@ -161,14 +160,14 @@ impl PgEngine {
         self.fence.store(token, Ordering::SeqCst);
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Postgres {
             what: self.place.to_string(),
             message: error_chain(&e),
         })
     }
 
-    fn err(&self, what: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    pub(super) fn err(&self, what: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
         pg_err(format!("{}: {what}", self.place))
     }
 
@@ -214,7 +213,7 @@ impl PgEngine {
     }
 
     /// Writes a commit's snapshots, meta, waits, announced ids and uncached messages.
-    async fn write_state(
+    pub(super) async fn write_state(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         commit: &Commit,
@@ -367,7 +366,7 @@ impl PgEngine {
 }
 
 /// A record's JSON text.
-fn json_text<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn json_text<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8_lossy(&encode(value)).into_owned()
 }
 
@@ -417,115 +416,6 @@ async fn migrate(config: &StoreConfig, place: &str) -> Result<(), StoreError> {
         }
     }
     result.map(|_| ())
-}
-
-impl PgEngine {
-    /// Copies an export into this (empty) store, in one transaction.
-    pub async fn import(&self, data: &Export) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(self.err("import"))?;
-        let held = tx
-            .query_one(
-                "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM outbox) \
-                 + (SELECT count(*) FROM dead) + (SELECT count(*) FROM meta)",
-                &[],
-            )
-            .await
-            .map_err(self.err("import"))?;
-        if held.get::<_, i64>(0) > 0 {
-            return Err(StoreError::Postgres {
-                what: self.place.to_string(),
-                message: "the schema already holds a store: import into an empty schema (a new store.schema)".into(),
-            });
-        }
-        for chunk in data.sessions.chunks(1000) {
-            let commit = Commit {
-                snapshots: chunk.to_vec(),
-                ..Commit::default()
-            };
-            self.write_state(&tx, &commit).await?;
-        }
-        let rest = Commit {
-            waiting: data
-                .waiting
-                .iter()
-                .map(|(id, w)| (id.clone(), Some(w.clone())))
-                .collect(),
-            announced: data.announced.clone(),
-            ..Commit::default()
-        };
-        self.write_state(&tx, &rest).await?;
-        self.import_rows(&tx, data).await?;
-        tx.commit().await.map_err(self.err("import"))
-    }
-
-    /// The numbered rows and small tables of an import.
-    async fn import_rows(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        data: &Export,
-    ) -> Result<(), StoreError> {
-        for (seq, d) in &data.outbox {
-            tx.execute(
-                "INSERT INTO outbox (seq, sink, session_id, record) VALUES ($1, $2, $3, $4::text::jsonb)",
-                &[&(*seq as i64), &d.sink, &d.session_id, &json_text(d)],
-            )
-            .await
-            .map_err(self.err(&format!("outbox/{seq}")))?;
-        }
-        for (seq, letter) in &data.dead {
-            tx.execute(
-                "INSERT INTO dead (seq, record) VALUES ($1, $2::text::jsonb)",
-                &[&(*seq as i64), &json_text(letter)],
-            )
-            .await
-            .map_err(self.err(&format!("dead/{seq}")))?;
-        }
-        let highest = data
-            .outbox
-            .iter()
-            .map(|(s, _)| *s)
-            .chain(data.dead.iter().map(|(s, _)| *s))
-            .max();
-        if let Some(highest) = highest {
-            tx.execute("SELECT setval('delivery_seq', $1)", &[&(highest as i64)])
-                .await
-                .map_err(self.err("delivery_seq"))?;
-        }
-        for (id, message) in &data.messages {
-            tx.execute(
-                "INSERT INTO messages (event_id, message) VALUES ($1, $2)",
-                &[id, message],
-            )
-            .await
-            .map_err(self.err(&format!("messages/{id}")))?;
-        }
-        for (name, value) in &data.meta {
-            tx.execute(
-                "INSERT INTO meta (name, value) VALUES ($1, $2)",
-                &[name, value],
-            )
-            .await
-            .map_err(self.err(&format!("meta/{name}")))?;
-        }
-        for (sink, paused) in &data.paused {
-            tx.execute(
-                "INSERT INTO paused_sinks (sink, record) VALUES ($1, $2::text::jsonb)",
-                &[sink, &json_text(paused)],
-            )
-            .await
-            .map_err(self.err(&format!("paused/{sink}")))?;
-        }
-        for (sink, session, thread) in &data.threads {
-            tx.execute(
-                "INSERT INTO threads (sink, session_id, record) VALUES ($1, $2, $3::text::jsonb)",
-                &[sink, session, &json_text(thread)],
-            )
-            .await
-            .map_err(self.err(&format!("threads/{sink}/{session}")))?;
-        }
-        Ok(())
-    }
 }
 
 impl Engine for PgEngine {
