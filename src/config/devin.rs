@@ -50,6 +50,8 @@ pub struct DevinConfig {
     pub fetch_messages: bool,
     /// The quote's length at most, in characters.
     pub last_message_max_chars: usize,
+    /// Requests to the API in flight at once besides the listing (a page's messages reads).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for DevinConfig {
@@ -68,6 +70,7 @@ impl Default for DevinConfig {
             org_id: None,
             fetch_messages: true,
             last_message_max_chars: 500,
+            max_concurrent_requests: 8,
         }
     }
 }
@@ -118,6 +121,12 @@ impl DevinConfig {
             p.push(Problem::new(
                 "devin.last_message_max_chars",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=64).contains(&self.max_concurrent_requests) {
+            p.push(Problem::new(
+                "devin.max_concurrent_requests",
+                format!("{} is out of range 1..=64", self.max_concurrent_requests),
             ));
         }
         if self.max_response_bytes < 1024 {

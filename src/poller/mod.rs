@@ -128,8 +128,8 @@ async fn list_all(
     Ok(stats)
 }
 
-/// One page: diff and once-per-subject, Devin's question for waiting events, then each event
-/// routed and rendered into the page's commit.
+/// One page: diff and once-per-subject, Devin's question for the waiting events that will be
+/// sent, then each event routed and rendered into the page's commit.
 async fn handle_page(
     client: &Client,
     store: &Store,
@@ -139,12 +139,9 @@ async fn handle_page(
     stats: &mut PollStats,
 ) -> Result<Commit, StoreError> {
     let (mut commit, mut events) = process_page(store, page, plan.mode, &plan.thresholds).await?;
-    enrich(client, store, active, &mut events).await?;
-    if active.config.devin.fetch_messages {
-        // The messages read for these events are in them now, and the commit records them.
-        let waiting = events.iter().filter(|e| e.starts_waiting());
-        commit.uncache.extend(waiting.map(|e| e.id.clone()));
-    }
+    // The messages read for these events are in them now, and the commit records them.
+    let read_for = enrich(client, store, active, &mut events).await?;
+    commit.uncache.extend(read_for);
     let detected_at_ms = now_ms();
     for event in &events {
         crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);

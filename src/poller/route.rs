@@ -1,6 +1,11 @@
 //! Enrichment and routing: Devin's question added to the events of sessions that start
 //! waiting, and each event rendered for every (rule, sink) it matches.
 
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
 use crate::active::Active;
 use crate::devin::Client;
 use crate::event::{stable_id, truncate_chars, Event};
@@ -8,40 +13,87 @@ use crate::render::default_webhook_body;
 use crate::rules::routes;
 use crate::store::{Commit, DeadLetter, Delivery, Store, StoreError};
 
-/// Adds the latest Devin message to the events of sessions that start waiting, reading each
-/// event's messages at most once (the result is cached by event id). A failure to read is
-/// logged and the event goes out without the quote.
+/// Adds the latest Devin message to the events of sessions that start waiting and that some
+/// rule routes somewhere (an event no rule sends costs no request). Each event's messages are
+/// read at most once (the result is cached by event id), up to `devin.max_concurrent_requests`
+/// events at a time. A failure to read is logged and the event goes out without the quote.
+/// Returns the ids of the events read for, whose cache the page's commit clears.
 pub async fn enrich(
     client: &Client,
     store: &Store,
     active: &Active,
     events: &mut [Event],
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let devin = &active.config.devin;
     if !devin.fetch_messages {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    for event in events.iter_mut().filter(|e| e.starts_waiting()) {
-        let message = match store.cached_message(&event.id).await? {
-            Some(cached) => cached,
-            None => match client.last_devin_message(&event.session.session_id).await {
-                Ok(found) => {
-                    let found =
-                        found.map(|m| truncate_chars(m.trim(), devin.last_message_max_chars));
-                    store.cache_message(&event.id, &found).await?;
-                    found
-                }
-                Err(e) => {
-                    tracing::warn!(session_id = %event.session.session_id, event_id = %event.id, error = %e, "cannot read the session's messages; notifying without Devin's question");
-                    // Remembered, so a retried poll does not wait on the endpoint again.
-                    store.cache_message(&event.id, &None).await?;
-                    None
-                }
-            },
+    let wanted: Vec<usize> = (0..events.len())
+        .filter(|&i| {
+            let e = &events[i];
+            e.starts_waiting() && !routes(&active.config.rules, e).is_empty()
+        })
+        .collect();
+    let limit = Arc::new(Semaphore::new(devin.max_concurrent_requests.max(1)));
+    let mut reads = JoinSet::new();
+    for &i in &wanted {
+        let read = MessageRead {
+            client: client.clone(),
+            store: store.clone(),
+            event_id: events[i].id.clone(),
+            session_id: events[i].session.session_id.clone(),
+            max_chars: devin.last_message_max_chars,
         };
-        event.last_devin_message = message;
+        let limit = limit.clone();
+        reads.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (i, read.run().await)
+        });
     }
-    Ok(())
+    // Dropping the set (a cancelled poll) aborts the reads still running.
+    while let Some(joined) = reads.join_next().await {
+        let (i, message) = match joined {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(StoreError::Corrupt {
+                    what: "messages".into(),
+                    message: format!("a messages read did not finish: {e}"),
+                })
+            }
+        };
+        if let Some(event) = events.get_mut(i) {
+            event.last_devin_message = message?;
+        }
+    }
+    Ok(wanted.into_iter().map(|i| events[i].id.clone()).collect())
+}
+
+/// Reading one event's Devin message: from the cache, else from the API (then cached).
+struct MessageRead {
+    client: Client,
+    store: Store,
+    event_id: String,
+    session_id: String,
+    max_chars: usize,
+}
+
+impl MessageRead {
+    async fn run(self) -> Result<Option<String>, StoreError> {
+        if let Some(cached) = self.store.cached_message(&self.event_id).await? {
+            return Ok(cached);
+        }
+        let found = match self.client.last_devin_message(&self.session_id).await {
+            Ok(found) => found.map(|m| truncate_chars(m.trim(), self.max_chars)),
+            Err(e) => {
+                tracing::warn!(session_id = %self.session_id, event_id = %self.event_id, error = %e, "cannot read the session's messages; notifying without Devin's question");
+                // Remembered, so a retried poll does not wait on the endpoint again.
+                None
+            }
+        };
+        self.store.cache_message(&self.event_id, &found).await?;
+        Ok(found)
+    }
 }
 
 /// Renders an event for every (rule, sink) it matches: a delivery each, or a dead letter

@@ -186,6 +186,11 @@ struct Inner {
     base_url: String,
     state: Mutex<FakeState>,
     notify: Notify,
+    /// How long each messages request takes to answer (ms; 0: at once).
+    messages_delay_ms: std::sync::atomic::AtomicU64,
+    /// Messages requests being answered now, and the most there were at once.
+    messages_in_flight: std::sync::atomic::AtomicUsize,
+    messages_most: std::sync::atomic::AtomicUsize,
 }
 
 struct FakeState {
@@ -258,6 +263,9 @@ impl FakeDevin {
                     messages: HashMap::new(),
                 }),
                 notify: Notify::new(),
+                messages_delay_ms: Default::default(),
+                messages_in_flight: Default::default(),
+                messages_most: Default::default(),
             }),
         };
         let _ = cell.set(fake.clone());
@@ -450,6 +458,21 @@ impl FakeDevin {
         found.ok_or_else(|| self.requests())
     }
 
+    /// Makes every messages request take `delay` to answer (requests overlap freely).
+    pub fn set_messages_delay(&self, delay: Duration) {
+        self.inner.messages_delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// The most messages requests that were being answered at once.
+    pub fn messages_most_at_once(&self) -> usize {
+        self.inner
+            .messages_most
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn handle(
         &self,
         conn: ConnHandle,
@@ -457,6 +480,14 @@ impl FakeDevin {
         uri: Uri,
         headers: HeaderMap,
     ) -> Response {
+        use std::sync::atomic::Ordering::SeqCst;
+        let delay = self.inner.messages_delay_ms.load(SeqCst);
+        if delay > 0 && uri.path().ends_with("/messages") {
+            let now = self.inner.messages_in_flight.fetch_add(1, SeqCst) + 1;
+            self.inner.messages_most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.inner.messages_in_flight.fetch_sub(1, SeqCst);
+        }
         let (answer, fault) = self.decide(&method, &uri, &headers);
         self.inner.notify.notify_waiters();
         match fault {
