@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::active::Active;
+use crate::config::SinkConfig;
 use crate::sink::{Failure, Sinks, Verdict};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
 use crate::{metrics, retry};
@@ -49,8 +50,8 @@ pub struct Deliverer {
     sinks: (Arc<Active>, Arc<Sinks>),
     /// Sends in flight: sequence number -> its lane (sink, session).
     in_flight: HashMap<u64, (String, String)>,
-    /// Sends whose outcome could not be recorded: their lanes stay held (seq -> lane).
-    stuck: HashMap<u64, (String, String)>,
+    /// When the outbox's index was last read again (shared stores; Unix ms).
+    refreshed_ms: u64,
     /// Sinks whose deliveries wait because the sink is not configured (warned once).
     unconfigured: HashSet<String>,
     /// Per sink: its semaphore and the concurrency it was made for (a reload may change it).
@@ -86,7 +87,7 @@ impl Deliverer {
             sinks: (current, sinks),
             in_flight: HashMap::new(),
             unconfigured: HashSet::new(),
-            stuck: HashMap::new(),
+            refreshed_ms: now_ms(),
             semaphores: HashMap::new(),
             next_slot_ms: HashMap::new(),
             gone: HashMap::new(),
@@ -98,11 +99,12 @@ impl Deliverer {
         }
     }
 
-    /// Dispatches every lane head that is due; returns when the next waiting one is due.
+    /// Dispatches the lane heads that are due, up to each sink's concurrency; returns when the
+    /// next waiting one is due.
     ///
     /// A lane (sink, session) sends one delivery at a time, oldest first. Deliveries not yet
     /// flushed to disk are not sent; nor are those of paused or unconfigured sinks (their queue
-    /// is kept).
+    /// is kept). The store's outbox index finds them without reading the backlog.
     async fn scan(&mut self) -> Result<Scan, StoreError> {
         let now = now_ms();
         let active = self.active.borrow().clone();
@@ -113,58 +115,58 @@ impl Deliverer {
             .into_iter()
             .map(|(name, _)| name)
             .collect();
-        let busy: HashSet<&(String, String)> =
-            self.in_flight.values().chain(self.stuck.values()).collect();
-        let durable_below = self.store.durable_below();
-        let mut lanes: HashSet<(String, String)> = HashSet::new();
-        let mut next_due_ms: Option<u64> = None;
-        let mut to_send = Vec::new();
-        let mut unconfigured = Vec::new();
-        let rows = self.store.outbox().await?;
-        let queued = rows.len();
-        for (seq, delivery) in rows {
-            let lane = (delivery.sink.clone(), delivery.session_id.clone());
-            if busy.contains(&lane) || !lanes.insert(lane) {
-                continue; // not the head of its lane, or the lane has a send in flight
-            }
-            if seq >= durable_below || paused.contains(&delivery.sink) {
-                continue;
-            }
-            if !active.config.sinks.contains_key(&delivery.sink) {
-                unconfigured.push(delivery.sink.clone());
-                continue;
-            }
-            if delivery.next_attempt_ms > now {
-                next_due_ms = Some(next_due_ms.map_or(delivery.next_attempt_ms, |t| {
-                    t.min(delivery.next_attempt_ms)
-                }));
-                continue;
-            }
-            to_send.push((seq, delivery));
+        if self.store.shared()
+            && now.saturating_sub(self.refreshed_ms) >= self.idle_wait().as_millis() as u64
+        {
+            // Other processes may have queued deliveries (an admin's retry): read the index again.
+            self.refreshed_ms = now;
+            self.store.refresh_queue().await?;
         }
-        for sink in unconfigured {
-            if self.unconfigured.insert(sink.clone()) {
-                tracing::error!(sink = %sink, "deliveries are queued for a sink that is not configured; they are kept until it is configured again (or purge them with `dead-letters`)");
+        let sending: Vec<&str> = active
+            .config
+            .sinks
+            .keys()
+            .map(String::as_str)
+            .filter(|s| !paused.contains(*s))
+            .collect();
+        for &name in &sending {
+            let Some(sink) = active.config.sinks.get(name) else {
+                continue;
+            };
+            let busy = self.in_flight.values().filter(|(s, _)| s == name).count();
+            let free = sink.concurrency().saturating_sub(busy);
+            if free == 0 {
+                continue;
+            }
+            for (seq, delivery) in self.store.claim_due(name, now, free).await? {
+                self.dispatch(seq, delivery, &active, sink);
             }
         }
-        metrics::OUTBOX_DEPTH.set(&[], queued as f64);
+        let next_due_ms = self.store.next_due_ms(&sending).await?;
+        metrics::OUTBOX_DEPTH.set(&[], self.store.outbox_len().await? as f64);
         metrics::PAUSED_SINKS.set(&[], paused.len() as f64);
-        // Counting dead letters reads the whole tree: at most once a second.
+        // Once a second at most: counting dead letters reads their whole tree, and the sinks
+        // with queued deliveries are the index's lanes.
         if now.saturating_sub(self.dead_counted_ms) >= 1000 {
             self.dead_counted_ms = now;
             metrics::DEAD_LETTERS.set(&[], self.store.dead_len().await? as f64);
-        }
-        for (seq, delivery) in to_send {
-            self.dispatch(seq, delivery, &active);
+            self.warn_unconfigured(&active).await?;
         }
         Ok(Scan { next_due_ms })
     }
 
-    fn dispatch(&mut self, seq: u64, delivery: Delivery, active: &Arc<Active>) {
+    /// Says once per sink that deliveries wait for a sink that is not configured.
+    async fn warn_unconfigured(&mut self, active: &Active) -> Result<(), StoreError> {
+        for sink in self.store.queued_sinks().await? {
+            if !active.config.sinks.contains_key(&sink) && self.unconfigured.insert(sink.clone()) {
+                tracing::error!(sink = %sink, "deliveries are queued for a sink that is not configured; they are kept until it is configured again (or purge them with `dead-letters`)");
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, seq: u64, delivery: Delivery, active: &Arc<Active>, sink: &SinkConfig) {
         let timeout = active.config.delivery.timeout;
-        let Some(sink) = active.config.sinks.get(&delivery.sink) else {
-            return;
-        };
         let concurrency = sink.concurrency();
         let (semaphore, _) = self
             .semaphores
@@ -226,16 +228,13 @@ impl Deliverer {
 
     /// Records the outcome of one send.
     async fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
-        // The lane stays busy until the outcome is recorded: if the store cannot record it,
-        // the delivery is not sent again by this process (a restart sends it, same id).
-        let lane = self.in_flight.remove(&seq);
+        // The lane stays claimed in the outbox's index until the outcome is recorded: if the
+        // store cannot record it, the delivery is not sent again by this process (a restart
+        // sends it, same id).
+        self.in_flight.remove(&seq);
         // Forget the finished send tasks (their outcomes come through the channel).
         while self.sends.try_join_next().is_some() {}
-        let recorded = self.record(seq, delivery, verdict).await;
-        if let (Err(_), Some(lane)) = (&recorded, lane) {
-            self.stuck.insert(seq, lane);
-        }
-        recorded
+        self.record(seq, delivery, verdict).await
     }
 
     /// How long the loop waits when nothing is due. On a shared store other processes (an
@@ -385,6 +384,7 @@ impl Deliverer {
         let Some(mut rx) = self.rx.take() else {
             return Ok(self.report);
         };
+        self.store.reset_queue().await;
         loop {
             let scan = self.scan().await?;
             if self.in_flight.is_empty() {
@@ -416,6 +416,7 @@ impl Deliverer {
         grace: Duration,
     ) {
         let Some(mut rx) = self.rx.take() else { return };
+        self.store.reset_queue().await;
         loop {
             let next_due = match self.scan().await {
                 Ok(scan) => scan.next_due_ms,

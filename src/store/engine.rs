@@ -11,6 +11,7 @@
 //! - A record that cannot be decoded is reported with what it is, or set aside (an outbox row
 //!   goes to a quarantine), never silently dropped in a way that loses a delivery.
 
+use super::queue::Row;
 use super::{Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError, Waiting};
 
 pub(crate) trait Engine {
@@ -44,6 +45,12 @@ pub(crate) trait Engine {
     /// Every queued delivery, in detection order.
     async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError>;
     async fn outbox_len(&self) -> Result<usize, StoreError>;
+    /// What the outbox's index needs of every queued delivery (no payloads); unreadable rows
+    /// are set aside.
+    async fn outbox_rows(&self) -> Result<Vec<Row>, StoreError>;
+    /// The queued deliveries with these numbers (`None`: no longer queued, or unreadable and
+    /// set aside).
+    async fn deliveries(&self, seqs: &[u64]) -> Result<Vec<Option<Delivery>>, StoreError>;
     /// Rewrites a queued delivery; a delivery no longer queued is left alone.
     async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError>;
     async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError>;

@@ -22,6 +22,7 @@ pub mod meta;
 mod migrate;
 pub mod outbox;
 pub mod postgres;
+pub mod queue;
 pub mod sled;
 pub mod snapshots;
 pub mod threads;
@@ -82,6 +83,8 @@ use on_engine;
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    /// The outbox's index, built at its first use ([`outbox`]).
+    queue: Arc<tokio::sync::Mutex<Option<self::queue::QueueIndex>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,9 +98,7 @@ impl Store {
     /// earlier version to the current layout.
     pub fn open(path: &Path, cache_capacity: u64) -> Result<Store, StoreError> {
         let engine = self::sled::SledEngine::open(path, cache_capacity)?;
-        Ok(Store {
-            backend: Arc::new(Backend::Sled(engine)),
-        })
+        Ok(Store::on(Backend::Sled(engine)))
     }
 
     /// Opens the store `[store]` names: the sled directory, or the PostgreSQL schema (created
@@ -112,9 +113,14 @@ impl Store {
                 Backend::Postgres(self::postgres::PgEngine::open(config).await?)
             }
         };
-        Ok(Store {
+        Ok(Store::on(backend))
+    }
+
+    fn on(backend: Backend) -> Store {
+        Store {
             backend: Arc::new(backend),
-        })
+            queue: Default::default(),
+        }
     }
 
     /// Whether several processes may share this store (one of them leading).
@@ -136,7 +142,19 @@ impl Store {
         if commit.is_empty() {
             return Ok(Vec::new());
         }
-        on_engine!(self.commit(commit))
+        let seqs = on_engine!(self.commit(commit))?;
+        if !seqs.is_empty() {
+            self.note_queued(seqs.iter().zip(&commit.deliveries).map(|(seq, d)| {
+                self::queue::Row {
+                    seq: *seq,
+                    sink: d.sink.clone(),
+                    session_id: d.session_id.clone(),
+                    due_ms: d.next_attempt_ms,
+                }
+            }))
+            .await;
+        }
+        Ok(seqs)
     }
 
     /// Makes everything written so far durable; returns the bytes written.

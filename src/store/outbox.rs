@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::queue::{QueueIndex, Row};
 use super::{on_engine, Backend, Engine, Store, StoreError};
 
 /// One queued send: a rendered payload for one sink.
@@ -54,23 +55,129 @@ impl Store {
 
     /// How many deliveries are queued.
     pub async fn outbox_len(&self) -> Result<usize, StoreError> {
+        if let Some(q) = self.queue.lock().await.as_ref() {
+            return Ok(q.len());
+        }
         on_engine!(self.outbox_len())
+    }
+
+    /// Takes up to `n` deliveries of `sink` that are due at `now`, the oldest queued of each
+    /// of its lanes that has nothing in flight, and marks those lanes as sending until the
+    /// delivery's outcome is recorded ([`Store::remove_delivery`], [`Store::update_delivery`],
+    /// [`Store::bury`], or [`Store::release`]). Reads only the deliveries it takes.
+    pub async fn claim_due(
+        &self,
+        sink: &str,
+        now: u64,
+        n: usize,
+    ) -> Result<Vec<(u64, Delivery)>, StoreError> {
+        let durable_below = self.durable_below();
+        let seqs = self
+            .with_queue(|q| q.claim_due(sink, now, durable_below, n))
+            .await?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = on_engine!(self.deliveries(&seqs))?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for (seq, delivery) in seqs.into_iter().zip(found) {
+            match delivery {
+                Some(d) => out.push((seq, d)),
+                // Gone meanwhile (or set aside as unreadable): out of the index too.
+                None => self.note(|q| q.remove(seq)).await,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives a claimed lane back without recording anything (the delivery was not sent).
+    pub async fn release(&self, seq: u64) {
+        self.note(|q| q.release(seq)).await;
+    }
+
+    /// When the next delivery of one of `sinks` falls due (Unix ms), if any is queued.
+    pub async fn next_due_ms(&self, sinks: &[&str]) -> Result<Option<u64>, StoreError> {
+        let durable_below = self.durable_below();
+        self.with_queue(|q| q.next_due(sinks.iter().copied(), durable_below))
+            .await
+    }
+
+    /// The sinks that have queued deliveries.
+    pub async fn queued_sinks(&self) -> Result<Vec<String>, StoreError> {
+        self.with_queue(|q| {
+            let mut sinks: Vec<String> = q.sinks().map(str::to_owned).collect();
+            sinks.sort();
+            sinks.dedup();
+            sinks
+        })
+        .await
+    }
+
+    /// Reads the outbox's index again from the engine, keeping the lanes being sent: for a
+    /// shared store, whose outbox other processes may change (an admin's `dead-letters retry`).
+    pub async fn refresh_queue(&self) -> Result<(), StoreError> {
+        let mut guard = self.queue.lock().await;
+        let rows = on_engine!(self.outbox_rows())?;
+        let fresh = match guard.as_ref() {
+            Some(q) => q.rebuilt(rows),
+            None => QueueIndex::from_rows(rows),
+        };
+        *guard = Some(fresh);
+        Ok(())
+    }
+
+    /// Forgets the outbox's index (and so every claim): read again at its next use. For a
+    /// delivery loop that starts, when an earlier one of this process may have been aborted
+    /// with sends in flight.
+    pub async fn reset_queue(&self) {
+        *self.queue.lock().await = None;
+    }
+
+    /// Runs `f` on the outbox's index, building it from the engine at its first use.
+    async fn with_queue<R>(&self, f: impl FnOnce(&mut QueueIndex) -> R) -> Result<R, StoreError> {
+        let mut guard = self.queue.lock().await;
+        if guard.is_none() {
+            // Held while reading: a commit made meanwhile waits, then adds its rows.
+            let rows = on_engine!(self.outbox_rows())?;
+            *guard = Some(QueueIndex::from_rows(rows));
+        }
+        Ok(f(guard.get_or_insert_with(QueueIndex::default)))
+    }
+
+    /// Applies a change to the index, when it is built (else it is read whole when first used).
+    pub(super) async fn note(&self, f: impl FnOnce(&mut QueueIndex)) {
+        if let Some(q) = self.queue.lock().await.as_mut() {
+            f(q);
+        }
+    }
+
+    /// Adds queued rows to the index, when it is built.
+    pub(super) async fn note_queued(&self, rows: impl IntoIterator<Item = Row>) {
+        self.note(|q| rows.into_iter().for_each(|row| q.add(row)))
+            .await;
     }
 
     /// Rewrites a queued delivery (after a failed attempt); one no longer queued (an admin may
     /// have purged it meanwhile) is not resurrected.
     pub async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        on_engine!(self.update_delivery(seq, delivery))
+        on_engine!(self.update_delivery(seq, delivery))?;
+        self.note(|q| q.reschedule(seq, delivery.next_attempt_ms))
+            .await;
+        Ok(())
     }
 
     /// Removes a delivered delivery.
     pub async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
-        on_engine!(self.remove_delivery(seq))
+        on_engine!(self.remove_delivery(seq))?;
+        self.note(|q| q.remove(seq)).await;
+        Ok(())
     }
 
     /// Moves a queued delivery to the dead letters, at once.
     pub async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
-        on_engine!(self.bury(seq, letter))
+        on_engine!(self.bury(seq, letter))?;
+        self.note(|q| q.remove(seq)).await;
+        Ok(())
     }
 
     /// Every dead letter, oldest first.
@@ -100,7 +207,15 @@ impl Store {
             next_attempt_ms: 0,
             ..delivery.clone()
         };
-        on_engine!(self.requeue(seq, &fresh))
+        on_engine!(self.requeue(seq, &fresh))?;
+        let row = Row {
+            seq,
+            sink: fresh.sink,
+            session_id: fresh.session_id,
+            due_ms: 0,
+        };
+        self.note_queued([row]).await;
+        Ok(())
     }
 
     /// Replaces a dead letter (after a failed re-render).

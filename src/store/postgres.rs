@@ -21,6 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::engine::Engine;
+use super::queue::Row;
 use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
@@ -350,6 +351,24 @@ impl PgEngine {
         Ok(seqs.into_iter().map(|s| s as u64).collect())
     }
 
+    /// Sets an unreadable outbox row aside (table `quarantine`), out of the outbox.
+    async fn quarantine(
+        &self,
+        client: &deadpool_postgres::Object,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                "WITH moved AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq, record) \
+                 INSERT INTO quarantine (seq, record) SELECT seq, record::text FROM moved \
+                 ON CONFLICT (seq) DO NOTHING",
+                &[&seq],
+            )
+            .await
+            .map(|_| ())
+            .map_err(self.err("quarantine"))
+    }
+
     /// Rows of `(seq, record)` decoded; `what` names the table.
     fn decode_rows<T: for<'de> serde::Deserialize<'de>>(
         rows: &[tokio_postgres::Row],
@@ -546,15 +565,7 @@ impl Engine for PgEngine {
                 Ok(d) => out.push((seq as u64, d)),
                 Err(e) => {
                     tracing::error!(error = %e, "unreadable outbox row moved to the quarantine table");
-                    client
-                        .execute(
-                            "WITH moved AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq, record) \
-                             INSERT INTO quarantine (seq, record) SELECT seq, record::text FROM moved \
-                             ON CONFLICT (seq) DO NOTHING",
-                            &[&seq],
-                        )
-                        .await
-                        .map_err(self.err("quarantine"))?;
+                    self.quarantine(&client, seq).await?;
                 }
             }
         }
@@ -569,6 +580,57 @@ impl Engine for PgEngine {
             .await
             .map_err(self.err("outbox"))?;
         Ok(row.get::<_, i64>(0) as usize)
+    }
+
+    async fn outbox_rows(&self) -> Result<Vec<Row>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT seq, sink, session_id, coalesce((record->>'next_attempt_ms')::bigint, 0) \
+                 FROM outbox ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(self.err("outbox"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Row {
+                seq: r.get::<_, i64>(0) as u64,
+                sink: r.get(1),
+                session_id: r.get(2),
+                due_ms: r.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn deliveries(&self, seqs: &[u64]) -> Result<Vec<Option<Delivery>>, StoreError> {
+        let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, record::text FROM outbox WHERE seq = ANY($1::bigint[])",
+                &[&wanted],
+            )
+            .await
+            .map_err(self.err("outbox"))?;
+        let mut found: HashMap<i64, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in wanted {
+            let Some(text) = found.remove(&seq) else {
+                out.push(None);
+                continue;
+            };
+            match decode(&format!("outbox/{seq}"), text.as_bytes()) {
+                Ok(d) => out.push(Some(d)),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable outbox row moved to the quarantine table");
+                    self.quarantine(&client, seq).await?;
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::engine::Engine;
 use super::import::Export;
+use super::queue::Row;
 use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
@@ -227,6 +228,21 @@ impl SledEngine {
         result.map_err(tx_err("commit".into()))
     }
 
+    /// Sets an unreadable outbox row aside (tree `quarantine`), out of the outbox.
+    fn quarantine(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let quarantine = self
+            .db
+            .open_tree("quarantine")
+            .map_err(sled_err("quarantine"))?;
+        quarantine
+            .insert(key(seq), bytes)
+            .map_err(sled_err("quarantine"))?;
+        self.outbox
+            .remove(key(seq))
+            .map(|_| ())
+            .map_err(sled_err("outbox"))
+    }
+
     /// Reads a whole tree of JSON records keyed by sequence number.
     fn by_seq<T: for<'de> serde::Deserialize<'de>>(
         tree: &sled::Tree,
@@ -397,11 +413,7 @@ impl Engine for SledEngine {
                 Ok(row) => rows.push(row),
                 Err(e) => {
                     tracing::error!(error = %e, "unreadable outbox row moved to the quarantine tree");
-                    let quarantine = self
-                        .db
-                        .open_tree("quarantine")
-                        .map_err(sled_err("quarantine"))?;
-                    quarantine.insert(&k, v).map_err(sled_err("quarantine"))?;
+                    self.quarantine(seq_of(&k).unwrap_or(0), &v)?;
                     self.outbox.remove(&k).map_err(sled_err("outbox"))?;
                 }
             }
@@ -411,6 +423,39 @@ impl Engine for SledEngine {
 
     async fn outbox_len(&self) -> Result<usize, StoreError> {
         Ok(self.outbox.len())
+    }
+
+    async fn outbox_rows(&self) -> Result<Vec<Row>, StoreError> {
+        Ok(Engine::outbox(self)
+            .await?
+            .into_iter()
+            .map(|(seq, d)| Row {
+                seq,
+                sink: d.sink,
+                session_id: d.session_id,
+                due_ms: d.next_attempt_ms,
+            })
+            .collect())
+    }
+
+    async fn deliveries(&self, seqs: &[u64]) -> Result<Vec<Option<Delivery>>, StoreError> {
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let what = format!("outbox/{seq}");
+            let Some(bytes) = self.outbox.get(key(seq)).map_err(sled_err(what.clone()))? else {
+                out.push(None);
+                continue;
+            };
+            match decode(&what, &bytes) {
+                Ok(d) => out.push(Some(d)),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable outbox row moved to the quarantine tree");
+                    self.quarantine(seq, &bytes)?;
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
