@@ -261,6 +261,30 @@ mod tests {
     }
 
     #[test]
+    fn sessions_decode_field_by_field() {
+        let s: Session = serde_json::from_str(
+            r#"{"sess\u0069on_id":"a","status":"running","org_id":null,"acus_consumed":2,
+            "x-new":[1,{"y":null}],"title":"T"}"#,
+        )
+        .expect("a session");
+        assert_eq!((s.session_id.as_str(), s.status.as_str()), ("a", "running"));
+        assert_eq!((s.org_id.as_str(), s.acus_consumed), ("", 2.0));
+        assert_eq!(
+            s.extra.get("x-new"),
+            Some(&serde_json::json!([1, {"y": null}]))
+        );
+        let e = serde_json::from_str::<Session>(r#"{"session_id":"a"}"#).expect_err("no status");
+        assert!(e.to_string().contains("missing field `status`"), "{e}");
+        let e = serde_json::from_str::<Session>(r#"{"status":"new"}"#).expect_err("no id");
+        assert!(e.to_string().contains("missing field `session_id`"), "{e}");
+        assert!(
+            serde_json::from_str::<Session>(r#"{"session_id":"a","status":"x","tags":"t"}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<Session>(r#"["a","x"]"#).is_err());
+    }
+
+    #[test]
     fn rejects_the_wrong_shape() {
         assert!(Page::decode(br#"{"data":[]}"#).is_err());
         assert!(Page::decode(br#"{"items":{}}"#).is_err());
