@@ -4,6 +4,7 @@
 //! cargo bench --bench scale                      # everything, default sizes (a few minutes)
 //! cargo bench --bench scale -- --help            # options
 //! cargo bench --bench scale -- --sessions 10000 --runs 3 --only sync
+//! cargo bench --bench scale -- --only backlog --runs 3   # issue 14 (not in the default list)
 //! ```
 //!
 //! It measures the real `devin-notify` binary (`devin-notify once --config ...`, spawned as a
@@ -19,6 +20,20 @@
 //! - `steady`: `devin-notify run` as a service; `/proc/<pid>/io` is read at each "poll done"
 //!   log line, so a poll's writes are measured without the store's opening and closing.
 //! - `deliver`: (d) deliveries per second from the outbox to a loopback receiver.
+//! - `backlog` (issue 14; only with `--only backlog`, about a minute on the current binary and
+//!   much longer on one whose delivery loop scans the outbox): (g) for each N of
+//!   `--backlog-sizes`, N deliveries queued, then drained by one `once`. The queueing: a
+//!   baseline of N sessions, all N changed to `error` (one webhook each), and `once --wait 0s`
+//!   while the receiver refuses every delivery with `--backlog-refuse` (410 by default: "gone"
+//!   pauses the sink after a few answers, so the rest stay queued untried; it exits 4, "still
+//!   queued"); then `sinks resume hook`, a pause of 1.2 s (the bench config's max_backoff is 1 s,
+//!   so the few refused ones are due again), an empty listing (the drain's poll is one request)
+//!   and `once`, which sends all N to the receiver, now accepting. The receiver notes the
+//!   arrival time of each: deliveries/s over the first and the last K = min(10000, N/2)
+//!   arrivals and first to last; the CPU time (user + system) of the draining `once` divided by
+//!   N; its wall time. A 503 would not do for the queueing: every queued delivery is due, so
+//!   `once --wait 0s` tries them all, and those it reaches again before the pass ends use up
+//!   their attempts (max_attempts 3) and go to the dead letters.
 //! - `rss`: (e) the peak RSS of the process for full syncs of several sizes.
 //! - `floors`: what the same work costs without devin-notify: serving the listing to a plain
 //!   reqwest loop (HTTP floor), decoding it with `devin_notify::model::Page::decode` (JSON
@@ -41,10 +56,11 @@
 //! asserted: the machine is shared and noisy.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -91,6 +107,14 @@ struct Opts {
     /// Deliveries queued for the `deliver` section.
     #[arg(long, default_value_t = 5_000)]
     deliveries: usize,
+    /// Backlogs of the `backlog` section: deliveries queued before one `once` drains them.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    backlog_sizes: Vec<usize>,
+    /// The status the receiver answers while the `backlog` section queues its deliveries
+    /// (410 pauses the sink after a few answers; with a 5xx every delivery is tried, and
+    /// retried until it is dead, while `once --wait 0s` goes through the backlog).
+    #[arg(long, default_value_t = 410)]
+    backlog_refuse: u16,
     /// Listing sizes of the `rss` section.
     #[arg(
         long,
@@ -104,7 +128,7 @@ struct Opts {
     /// devin.page_size of the config (the API allows 1..=200).
     #[arg(long, default_value_t = 200)]
     page_size: u32,
-    /// Sections to run.
+    /// Sections to run (also: backlog, not in the default list).
     #[arg(
         long,
         value_delimiter = ',',
@@ -157,6 +181,7 @@ enum Section {
     Steady,
     Deliver,
     Rss,
+    Backlog,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +204,12 @@ enum Phase {
     Deliver,
     Rss,
     Startup,
+    /// `backlog`: the `once --wait 0s` that queues the deliveries (the receiver refusing).
+    Queue,
+    /// `backlog`: the `once` that drains them.
+    Drain,
+    /// An admin command (`sinks resume`).
+    Admin,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,60 +552,79 @@ fn json_response(status: u16, body: Vec<u8>) -> Response {
 
 // ---------------------------------------------------------------------------------------------
 // The loopback receiver: answers 200 at once, counts deliveries and distinct webhook-ids, and
-// notes the time of the first and last one.
+// notes the arrival time of each one. While refusing (`refuse`), it answers that status
+// instead and counts nothing but the refusals.
 
 #[derive(Default)]
 struct ReceiverInner {
     count: AtomicU64,
     bytes: AtomicU64,
-    window: Mutex<(Option<Instant>, Option<Instant>)>,
+    /// Arrival times of the accepted deliveries, in order.
+    arrivals: Mutex<Vec<Instant>>,
     ids: Mutex<HashSet<String>>,
+    /// 0: accept; else the status every delivery gets.
+    refuse: AtomicU16,
+    refused: AtomicU64,
 }
 
 #[derive(Clone, Default)]
 struct Receiver(Arc<ReceiverInner>);
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Received {
     count: u64,
     distinct: u64,
     bytes: u64,
+    /// First to last arrival.
     window: Option<Duration>,
+    /// Deliveries refused (see [`Receiver::refuse`]).
+    refused: u64,
+    /// Arrival times, in order.
+    arrivals: Vec<Instant>,
 }
 
 impl Receiver {
     fn take(&self) -> Received {
         let r = &self.0;
-        let mut window = r.window.lock().expect("lock");
+        let mut arrivals = r.arrivals.lock().expect("lock");
         let mut ids = r.ids.lock().expect("lock");
+        let arrivals = std::mem::take(&mut *arrivals);
         let out = Received {
             count: r.count.swap(0, Ordering::SeqCst),
             bytes: r.bytes.swap(0, Ordering::SeqCst),
             distinct: ids.len() as u64,
-            window: match *window {
-                (Some(a), Some(b)) => Some(b - a),
+            window: match (arrivals.first(), arrivals.last()) {
+                (Some(a), Some(b)) => Some(*b - *a),
                 _ => None,
             },
+            refused: r.refused.swap(0, Ordering::SeqCst),
+            arrivals,
         };
-        *window = (None, None);
         ids.clear();
         out
+    }
+
+    /// From now on, answers every delivery with `status` (0: accept them again).
+    fn refuse(&self, status: u16) {
+        self.0.refuse.store(status, Ordering::SeqCst);
     }
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let now = Instant::now();
     let r = &r.0;
+    let refuse = r.refuse.load(Ordering::SeqCst);
+    if refuse != 0 {
+        r.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::from_u16(refuse).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    }
     r.count.fetch_add(1, Ordering::Relaxed);
     r.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
     if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
         r.ids.lock().expect("lock").insert(id.to_owned());
     }
-    let mut w = r.window.lock().expect("lock");
-    if w.0.is_none() {
-        w.0 = Some(now);
-    }
-    w.1 = Some(now);
+    // The time is read under the lock, so the arrivals are in order.
+    let mut arrivals = r.arrivals.lock().expect("lock");
+    arrivals.push(Instant::now());
     StatusCode::OK
 }
 
@@ -813,6 +863,23 @@ fn log_fields(stderr: &str, message: &str) -> BTreeMap<String, Value> {
 }
 
 fn run_once(opts: &Opts, config: &Path, phase: Phase) -> ChildRun {
+    run_once_waiting(opts, config, phase, "10s")
+}
+
+/// `devin-notify once --config CONFIG --wait WAIT`.
+fn run_once_waiting(opts: &Opts, config: &Path, phase: Phase, wait: &str) -> ChildRun {
+    let args = [
+        OsStr::new("once"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--wait"),
+        OsStr::new(wait),
+    ];
+    run_child(opts, phase, &args)
+}
+
+/// `devin-notify ARGS...`, measured as [`ChildRun`] says.
+fn run_child(opts: &Opts, phase: Phase, args: &[&OsStr]) -> ChildRun {
     let bin = opts
         .bin
         .clone()
@@ -826,11 +893,7 @@ fn run_once(opts: &Opts, config: &Path, phase: Phase) -> ChildRun {
         cmd.args(wrap.split_whitespace());
     }
     cmd.arg(&bin)
-        .arg("once")
-        .arg("--config")
-        .arg(config)
-        .arg("--wait")
-        .arg("10s")
+        .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1804,6 +1867,169 @@ fn section_deliver(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     }
 }
 
+/// Deliveries per second over the arrivals `a..=b` (sorted): intervals over time.
+fn arrival_rate(t: &[Instant], a: usize, b: usize) -> Option<f64> {
+    let span = t.get(b)?.checked_duration_since(*t.get(a)?)?;
+    (b > a && !span.is_zero()).then(|| (b - a) as f64 / span.as_secs_f64())
+}
+
+/// Issue 14: N deliveries queued (the receiver refusing them), then drained by one `once`; the
+/// rate at the receiver over the first and the last K arrivals, and the CPU time per delivery.
+/// See the module's documentation.
+fn section_backlog(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
+    let refuse = opts.backlog_refuse;
+    eprintln!(
+        "== backlog (sizes {:?}, {} runs each; refused with {refuse} while queueing)",
+        opts.backlog_sizes, opts.runs
+    );
+    let sec = "g. backlog";
+    for &n in &opts.backlog_sizes {
+        let k = (n / 2).min(10_000);
+        for r in 0..opts.runs {
+            s.fake.reset(n);
+            let dir = work.join(format!("backlog-{n}-{r}"));
+            let config = write_config(opts, s, &dir);
+            let run = run_once(opts, &config, Phase::Full);
+            check(&run, "baseline before the backlog");
+
+            // Queue N deliveries: every session changes to `error` (one webhook each), and
+            // `once --wait 0s` polls while the receiver refuses every delivery.
+            s.fake.change(0..n, "error");
+            s.receiver.take();
+            s.receiver.refuse(refuse);
+            let queue = run_once_waiting(opts, &config, Phase::Queue, "0s");
+            s.receiver.refuse(0);
+            let refused = s.receiver.take();
+            if queue.exit_code != 4 {
+                eprintln!(
+                    "warning: queueing the backlog: devin-notify exited with {} (expected 4, still queued); last lines:\n{}",
+                    queue.exit_code, queue.stderr_tail
+                );
+            }
+            let queued = queue.poll_num("deliveries");
+            // A "gone" answer pauses the sink: resume it (a no-op otherwise).
+            let resume = run_child(
+                opts,
+                Phase::Admin,
+                &[
+                    OsStr::new("sinks"),
+                    OsStr::new("resume"),
+                    OsStr::new("hook"),
+                    OsStr::new("--config"),
+                    config.as_os_str(),
+                ],
+            );
+            check(&resume, "sinks resume hook");
+            // The refused ones are due again within max_backoff (1 s).
+            std::thread::sleep(Duration::from_millis(1200));
+
+            // Drain: the poll finds an empty listing (one request), then every queued delivery
+            // goes to the receiver, now accepting.
+            s.fake.reset(0);
+            s.fake.take_counts();
+            let drain = run_once(opts, &config, Phase::Drain);
+            check(&drain, "draining the backlog");
+            let got = s.receiver.take();
+            let c = s.fake.take_counts();
+            let t = &got.arrivals;
+            let m = t.len();
+            let first = arrival_rate(t, 0, k.min(m).saturating_sub(1));
+            let last = arrival_rate(t, m.saturating_sub(k), m.saturating_sub(1));
+            let all = arrival_rate(t, 0, m.saturating_sub(1));
+            let cpu_us = drain.cpu.as_secs_f64() * 1e6 / n.max(1) as f64;
+            eprintln!(
+                "  N = {n}, run {r}: queueing `once` exit {} in {:.0} ms ({queued:?} queued, {} refused); drain {:.0} ms wall, {:.0} ms CPU ({cpu_us:.1} µs per delivery), {m} received, {} listing requests; deliveries/s first {k} {first:.0?}, last {k} {last:.0?}, first to last {all:.0?}; drain {:?}",
+                queue.exit_code,
+                ms(queue.wall),
+                refused.refused,
+                ms(drain.wall),
+                ms(drain.cpu),
+                c.listing,
+                drain.drain
+            );
+            let name = |what: &str| format!("N = {n}: {what}");
+            if let Some(q) = queued {
+                res.add(
+                    sec,
+                    &name("deliveries queued (binary's log)"),
+                    "deliveries",
+                    q,
+                );
+            }
+            res.add(
+                sec,
+                &name(&format!("refused ({refuse}) while queueing")),
+                "answers",
+                refused.refused as f64,
+            );
+            res.add(
+                sec,
+                &name("wall time of the queueing `once --wait 0s`"),
+                "ms",
+                ms(queue.wall),
+            );
+            res.add(sec, &name("deliveries received"), "deliveries", m as f64);
+            res.add(
+                sec,
+                &name("distinct webhook-ids received"),
+                "deliveries",
+                got.distinct as f64,
+            );
+            if let Some(v) = first {
+                res.add(
+                    sec,
+                    &name(&format!("deliveries/s over the first {k}")),
+                    "deliveries/s",
+                    v,
+                );
+            }
+            if let Some(v) = last {
+                res.add(
+                    sec,
+                    &name(&format!("deliveries/s over the last {k}")),
+                    "deliveries/s",
+                    v,
+                );
+            }
+            if let Some(v) = all {
+                res.add(sec, &name("deliveries/s, first to last"), "deliveries/s", v);
+            }
+            res.add(
+                sec,
+                &name("CPU time of the draining `once` per delivery (user + system, / N)"),
+                "µs",
+                cpu_us,
+            );
+            res.add(
+                sec,
+                &name("wall time of the draining `once`"),
+                "ms",
+                ms(drain.wall),
+            );
+            if let Some(d) = drain.poll_num("duration_ms") {
+                res.add(sec, &name("its poll (binary's log)"), "ms", d);
+            }
+            for key in ["delivered", "dead", "pending"] {
+                if let Some(v) = drain.drain.get(key).and_then(Value::as_f64) {
+                    res.add(
+                        sec,
+                        &name(&format!("{key} (binary's log)")),
+                        "deliveries",
+                        v,
+                    );
+                }
+            }
+            res.add(
+                sec,
+                &name("peak RSS of the draining `once`"),
+                "MiB",
+                kib_to_mib(drain.max_rss_kib),
+            );
+            cleanup(opts, &dir);
+        }
+    }
+}
+
 fn section_rss(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
     let runs = opts.rss_runs.unwrap_or(opts.runs);
     eprintln!("== rss (sizes {:?}, {runs} runs each)", opts.rss_sizes);
@@ -1912,6 +2138,12 @@ fn main() {
     let largest = [opts.sessions, opts.deliveries]
         .into_iter()
         .chain(opts.rss_sizes.iter().copied())
+        .chain(
+            opts.backlog_sizes
+                .iter()
+                .copied()
+                .filter(|_| opts.only.contains(&Section::Backlog)),
+        )
         .max()
         .unwrap_or(0);
     let largest = if opts.serve { opts.sessions } else { largest };
@@ -1952,6 +2184,7 @@ fn main() {
         (Section::Steady, section_steady),
         (Section::Deliver, section_deliver),
         (Section::Rss, section_rss),
+        (Section::Backlog, section_backlog),
     ];
     for (section, run) in sections {
         if opts.only.contains(&section) {
@@ -1966,15 +2199,22 @@ fn main() {
         println!("- {line}");
     }
     println!(
-        "- options: sessions {}, runs {}, changed {}, deliveries {}, page_size {}, rss sizes {:?}, created_at order {:?}",
+        "- options: sessions {}, runs {}, changed {}, deliveries {}, page_size {}, rss sizes {:?}, created_at order {:?}, sections {:?}",
         opts.sessions,
         opts.runs,
         opts.changed,
         opts.deliveries,
         opts.page_size,
         opts.rss_sizes,
-        opts.created_order
+        opts.created_order,
+        opts.only
     );
+    if opts.only.contains(&Section::Backlog) {
+        println!(
+            "- backlog: sizes {:?}, refused with {} while queueing, K = min(10000, N/2)",
+            opts.backlog_sizes, opts.backlog_refuse
+        );
+    }
     res.print();
     if let Some(path) = &opts.json {
         let doc = json!({

@@ -267,29 +267,7 @@ pub struct Service {
 impl Service {
     /// Spawns `devin-notify run --config <env's config>`.
     pub fn start(env: &Env) -> Service {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devin-notify"))
-            .args(["run", "--config"])
-            .arg(&env.config_path)
-            .env("RUST_LOG", "info")
-            .env_remove("DEVIN_API_KEY")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn devin-notify run");
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                sink.lock().expect("log lines").push(line);
-            }
-        });
-        Service { child, lines }
+        Service::start_config(&env.config_path)
     }
 
     /// Every log line so far.

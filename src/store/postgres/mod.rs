@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -26,21 +25,12 @@ use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
 };
+mod connect;
+
+pub use self::connect::{connect, pg_config, place_of, schema_version};
+use self::connect::{migrate, pg_err, POOL_SIZE};
 use crate::config::StoreConfig;
-use crate::redact::{error_chain, strip_userinfo};
-
-mod embedded {
-    refinery::embed_migrations!("migrations");
-}
-
-/// The advisory lock key under which migrations run (one process at a time).
-const MIGRATION_LOCK: i64 = 0x6465_7669_6e5f_6d31; // "devin_m1"
-
-/// Time allowed to open a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections in the pool.
-const POOL_SIZE: usize = 8;
+use crate::redact::error_chain;
 
 /// The PostgreSQL engine. Cheap to clone.
 #[derive(Clone)]
@@ -51,81 +41,6 @@ pub struct PgEngine {
     /// The leader's fencing token this process commits under (0: unfenced, for admin
     /// commands and imports).
     fence: Arc<AtomicU64>,
-}
-
-/// `store.url (postgres://host:5432/db)`: the URL without its credentials.
-pub fn place_of(url: &str) -> String {
-    format!("store.url ({})", strip_userinfo(url))
-}
-
-/// The connection settings of `[store]`: the URL, with the schema as search path.
-pub fn pg_config(config: &StoreConfig) -> Result<tokio_postgres::Config, StoreError> {
-    let url = config.url.as_ref().map(|u| u.expose()).unwrap_or_default();
-    let mut pg: tokio_postgres::Config =
-        url.parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Postgres {
-                what: place_of(url),
-                message: format!("not a PostgreSQL URL: {}", error_chain(&e)),
-            })?;
-    // The schema is the search path; options the URL carries (`?options=-c ...`) are kept.
-    let search_path = format!("-c search_path={}", config.schema);
-    let options = match pg.get_options() {
-        Some(given) if !given.is_empty() => format!("{given} {search_path}"),
-        _ => search_path,
-    };
-    pg.options(options);
-    pg.application_name("devin-notify");
-    pg.connect_timeout(CONNECT_TIMEOUT);
-    pg.keepalives_idle(Duration::from_secs(10));
-    Ok(pg)
-}
-
-/// Opens one connection (outside the pool); its connection task runs until the client drops.
-pub async fn connect(
-    config: &StoreConfig,
-) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
-    let pg = pg_config(config)?;
-    let place = place_of(config.url.as_ref().map(|u| u.expose()).unwrap_or_default());
-    let (client, connection) = pg.connect(NoTls).await.map_err(pg_err(place.clone()))?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %error_chain(&e), "a PostgreSQL connection ended");
-        }
-    });
-    Ok((client, task))
-}
-
-/// A PostgreSQL error as a store error about `what`.
-fn pg_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    let what = what.into();
-    move |e| StoreError::Postgres {
-        what,
-        message: error_chain(&e),
-    }
-}
-
-/// The applied schema version (`None`: no schema there yet), read without changing anything.
-pub async fn schema_version(config: &StoreConfig) -> Result<Option<i64>, StoreError> {
-    let (client, _task) = connect(config).await?;
-    let place = place_of(config.url.as_ref().map(|u| u.expose()).unwrap_or_default());
-    let exists = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("{}.refinery_schema_history", config.schema)],
-        )
-        .await
-        .map_err(pg_err(place.clone()))?;
-    if !exists.get::<_, bool>(0) {
-        return Ok(None);
-    }
-    let row = client
-        .query_one(
-            "SELECT max(version)::bigint FROM refinery_schema_history",
-            &[],
-        )
-        .await
-        .map_err(pg_err(place))?;
-    Ok(row.get(0))
 }
 
 impl PgEngine {
@@ -400,41 +315,6 @@ fn snapshot_columns(commit: &Commit) -> (Vec<i64>, Vec<&str>, Vec<String>) {
         bodies.push(String::from_utf8_lossy(bytes).into_owned());
     }
     (created, ids, bodies)
-}
-
-/// Creates the schema when missing and applies the embedded migrations, under an advisory
-/// lock so that processes starting together apply them once.
-async fn migrate(config: &StoreConfig, place: &str) -> Result<(), StoreError> {
-    let (mut client, _task) = connect(config).await?;
-    let err = |what: &str| pg_err(format!("{place}: {what}"));
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(err("migration lock"))?;
-    let result = async {
-        client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", config.schema))
-            .await
-            .map_err(err(&format!("schema {}", config.schema)))?;
-        embedded::migrations::runner()
-            .run_async(&mut client)
-            .await
-            .map_err(|e| StoreError::Postgres {
-                what: format!("{place}: migrations of schema {}", config.schema),
-                message: e.to_string(),
-            })
-    }
-    .await;
-    // The lock ends with the connection anyway; unlocking is a courtesy.
-    let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await;
-    if let Ok(report) = &result {
-        for m in report.applied_migrations() {
-            tracing::info!(version = m.version(), name = m.name(), schema = %config.schema, "store: applied a schema migration");
-        }
-    }
-    result.map(|_| ())
 }
 
 impl Engine for PgEngine {
