@@ -5,8 +5,13 @@
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigError, Problem};
+use serde_json::Value;
+
+use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
+use crate::event::{delivery_id, Event};
+use crate::render::{cloud_event, default_webhook_body, RenderError};
 use crate::render::{Templates, SINK_KINDS};
+use crate::rules::Rule;
 use crate::sample;
 
 /// A validated configuration with its compiled templates.
@@ -38,6 +43,43 @@ impl Active {
             Ok(Active { config, templates })
         } else {
             Err(problems)
+        }
+    }
+}
+
+impl Active {
+    /// The exact payload `sink_name` receives for `event` under the rule `rule` (whose
+    /// template, if any, applies): the rendered template, or a webhook's default body, in the
+    /// sink's format.
+    pub fn payload(
+        &self,
+        rule: &Rule,
+        sink_name: &str,
+        event: &Event,
+    ) -> Result<String, RenderError> {
+        let Some(sink) = self.config.sinks.get(sink_name) else {
+            return Err(RenderError::Missing {
+                template: format!("(sink `{sink_name}` is not configured)"),
+            });
+        };
+        let template = rule.template.as_deref();
+        let body = self
+            .templates
+            .render(sink.kind(), template, event, &rule.name, sink_name)?;
+        match sink {
+            SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
+                let data = match template {
+                    None => default_webhook_body(event)["data"].take(),
+                    Some(_) => serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                };
+                let id = delivery_id(&event.id, &rule.name, sink_name);
+                let source = match &self.config.devin.org_id {
+                    Some(org) => format!("devin-notify/{org}"),
+                    None => "devin-notify".to_owned(),
+                };
+                Ok(cloud_event(event, &id, &source, data).to_string())
+            }
+            _ => Ok(body),
         }
     }
 }

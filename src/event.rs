@@ -174,6 +174,12 @@ impl Event {
     }
 }
 
+/// The id of the delivery of an event under a rule to a sink (`msg_...`, the `webhook-id`):
+/// stable across retries and restarts.
+pub fn delivery_id(event_id: &str, rule: &str, sink: &str) -> String {
+    stable_id("msg_", &[event_id, rule, sink])
+}
+
 /// A stable id from the parts that identify a change: `prefix` + 32 hex digits of SHA-256.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();

@@ -337,6 +337,22 @@ pub fn default_webhook_body(event: &Event) -> Value {
     body
 }
 
+/// The event as a CloudEvents 1.0 event in structured mode: `id` is the delivery's
+/// `webhook-id`, `source` names the producer (`devin-notify`, plus `/` and the organization for
+/// an organization-scoped account), `data` is what a webhook body's `data` holds.
+pub fn cloud_event(event: &Event, id: &str, source: &str, data: Value) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": format!("ai.devin.{}", event.kind.as_str()),
+        "subject": event.session.session_id,
+        "time": rfc3339(event.timestamp()),
+        "datacontenttype": "application/json",
+        "data": data,
+    })
+}
+
 /// A one-line summary and an emoji for an event, shared by the default templates.
 pub fn headline(event: &Event) -> (&'static str, String) {
     match &event.change {

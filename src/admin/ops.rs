@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::active::Active;
 use crate::config::Config;
+use crate::rules::Rule;
 use crate::store::{DeadLetter, Paused, Store, StoreError};
 
 /// Which dead letters a command acts on.
@@ -116,20 +117,27 @@ fn rerender(active: &Active, letter: &DeadLetter) -> Result<String, String> {
         .ok_or("the dead letter holds no event to render")?;
     let event =
         crate::event::Event::from_webhook_body(body).ok_or("the stored event is unreadable")?;
-    let sink = active
-        .config
-        .sinks
-        .get(&d.sink)
-        .ok_or_else(|| format!("sink `{}` is not configured", d.sink))?;
-    let template = active
+    if !active.config.sinks.contains_key(&d.sink) {
+        return Err(format!("sink `{}` is not configured", d.sink));
+    }
+    // The rule as configured now; a rule since removed renders with the sink's defaults.
+    let fallback = Rule {
+        name: d.rule.clone(),
+        events: Vec::new(),
+        sinks: Vec::new(),
+        template: None,
+        when: Default::default(),
+        remind_after: None,
+        repeat_every: None,
+    };
+    let rule = active
         .config
         .rules
         .iter()
         .find(|r| r.name == d.rule)
-        .and_then(|r| r.template.as_deref());
+        .unwrap_or(&fallback);
     active
-        .templates
-        .render(sink.kind(), template, &event, &d.rule, &d.sink)
+        .payload(rule, &d.sink, &event)
         .map_err(|e| e.to_string())
 }
 

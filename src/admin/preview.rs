@@ -150,14 +150,7 @@ fn payloads(active: &Active, rule: &Rule, event: &Event) -> Result<Vec<PreviewIt
             continue;
         };
         let body = active
-            .templates
-            .render(
-                sink.kind(),
-                rule.template.as_deref(),
-                event,
-                &rule.name,
-                sink_name,
-            )
+            .payload(rule, sink_name, event)
             .map_err(|e| PreviewError::Render {
                 sink: sink_name.clone(),
                 message: e.to_string(),

@@ -103,6 +103,19 @@ pub struct WebhookSinkConfig {
     /// Sends in flight at once (default 8).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// The body: `standard` (devin-notify's JSON), or `cloudevents` (CloudEvents 1.0,
+    /// structured mode). Standard Webhooks headers and signature either way.
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// `sinks.NAME.format` of a webhook sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Standard,
+    Cloudevents,
 }
 
 /// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::active::Active;
 use crate::devin::Client;
-use crate::event::{stable_id, truncate_chars, Event};
+use crate::event::{delivery_id, truncate_chars, Event};
 use crate::render::default_webhook_body;
 use crate::rules::routes;
 use crate::store::{Commit, DeadLetter, Delivery, Store, StoreError};
@@ -100,11 +100,11 @@ impl MessageRead {
 /// carrying the event when its template fails (so nothing is lost; a retry renders again).
 pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: &mut Commit) {
     for route in routes(&active.config.rules, event) {
-        let Some(sink) = active.config.sinks.get(route.sink) else {
+        if !active.config.sinks.contains_key(route.sink) {
             continue;
-        };
+        }
         let delivery = |body: String| Delivery {
-            id: stable_id("msg_", &[&event.id, &route.rule.name, route.sink]),
+            id: delivery_id(&event.id, &route.rule.name, route.sink),
             sink: route.sink.to_owned(),
             rule: route.rule.name.clone(),
             session_id: event.session.session_id.clone(),
@@ -116,13 +116,7 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             next_attempt_ms: 0,
             last_error: None,
         };
-        match active.templates.render(
-            sink.kind(),
-            route.rule.template.as_deref(),
-            event,
-            &route.rule.name,
-            route.sink,
-        ) {
+        match active.payload(route.rule, route.sink, event) {
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, error = %e, "cannot render; the event is kept in the dead letters");

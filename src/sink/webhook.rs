@@ -1,12 +1,13 @@
 //! `type = "webhook"`: a generic HTTP webhook, per Standard Webhooks: `webhook-id` (the
 //! delivery's id, stable across retries and restarts), `webhook-timestamp`, and with a secret
 //! `webhook-signature`, signed with a fresh timestamp on every attempt; then the sink's own
-//! headers.
+//! headers. With `format = "cloudevents"` the body is a CloudEvent in structured mode
+//! (`application/cloudevents+json`), rendered by [`crate::active::Active::payload`].
 
 use std::time::Duration;
 
 use super::{post, Failure, Verdict};
-use crate::config::WebhookSinkConfig;
+use crate::config::{WebhookFormat, WebhookSinkConfig};
 use crate::secret::Secret;
 use crate::signing::{sign, signing_key};
 use crate::store::{now_ms, Delivery};
@@ -19,6 +20,8 @@ pub struct Webhook {
     /// The signing key, decoded once (an error for a secret the config check let through).
     key: Option<Result<Vec<u8>, String>>,
     headers: Vec<(String, Secret)>,
+    /// The body's media type: JSON, or a CloudEvent in structured mode.
+    content_type: &'static str,
 }
 
 impl Webhook {
@@ -33,6 +36,10 @@ impl Webhook {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            content_type: match config.format {
+                WebhookFormat::Standard => "application/json",
+                WebhookFormat::Cloudevents => "application/cloudevents+json",
+            },
         }
     }
 
@@ -43,7 +50,7 @@ impl Webhook {
             .http
             .post(self.url.expose())
             .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, self.content_type)
             .header("webhook-id", &delivery.id)
             .header("webhook-timestamp", timestamp.to_string());
         match &self.key {
