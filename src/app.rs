@@ -117,20 +117,36 @@ pub struct OnceReport {
 /// One poll cycle, then drain the outbox. Queued deliveries from earlier runs go out too. A
 /// failed poll still drains what is queued, then reports the poll's error.
 pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError> {
+    let parts = parts(&active).await?;
+    // A shared store: this run leads while it polls and delivers, or does nothing.
+    if !parts.store.shared() {
+        return poll_and_drain(parts, active, wait).await;
+    }
+    let lease = crate::leader::lead_once(&active.config.store, &parts.store, timing(&active))
+        .await
+        .map_err(AppError::Setup)?;
+    let result = tokio::select! {
+        result = poll_and_drain(parts, active, wait) => result,
+        // Sends in flight are dropped with the work: the next leader sends them, same ids.
+        _ = lease.lost() => Err(AppError::Setup(
+            "lost the leadership of the store during `once`: stopped sending; what is queued goes out with the next run".into(),
+        )),
+    };
+    lease.release().await;
+    result
+}
+
+/// `once`'s work: one poll, then the outbox drained.
+async fn poll_and_drain(
+    parts: Parts,
+    active: Active,
+    wait: Duration,
+) -> Result<OnceReport, AppError> {
     let Parts {
         client,
         store,
         http,
-    } = parts(&active).await?;
-    // A shared store: this run leads while it polls and delivers, or does nothing.
-    let lease = match store.shared() {
-        true => Some(
-            crate::leader::lead_once(&active.config.store, &store, timing(&active))
-                .await
-                .map_err(AppError::Setup)?,
-        ),
-        false => None,
-    };
+    } = parts;
     let (_active_tx, active_rx) = watch::channel(Arc::new(active));
     let active = active_rx.borrow().clone();
     let wake = Arc::new(Notify::new());
@@ -143,9 +159,6 @@ pub async fn once(active: Active, wait: Duration) -> Result<OnceReport, AppError
         .drain(wait)
         .await?;
     store.flush().await?;
-    if let Some(lease) = lease {
-        lease.release().await;
-    }
     tracing::info!(
         delivered = drain.delivered,
         retried = drain.retried,
@@ -241,7 +254,7 @@ impl Shutdown {
 /// (sled) store, the operation goes through its admin endpoints (`[server] listen` on a
 /// loopback address).
 pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
-    let store = match Store::from_config(&active.config.store).await {
+    let store = match Store::open_existing(&active.config.store).await {
         Ok(store) => store,
         Err(StoreError::Locked { path }) => {
             let listen = active.config.server.listen;

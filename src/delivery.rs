@@ -52,6 +52,9 @@ pub struct Deliverer {
     in_flight: HashMap<u64, (String, String)>,
     /// When the outbox's index was last read again (shared stores; Unix ms).
     refreshed_ms: u64,
+    /// Deliveries whose outcome could not be recorded, and when their lane is released (Unix
+    /// ms): they stay queued and are sent again later, under the same id.
+    held: Vec<(u64, u64)>,
     /// Sinks whose deliveries wait because the sink is not configured (warned once).
     unconfigured: HashSet<String>,
     /// Per sink: its semaphore and the concurrency it was made for (a reload may change it).
@@ -88,6 +91,7 @@ impl Deliverer {
             in_flight: HashMap::new(),
             unconfigured: HashSet::new(),
             refreshed_ms: now_ms(),
+            held: Vec::new(),
             semaphores: HashMap::new(),
             next_slot_ms: HashMap::new(),
             gone: HashMap::new(),
@@ -108,6 +112,10 @@ impl Deliverer {
     async fn scan(&mut self) -> Result<Scan, StoreError> {
         let now = now_ms();
         let active = self.active.borrow().clone();
+        for (seq, _) in self.held.iter().filter(|(_, at)| *at <= now) {
+            self.store.release(*seq).await;
+        }
+        self.held.retain(|(_, at)| *at > now);
         let paused: HashSet<String> = self
             .store
             .paused_sinks()
@@ -228,13 +236,18 @@ impl Deliverer {
 
     /// Records the outcome of one send.
     async fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
-        // The lane stays claimed in the outbox's index until the outcome is recorded: if the
-        // store cannot record it, the delivery is not sent again by this process (a restart
-        // sends it, same id).
+        // The lane stays claimed in the outbox's index until the outcome is recorded. If the
+        // store cannot record it, the lane is held a while, then released: the delivery is
+        // still queued and goes out again, under the same id.
         self.in_flight.remove(&seq);
         // Forget the finished send tasks (their outcomes come through the channel).
         while self.sends.try_join_next().is_some() {}
-        self.record(seq, delivery, verdict).await
+        let recorded = self.record(seq, delivery, verdict).await;
+        if recorded.is_err() {
+            let hold = self.active.borrow().config.delivery.initial_backoff;
+            self.held.push((seq, now_ms() + hold.as_millis() as u64));
+        }
+        recorded
     }
 
     /// How long the loop waits when nothing is due. On a shared store other processes (an
@@ -455,7 +468,7 @@ impl Deliverer {
 
     async fn settle_logged(&mut self, outcome: Outcome) {
         if let Err(e) = self.settle(outcome).await {
-            tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held until a restart, which sends it again under the same id");
+            tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held for delivery.initial_backoff, then the delivery goes out again under the same id");
         }
     }
 }

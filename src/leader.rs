@@ -119,7 +119,7 @@ pub async fn campaign(
                     role: role.clone(),
                     store: store.clone(),
                 };
-                election.run(task, &mut shutdown).await
+                election.run(task, &mut shutdown, None).await
             }
             Err(e) => Ended::Connection(e.to_string()),
         };
@@ -166,13 +166,14 @@ struct Election {
 }
 
 impl Election {
+    /// Campaigns on this connection; `deadline` is set when this process already leads (the
+    /// instant it must have renewed by, or step down).
     async fn run(
         &self,
         mut connection: tokio::task::JoinHandle<()>,
         shutdown: &mut watch::Receiver<bool>,
+        mut deadline: Option<Instant>,
     ) -> Ended {
-        // When leading: the instant the leader must have renewed by, or step down.
-        let mut deadline: Option<Instant> = None;
         loop {
             let started = Instant::now();
             let current = *self.role.borrow();
@@ -182,13 +183,19 @@ impl Election {
                     Role::Standby => self.acquire().await,
                 }
             };
-            let outcome = match deadline {
-                Some(at) => tokio::time::timeout_at(at, attempt).await.ok(),
-                None => Some(attempt.await),
-            };
+            // A standby's look is bounded too: it may wait behind a commit's lock.
+            let until = deadline.unwrap_or(started + self.timing.lease);
+            let outcome = tokio::time::timeout_at(until, attempt).await.ok();
             match outcome {
                 Some(Ok(Some(token))) => {
-                    deadline = Some(started + self.timing.lease - self.timing.margin());
+                    let valid_until = started + self.timing.lease - self.timing.margin();
+                    if Instant::now() >= valid_until {
+                        // Answered too late to count on: the lease may be about to expire.
+                        deadline = None;
+                        step_down(&self.role, &self.store, "the lease was granted too late");
+                        continue;
+                    }
+                    deadline = Some(valid_until);
                     self.lead(token);
                 }
                 Some(Ok(None)) => {
@@ -229,8 +236,8 @@ impl Election {
             .client
             .query_opt(
                 "UPDATE leader SET holder = $1, token = token + 1, \
-                 expires_at = now() + $2::float8 * interval '1 second' \
-                 WHERE id = 1 AND expires_at < now() RETURNING token",
+                 expires_at = clock_timestamp() + $2::float8 * interval '1 second' \
+                 WHERE id = 1 AND (expires_at < clock_timestamp() OR holder = $1) RETURNING token",
                 &[&self.holder, &self.timing.lease.as_secs_f64()],
             )
             .await?;
@@ -242,7 +249,7 @@ impl Election {
         let renewed = self
             .client
             .execute(
-                "UPDATE leader SET expires_at = now() + $3::float8 * interval '1 second' \
+                "UPDATE leader SET expires_at = clock_timestamp() + $3::float8 * interval '1 second' \
                  WHERE id = 1 AND holder = $1 AND token = $2",
                 &[
                     &self.holder,
@@ -279,9 +286,16 @@ impl Election {
 pub struct OnceLease {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    role: watch::Receiver<Role>,
 }
 
 impl OnceLease {
+    /// Resolves when the lease is lost (this run must stop sending).
+    pub async fn lost(&self) {
+        let mut role = self.role.clone();
+        let _ = role.wait_for(|r| !r.is_leader()).await;
+    }
+
     /// Gives the lease up.
     pub async fn release(self) {
         let _ = self.stop.send(true);
@@ -301,7 +315,7 @@ pub async fn lead_once(
     let (client, connection) = connect(config)
         .await
         .map_err(|e: StoreError| e.to_string())?;
-    let (role, _) = watch::channel(Role::Standby);
+    let (role, watching) = watch::channel(Role::Standby);
     let election = Election {
         client,
         holder: holder_id(),
@@ -309,7 +323,11 @@ pub async fn lead_once(
         role,
         store: store.clone(),
     };
-    let Some(token) = election.acquire().await.map_err(failed)? else {
+    let started = Instant::now();
+    let acquired = tokio::time::timeout(timing.lease, election.acquire())
+        .await
+        .map_err(|_| format!("{place}: no answer within the lease ({:?})", timing.lease))?;
+    let Some(token) = acquired.map_err(failed)? else {
         let current = election
             .client
             .query_one(
@@ -324,11 +342,17 @@ pub async fn lead_once(
         ));
     };
     election.lead(token);
+    let deadline = started + timing.lease - timing.margin();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        if let Ended::Connection(why) = election.run(connection, &mut stopped).await {
+        if let Ended::Connection(why) = election.run(connection, &mut stopped, Some(deadline)).await
+        {
             step_down(&election.role, &election.store, &why);
         }
     });
-    Ok(OnceLease { stop, task })
+    Ok(OnceLease {
+        stop,
+        task,
+        role: watching,
+    })
 }

@@ -53,7 +53,9 @@ pub async fn run(
         .await
         .map_err(|e| AppError::Setup(format!("server.listen: cannot listen on {listen}: {e}")))?;
     }
-    let election = stand(&active, &store, role_tx, shutdown_rx.clone());
+    // The campaign stops last: the lease is given up only once the loops have stopped sending.
+    let (resign_tx, resign_rx) = watch::channel(false);
+    let election = stand(&active, &store, role_tx, resign_rx);
     let reloader = config_path.map(|path| {
         tokio::spawn(crate::reload::watch_and_reload(
             path.to_owned(),
@@ -83,15 +85,17 @@ pub async fn run(
     stop.await;
     tracing::info!("shutting down: finishing sends in flight");
     let _ = shutdown_tx.send(true);
-    for (name, task) in [
-        ("leading", Some(leading)),
-        ("election", election),
-        ("reload", reloader),
-    ] {
+    for (name, task) in [("leading", Some(leading)), ("reload", reloader)] {
         if let Some(task) = task {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, task = name, "task failed");
             }
+        }
+    }
+    let _ = resign_tx.send(true);
+    if let Some(task) = election {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, task = "election", "task failed");
         }
     }
     store.flush().await?;
@@ -156,8 +160,13 @@ impl Loops {
                     grace,
                 ),
             );
+            // A reload while standing by may have changed the API's settings.
+            let client = client_for(&self.active.borrow().clone()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "keeping the previous API client");
+                self.client.clone()
+            });
             let poller = tokio::spawn(poll_loop(
-                self.client.clone(),
+                client,
                 self.store.clone(),
                 self.active.clone(),
                 self.wake.clone(),

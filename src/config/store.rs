@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::de::{duration, lenient_string, Problem};
-use crate::redact::strip_userinfo;
 use crate::secret::Secret;
 
 use super::devin::secret_opt;
@@ -89,12 +88,10 @@ impl StoreConfig {
             (StoreBackend::Postgres, Some(url)) => {
                 let url = url.expose();
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    // The value may be a password-bearing key=value string: not echoed.
                     p.push(Problem::new(
                         "store.url",
-                        format!(
-                            "`{}` is not a postgres:// URL",
-                            strip_userinfo(url)
-                        ),
+                        "is not a postgres:// URL (postgres://user:password@host:5432/database)",
                     ));
                 }
             }

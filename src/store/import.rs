@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::postgres::{json_text, PgEngine};
+use super::postgres::{json_text, no_nul, PgEngine};
 use super::sled::SledEngine;
 use super::{
     Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, Store, StoreError, Waiting,
@@ -68,6 +68,24 @@ impl PgEngine {
     pub async fn import(&self, data: &Export) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(self.err("import"))?;
+        // No process may lead (poll, record a baseline) while the store is filled: the lease
+        // row stays locked until the import commits.
+        let lease = tx
+            .query_one(
+                "SELECT holder, expires_at > clock_timestamp() FROM leader WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(self.err("leader"))?;
+        if lease.get::<_, bool>(1) {
+            return Err(StoreError::Postgres {
+                what: self.place.to_string(),
+                message: format!(
+                    "a devin-notify process leads this store ({}): stop it before importing",
+                    lease.get::<_, String>(0)
+                ),
+            });
+        }
         let held = tx
             .query_one(
                 "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM outbox) \
@@ -139,7 +157,7 @@ impl PgEngine {
         for (id, message) in &data.messages {
             tx.execute(
                 "INSERT INTO messages (event_id, message) VALUES ($1, $2)",
-                &[id, message],
+                &[id, &message.as_deref().map(no_nul)],
             )
             .await
             .map_err(self.err(&format!("messages/{id}")))?;

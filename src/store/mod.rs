@@ -123,6 +123,17 @@ impl Store {
         }
     }
 
+    /// As [`Store::from_config`], but a PostgreSQL store must exist already (nothing is
+    /// created or migrated): for admin commands.
+    pub async fn open_existing(config: &StoreConfig) -> Result<Store, StoreError> {
+        match config.backend {
+            StoreBackend::Sled => Store::from_config(config).await,
+            StoreBackend::Postgres => Ok(Store::on(Backend::Postgres(
+                self::postgres::PgEngine::open_existing(config).await?,
+            ))),
+        }
+    }
+
     /// Whether several processes may share this store (one of them leading).
     pub fn shared(&self) -> bool {
         matches!(&*self.backend, Backend::Postgres(_))

@@ -78,7 +78,15 @@ impl Store {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let found = on_engine!(self.deliveries(&seqs))?;
+        let found = match on_engine!(self.deliveries(&seqs)) {
+            Ok(found) => found,
+            Err(e) => {
+                // Nothing was sent: the lanes are free again.
+                self.note(|q| seqs.iter().for_each(|seq| q.release(*seq)))
+                    .await;
+                return Err(e);
+            }
+        };
         let mut out = Vec::with_capacity(seqs.len());
         for (seq, delivery) in seqs.into_iter().zip(found) {
             match delivery {

@@ -7,7 +7,7 @@
 //! built from the store once, then kept in step by every write of the outbox (commits, retries,
 //! removals, burials, requeues). Pure: no I/O.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// A lane: (sink, session id).
 pub type Lane = (String, String);
@@ -32,8 +32,11 @@ pub struct QueueIndex {
     ready: HashMap<String, BTreeSet<(u64, u64)>>,
     /// The entry each lane has in `ready`.
     heads: HashMap<Lane, (u64, u64)>,
-    /// Lanes whose head is being sent.
-    claimed: HashSet<Lane>,
+    /// Lanes whose head is being sent, with the delivery being sent.
+    claimed: HashMap<Lane, u64>,
+    /// The same claims by delivery: an outcome releases its lane even when its row is no longer
+    /// in the index (another process removed it).
+    claim_of: HashMap<u64, Lane>,
 }
 
 impl QueueIndex {
@@ -74,20 +77,18 @@ impl QueueIndex {
 
     /// Removes a delivery (delivered, buried, or gone) and releases its lane.
     pub fn remove(&mut self, seq: u64) {
+        self.release(seq);
         if let Some((lane, _)) = self.entries.remove(&seq) {
-            self.claimed.remove(&lane);
             self.forget(seq, &lane);
         }
     }
 
     /// Sets when a delivery is due (after a failed attempt) and releases its lane.
     pub fn reschedule(&mut self, seq: u64, due_ms: u64) {
-        if let Some((lane, due)) = self.entries.get_mut(&seq) {
+        if let Some((_, due)) = self.entries.get_mut(&seq) {
             *due = due_ms;
-            let lane = lane.clone();
-            self.claimed.remove(&lane);
-            self.refresh(&lane);
         }
+        self.release(seq);
     }
 
     /// Takes up to `n` heads of `sink`'s lanes that are due at `now` and durable (`seq` below
@@ -106,18 +107,21 @@ impl QueueIndex {
         for seq in &taken {
             if let Some((lane, _)) = self.entries.get(seq) {
                 let lane = lane.clone();
-                self.claimed.insert(lane.clone());
+                self.claimed.insert(lane.clone(), *seq);
+                self.claim_of.insert(*seq, lane.clone());
                 self.refresh(&lane);
             }
         }
         taken
     }
 
-    /// Releases a lane without changing it (a claimed delivery that was not sent).
+    /// Releases the lane claimed for `seq`, if any, without changing the delivery (it was not
+    /// sent, or its outcome could not be recorded).
     pub fn release(&mut self, seq: u64) {
-        if let Some((lane, _)) = self.entries.get(&seq) {
-            let lane = lane.clone();
-            self.claimed.remove(&lane);
+        if let Some(lane) = self.claim_of.remove(&seq) {
+            if self.claimed.get(&lane) == Some(&seq) {
+                self.claimed.remove(&lane);
+            }
             self.refresh(&lane);
         }
     }
@@ -140,14 +144,14 @@ impl QueueIndex {
             .min()
     }
 
-    /// Keeps the claims of `self` in a freshly built index (when rows changed elsewhere).
+    /// Keeps the claims of `self` in a freshly built index (when rows changed elsewhere): a
+    /// lane being sent stays claimed until its outcome, even if its row is gone meanwhile.
     pub fn rebuilt(&self, rows: impl IntoIterator<Item = Row>) -> QueueIndex {
         let mut fresh = QueueIndex::from_rows(rows);
-        for lane in &self.claimed {
-            if fresh.lanes.contains_key(lane) {
-                fresh.claimed.insert(lane.clone());
-                fresh.refresh(lane);
-            }
+        fresh.claimed = self.claimed.clone();
+        fresh.claim_of = self.claim_of.clone();
+        for lane in self.claimed.keys() {
+            fresh.refresh(lane);
         }
         fresh
     }
@@ -173,7 +177,7 @@ impl QueueIndex {
                 }
             }
         }
-        if self.claimed.contains(lane) {
+        if self.claimed.contains_key(lane) {
             return;
         }
         let Some(head) = self.lanes.get(lane).and_then(|s| s.first().copied()) else {
@@ -282,5 +286,24 @@ mod tests {
         assert_eq!(fresh.claim_due("hook", 0, u64::MAX, 5), [2, 3]);
         fresh.remove(1);
         assert!(fresh.claim_due("hook", 0, u64::MAX, 5).is_empty());
+    }
+
+    #[test]
+    fn a_claim_whose_row_vanished_is_released_by_its_outcome() {
+        let mut q = QueueIndex::from_rows([row(10, "hook", "a", 0), row(11, "hook", "a", 0)]);
+        assert_eq!(q.claim_due("hook", 0, u64::MAX, 5), [10]);
+        // Another process removed 10 while it was being sent.
+        let mut q = q.rebuilt([row(11, "hook", "a", 0)]);
+        assert!(
+            q.claim_due("hook", 0, u64::MAX, 5).is_empty(),
+            "a still sending"
+        );
+        q.remove(10);
+        assert_eq!(
+            q.claim_due("hook", 0, u64::MAX, 5),
+            [11],
+            "released by 10's outcome"
+        );
+        assert_eq!(q.next_due(["hook"], u64::MAX), None);
     }
 }

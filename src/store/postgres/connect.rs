@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use crate::config::StoreConfig;
-use crate::redact::{error_chain, strip_userinfo};
+use crate::redact::error_chain;
 use crate::store::StoreError;
 
 mod embedded {
@@ -25,7 +25,20 @@ pub(super) const POOL_SIZE: usize = 8;
 
 /// `store.url (postgres://host:5432/db)`: the URL without its credentials.
 pub fn place_of(url: &str) -> String {
-    format!("store.url ({})", strip_userinfo(url))
+    // From the parsed settings, never from the text: a password may hold `/` or sit in the
+    // query (`?password=`).
+    let Ok(pg) = url.parse::<tokio_postgres::Config>() else {
+        return "store.url (not a PostgreSQL URL)".to_owned();
+    };
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let db = pg.get_dbname().unwrap_or("");
+    format!("store.url (postgres://{host}:{port}/{db})")
 }
 
 /// The connection settings of `[store]`: the URL, with the schema as search path.
@@ -37,13 +50,20 @@ pub fn pg_config(config: &StoreConfig) -> Result<tokio_postgres::Config, StoreEr
                 what: place_of(url),
                 message: format!("not a PostgreSQL URL: {}", error_chain(&e)),
             })?;
-    // The schema is the search path; options the URL carries (`?options=-c ...`) are kept.
-    let search_path = format!("-c search_path={}", config.schema);
+    // Server-side limits, so that a process that froze or lost the network in the middle of a
+    // transaction cannot hold its locks (and a takeover) for long: its session ends once idle
+    // in a transaction for a quarter of the lease. Options the URL carries (`?options=-c ...`)
+    // come after, and so win; the schema is the search path.
+    let lease_ms = config.lease.as_millis().max(4000) as u64;
+    let ours = format!(
+        "-c idle_in_transaction_session_timeout={} -c lock_timeout={lease_ms} -c statement_timeout=60000",
+        lease_ms / 4
+    );
     let options = match pg.get_options() {
-        Some(given) if !given.is_empty() => format!("{given} {search_path}"),
-        _ => search_path,
+        Some(given) if !given.is_empty() => format!("{ours} {given}"),
+        _ => ours,
     };
-    pg.options(options);
+    pg.options(format!("{options} -c search_path={}", config.schema));
     pg.application_name("devin-notify");
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.keepalives_idle(Duration::from_secs(10));
@@ -131,4 +151,28 @@ pub(super) async fn migrate(config: &StoreConfig, place: &str) -> Result<(), Sto
         }
     }
     result.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_never_show_a_password() {
+        assert_eq!(
+            place_of("postgres://app:s3cret@db.internal:6432/notify"),
+            "store.url (postgres://db.internal:6432/notify)"
+        );
+        assert_eq!(
+            place_of("postgres://app:pa/ss@db/notify"),
+            "store.url (postgres://db:5432/notify)"
+        );
+        let with_query = place_of("postgres://app@db/notify?password=s3cret&sslmode=disable");
+        assert!(!with_query.contains("s3cret"), "{with_query}");
+        assert_eq!(
+            place_of("host=db password=s3cret"),
+            "store.url (postgres://db:5432/)"
+        );
+        assert_eq!(place_of("%%%"), "store.url (not a PostgreSQL URL)");
+    }
 }

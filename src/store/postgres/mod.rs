@@ -50,6 +50,28 @@ impl PgEngine {
         let url = config.url.as_ref().map(|u| u.expose()).unwrap_or_default();
         let place = place_of(url);
         migrate(config, &place).await?;
+        Self::pool(config, place)
+    }
+
+    /// Opens a store that must exist already, changing nothing: for admin commands, so that a
+    /// mistyped schema is an error, not a new empty store.
+    pub async fn open_existing(config: &StoreConfig) -> Result<PgEngine, StoreError> {
+        let url = config.url.as_ref().map(|u| u.expose()).unwrap_or_default();
+        let place = place_of(url);
+        if schema_version(config).await?.is_none() {
+            return Err(StoreError::Postgres {
+                what: place,
+                message: format!(
+                    "schema {} holds no devin-notify store (check store.schema; `run` creates it)",
+                    config.schema
+                ),
+            });
+        }
+        Self::pool(config, place)
+    }
+
+    /// The pool over `[store]`'s database.
+    fn pool(config: &StoreConfig, place: String) -> Result<PgEngine, StoreError> {
         let manager = Manager::from_config(
             pg_config(config)?,
             NoTls,
@@ -162,14 +184,14 @@ impl PgEngine {
             .map_err(self.err("meta"))?;
         }
         self.write_waits(tx, commit).await?;
-        let announced: BTreeMap<&str, &str> = commit
+        let announced: BTreeMap<&str, std::borrow::Cow<'_, str>> = commit
             .announced
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), no_nul(v)))
             .collect();
         if !announced.is_empty() {
             let ids: Vec<&str> = announced.keys().copied().collect();
-            let states: Vec<&str> = announced.values().copied().collect();
+            let states: Vec<&str> = announced.values().map(|s| s.as_ref()).collect();
             tx.execute(
                 "INSERT INTO announced (event_id, state) SELECT * FROM UNNEST($1::text[], $2::text[]) \
                  ON CONFLICT (event_id) DO UPDATE SET state = EXCLUDED.state",
@@ -301,7 +323,45 @@ impl PgEngine {
 
 /// A record's JSON text.
 pub(super) fn json_text<T: serde::Serialize>(value: &T) -> String {
-    String::from_utf8_lossy(&encode(value)).into_owned()
+    let text = String::from_utf8_lossy(&encode(value)).into_owned();
+    if !text.contains("\\u0000") {
+        return text;
+    }
+    // PostgreSQL refuses U+0000 in text and jsonb: it becomes U+FFFD, which nothing needs to
+    // tell apart (a receiver's answer, a session title).
+    match serde_json::to_value(value) {
+        Ok(mut v) => {
+            scrub(&mut v);
+            v.to_string()
+        }
+        Err(_) => text,
+    }
+}
+
+/// Replaces U+0000 in every string (and key) of a JSON value.
+fn scrub(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = no_nul(s).into_owned(),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                scrub(&mut v);
+                map.insert(no_nul(&k).into_owned(), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text without U+0000 (PostgreSQL refuses it in text values).
+pub(super) fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// The snapshots of a commit as three columns.
@@ -381,7 +441,7 @@ impl Engine for PgEngine {
             .execute(
                 "INSERT INTO messages (event_id, message) VALUES ($1, $2) \
                  ON CONFLICT (event_id) DO UPDATE SET message = EXCLUDED.message",
-                &[&event_id, message],
+                &[&event_id, &message.as_deref().map(no_nul)],
             )
             .await
             .map(|_| ())
@@ -467,8 +527,9 @@ impl Engine for PgEngine {
             .client()
             .await?
             .query(
-                "SELECT seq, sink, session_id, coalesce((record->>'next_attempt_ms')::bigint, 0) \
-                 FROM outbox ORDER BY seq",
+                "SELECT seq, sink, session_id, CASE WHEN jsonb_typeof(record->'next_attempt_ms') = 'number' \
+                 THEN least(greatest((record->>'next_attempt_ms')::numeric, 0), 9223372036854775807)::bigint \
+                 ELSE 0 END FROM outbox ORDER BY seq",
                 &[],
             )
             .await
