@@ -163,3 +163,39 @@ async fn killed_connections_and_a_statement_timeout_lose_nothing() {
     }
     assert!(!log.contains("pw-"), "no password in the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_in_messages_and_answers_do_not_stall_anything() {
+    let rules = r#"
+[[rules]]
+name = "all"
+events = ["session.status_changed"]
+sinks = ["hook"]
+"#;
+    let env = Env::start_on(Backend::Postgres, rules).await;
+    env.api.upsert_all([session("s1"), session("s2")]);
+    env.once().await.expect("baseline");
+    // Devin's question holds U+0000; the receiver's refusal of the other session too.
+    env.api.set_messages(
+        "s1",
+        vec![support::message("devin", "May I\u{0}proceed?", 1)],
+    );
+    env.hook
+        .script(vec![support::Reply::Status(400, "bad\u{0}request".into())]);
+    env.api.update("s2", |s| s["status"] = json!("error"));
+    let report = env.once().await.expect("the dead letter is recorded");
+    assert_eq!(report.drain.dead, 1);
+    env.api
+        .update("s1", |s| s["status_detail"] = json!("waiting_for_user"));
+    let report = env.once().await.expect("the waiting event goes out");
+    assert_eq!(report.drain.delivered, 1);
+    let got = env.hook.wait_for(2, WAIT).await;
+    assert_eq!(
+        got[1].json()["data"]["last_devin_message"],
+        "May I\u{0}proceed?",
+        "sent as read"
+    );
+    let (code, out) = env.cli(&["dead-letters", "list"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 dead letter(s)"), "{out}");
+}
