@@ -20,20 +20,22 @@
 //! - `steady`: `devin-notify run` as a service; `/proc/<pid>/io` is read at each "poll done"
 //!   log line, so a poll's writes are measured without the store's opening and closing.
 //! - `deliver`: (d) deliveries per second from the outbox to a loopback receiver.
-//! - `backlog` (issue 14; only with `--only backlog`, about a minute on the current binary and
-//!   much longer on one whose delivery loop scans the outbox): (g) for each N of
-//!   `--backlog-sizes`, N deliveries queued, then drained by one `once`. The queueing: a
-//!   baseline of N sessions, all N changed to `error` (one webhook each), and `once --wait 0s`
-//!   while the receiver refuses every delivery with `--backlog-refuse` (410 by default: "gone"
-//!   pauses the sink after a few answers, so the rest stay queued untried; it exits 4, "still
-//!   queued"); then `sinks resume hook`, a pause of 1.2 s (the bench config's max_backoff is 1 s,
-//!   so the few refused ones are due again), an empty listing (the drain's poll is one request)
-//!   and `once`, which sends all N to the receiver, now accepting. The receiver notes the
-//!   arrival time of each: deliveries/s over the first and the last K = min(10000, N/2)
-//!   arrivals and first to last; the CPU time (user + system) of the draining `once` divided by
-//!   N; its wall time. A 503 would not do for the queueing: every queued delivery is due, so
-//!   `once --wait 0s` tries them all, and those it reaches again before the pass ends use up
-//!   their attempts (max_attempts 3) and go to the dead letters.
+//! - `backlog` (issue 14; only with `--only backlog`: about 1.5 min with the default sizes and
+//!   3 runs): (g) for each N of `--backlog-sizes`, N deliveries queued, then drained by one
+//!   `once`. The queueing: a baseline of N sessions, all N changed to `error` (one webhook
+//!   each), and `once --wait 0s` while the receiver refuses every delivery with
+//!   `--backlog-refuse` (410 by default: "gone" pauses the sink after 3 answers, so the rest
+//!   stay queued; it exits 4, "still queued"; a binary that dispatches every due delivery at
+//!   once sends them all before the pause, and all are refused); then `sinks resume hook`, a
+//!   pause of 1.2 s (the bench config's max_backoff is 1 s, so the refused ones are due again),
+//!   an empty listing (the drain's poll is one request) and `once`, which sends all N to the
+//!   receiver, now accepting. The receiver notes the arrival time of each: deliveries/s over
+//!   the first and the last K = min(10000, N/2) arrivals and first to last; the CPU time (user
+//!   and system) of the draining `once` divided by N (start-up, store opening and the poll
+//!   included); its wall time and peak RSS. A 503 does not do for the queueing: every queued
+//!   delivery is due, so `once --wait 0s` tries them all, and those it reaches again before
+//!   the pass ends use up their attempts (max_attempts 3) and go to the dead letters (at
+//!   N = 10,000: 30,000 refusals, nothing left to drain).
 //! - `rss`: (e) the peak RSS of the process for full syncs of several sizes.
 //! - `floors`: what the same work costs without devin-notify: serving the listing to a plain
 //!   reqwest loop (HTTP floor), decoding it with `devin_notify::model::Page::decode` (JSON
@@ -111,8 +113,8 @@ struct Opts {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     backlog_sizes: Vec<usize>,
     /// The status the receiver answers while the `backlog` section queues its deliveries
-    /// (410 pauses the sink after a few answers; with a 5xx every delivery is tried, and
-    /// retried until it is dead, while `once --wait 0s` goes through the backlog).
+    /// (410 pauses the sink after 3 answers; with a 5xx every delivery is tried, and those
+    /// due again before `once --wait 0s` is through the backlog can run out of attempts).
     #[arg(long, default_value_t = 410)]
     backlog_refuse: u16,
     /// Listing sizes of the `rss` section.
@@ -1947,6 +1949,12 @@ fn section_backlog(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
                 c.listing,
                 drain.drain
             );
+            if m != n {
+                res.note(format!(
+                    "backlog N = {n}, run {r}: {m} of {n} deliveries received by the drain ({} refused while queueing; the queueing `once` exited {}): see --backlog-refuse",
+                    refused.refused, queue.exit_code
+                ));
+            }
             let name = |what: &str| format!("N = {n}: {what}");
             if let Some(q) = queued {
                 res.add(

@@ -20,6 +20,9 @@ use crate::sink::{Failure, Sinks, Verdict};
 use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
 use crate::{metrics, retry};
 
+/// How many times a sink's concurrency the loop takes from the outbox ahead of sending.
+pub const AHEAD: usize = 8;
+
 /// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
 pub const GONE_BEFORE_PAUSE: u32 = 3;
 
@@ -103,8 +106,8 @@ impl Deliverer {
         }
     }
 
-    /// Dispatches the lane heads that are due, up to each sink's concurrency; returns when the
-    /// next waiting one is due.
+    /// Dispatches the lane heads that are due, up to [`AHEAD`] times each sink's concurrency;
+    /// returns when the next waiting one is due.
     ///
     /// A lane (sink, session) sends one delivery at a time, oldest first. Deliveries not yet
     /// flushed to disk are not sent; nor are those of paused or unconfigured sinks (their queue
@@ -141,8 +144,10 @@ impl Deliverer {
             let Some(sink) = active.config.sinks.get(name) else {
                 continue;
             };
+            // Up to AHEAD times the sink's concurrency are taken at once, so that a send starts
+            // the moment another ends (the sink's semaphore still bounds those in flight).
             let busy = self.in_flight.values().filter(|(s, _)| s == name).count();
-            let free = sink.concurrency().saturating_sub(busy);
+            let free = (sink.concurrency() * AHEAD).saturating_sub(busy);
             if free == 0 {
                 continue;
             }

@@ -112,8 +112,12 @@ async fn a_schema_owned_by_someone_else_is_refused_with_its_name() {
 async fn killed_connections_and_a_statement_timeout_lose_nothing() {
     let mut env = Env::start_on(Backend::Postgres, RULES).await;
     let schema = env.schema.clone().expect("a schema");
-    // Statements may take 300 ms at most (an option the URL carries).
-    let url = format!("{}?options=-c%20statement_timeout%3D300", database_url());
+    // Statements may take 300 ms at most (an option the URL carries), and the connections are
+    // named after the test's schema, so that only this test's are killed below.
+    let url = format!(
+        "{}?options=-c%20statement_timeout%3D300&application_name={schema}",
+        database_url()
+    );
     point_at(&mut env, &url);
     env.api
         .upsert_all(["s1", "s2"].iter().map(|id| session(id)));
@@ -122,8 +126,10 @@ async fn killed_connections_and_a_statement_timeout_lose_nothing() {
     service.wait_log("became the leader", 1, WAIT).await;
 
     // The database drops every connection of the service (as a restart would).
-    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'devin-notify'")
-        .await;
+    sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{schema}'"
+    ))
+    .await;
     env.api.update("s1", |s| s["status"] = json!("exit"));
     env.hook.wait_for(1, WAIT).await;
 

@@ -64,7 +64,10 @@ pub fn pg_config(config: &StoreConfig) -> Result<tokio_postgres::Config, StoreEr
         _ => ours,
     };
     pg.options(format!("{options} -c search_path={}", config.schema));
-    pg.application_name("devin-notify");
+    // An application_name the URL gives (to tell instances apart) is kept.
+    if pg.get_application_name().is_none() {
+        pg.application_name("devin-notify");
+    }
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.keepalives_idle(Duration::from_secs(10));
     Ok(pg)
