@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
 use crate::event::{delivery_id, Event};
-use crate::render::{cloud_event, default_webhook_body, RenderError};
+use crate::render::{cloud_event, default_webhook_body, discord_limits, RenderError};
 use crate::render::{Templates, SINK_KINDS};
 use crate::rules::Rule;
 use crate::sample;
@@ -183,13 +183,25 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
                     continue; // reported by check_rules
                 }
                 let event = sample::event(kind);
-                if let Err(e) = templates.render(
+                let rendered = templates.render(
                     sink.kind(),
                     rule.template.as_deref(),
                     &event,
                     &rule.name,
                     sink_name,
-                ) {
+                );
+                let over = match &rendered {
+                    Ok(body) if sink.kind() == "discord" => serde_json::from_str(body)
+                        .map(|v| discord_limits(&v))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let failures = rendered
+                    .err()
+                    .map(|e| e.to_string())
+                    .into_iter()
+                    .chain(over);
+                for e in failures {
                     problems.push(Problem::new(
                         format!("rules[{i}]"),
                         format!("for sink `{sink_name}` and a sample {kind} event: {e}"),

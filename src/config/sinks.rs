@@ -29,6 +29,8 @@ pub enum SinkConfig {
     Webhook(WebhookSinkConfig),
     /// A Slack app (bot token): one thread per session ([`crate::sink::slack_app`]).
     SlackApp(SlackAppSinkConfig),
+    /// A Discord channel webhook ([`crate::sink::discord`]).
+    Discord(DiscordSinkConfig),
 }
 
 impl SinkConfig {
@@ -39,6 +41,7 @@ impl SinkConfig {
             SinkConfig::Slack(_) => "slack",
             SinkConfig::Webhook(_) => "webhook",
             SinkConfig::SlackApp(_) => "slack_app",
+            SinkConfig::Discord(_) => "discord",
         }
     }
 
@@ -48,6 +51,7 @@ impl SinkConfig {
             SinkConfig::Slack(s) => Some(&s.url),
             SinkConfig::Webhook(w) => Some(&w.url),
             SinkConfig::SlackApp(_) => None,
+            SinkConfig::Discord(d) => Some(&d.url),
         }
     }
 
@@ -58,6 +62,8 @@ impl SinkConfig {
             SinkConfig::Slack(s) => Some(s.max_per_second.unwrap_or(1.0)),
             SinkConfig::Webhook(w) => w.max_per_second,
             SinkConfig::SlackApp(a) => Some(a.max_per_second.unwrap_or(1.0)),
+            // A Discord webhook allows about 5 requests per 2 seconds.
+            SinkConfig::Discord(d) => Some(d.max_per_second.unwrap_or(2.5)),
         }
     }
 
@@ -67,6 +73,7 @@ impl SinkConfig {
             SinkConfig::Slack(s) => s.concurrency.unwrap_or(1),
             SinkConfig::Webhook(w) => w.concurrency.unwrap_or(8),
             SinkConfig::SlackApp(a) => a.concurrency.unwrap_or(1),
+            SinkConfig::Discord(d) => d.concurrency.unwrap_or(1),
         }
     }
 }
@@ -116,6 +123,21 @@ pub enum WebhookFormat {
     #[default]
     Standard,
     Cloudevents,
+}
+
+/// `type = "discord"`: a Discord channel webhook
+/// (`https://discord.com/api/webhooks/<id>/<token>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSinkConfig {
+    /// The webhook URL (a secret: its path is the credential).
+    pub url: Secret,
+    /// The most messages a second (default 2.5: a webhook's limit is about 5 per 2 s).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.

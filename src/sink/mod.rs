@@ -3,6 +3,7 @@
 //!
 //! - [`slack`]: a Slack incoming webhook (the payload as rendered).
 //! - [`webhook`]: a generic HTTP webhook, with Standard Webhooks headers and signature.
+//! - [`discord`]: a Discord channel webhook (embeds, mentions off, its rate limits).
 //! - [`slack_app`]: a Slack app's bot token, one thread per session (it keeps the thread in the
 //!   store).
 //!
@@ -15,6 +16,7 @@
 //! Adding a destination type means a file here, an arm of [`Sink`], and its section in
 //! [`crate::config::SinkConfig`].
 
+pub mod discord;
 pub mod slack;
 pub mod slack_app;
 pub mod webhook;
@@ -115,6 +117,7 @@ pub const BODY_KEEP: usize = 2048;
 
 /// One configured sink, ready to send.
 enum Sink {
+    Discord(discord::Discord),
     Slack(slack::Slack),
     Webhook(webhook::Webhook),
     SlackApp(slack_app::SlackApp),
@@ -134,6 +137,7 @@ impl Sinks {
                 let built = match sink {
                     SinkConfig::Slack(c) => Sink::Slack(slack::Slack::new(http, name, c)),
                     SinkConfig::Webhook(c) => Sink::Webhook(webhook::Webhook::new(http, name, c)),
+                    SinkConfig::Discord(c) => Sink::Discord(discord::Discord::new(http, name, c)),
                     SinkConfig::SlackApp(c) => {
                         Sink::SlackApp(slack_app::SlackApp::new(http, name, c))
                     }
@@ -148,6 +152,7 @@ impl Sinks {
     /// `store`.
     pub async fn send(&self, store: &Store, delivery: &Delivery, timeout: Duration) -> Verdict {
         match self.by_name.get(&delivery.sink) {
+            Some(Sink::Discord(d)) => d.send(delivery, timeout).await,
             Some(Sink::Slack(s)) => s.send(delivery, timeout).await,
             Some(Sink::Webhook(w)) => w.send(delivery, timeout).await,
             Some(Sink::SlackApp(a)) => a.send(store, delivery, timeout).await,

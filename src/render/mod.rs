@@ -9,51 +9,89 @@
 
 use std::collections::BTreeMap;
 
-use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
-};
-use serde_json::{json, Value};
+use handlebars::Handlebars;
+use serde_json::Value;
 
-use crate::event::{human_duration, rfc3339, Change, Event, EventType};
+mod escape;
+mod payload;
+
+use self::escape::registry;
+pub use self::escape::{discord_escape, json_escape, slack_escape};
+pub use self::payload::{
+    cloud_event, color, context, default_webhook_body, discord_limits, headline,
+};
+use crate::event::{Event, EventType};
 
 /// The templates compiled into the binary: (name, text).
 pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "slack/session.created",
-        include_str!("../templates/slack/session.created.hbs"),
+        include_str!("../../templates/slack/session.created.hbs"),
     ),
     (
         "slack/session.status_changed",
-        include_str!("../templates/slack/session.status_changed.hbs"),
+        include_str!("../../templates/slack/session.status_changed.hbs"),
     ),
     (
         "slack/session.archived",
-        include_str!("../templates/slack/session.archived.hbs"),
+        include_str!("../../templates/slack/session.archived.hbs"),
     ),
     (
         "slack/pull_request.opened",
-        include_str!("../templates/slack/pull_request.opened.hbs"),
+        include_str!("../../templates/slack/pull_request.opened.hbs"),
     ),
     (
         "slack/pull_request.state_changed",
-        include_str!("../templates/slack/pull_request.state_changed.hbs"),
+        include_str!("../../templates/slack/pull_request.state_changed.hbs"),
     ),
     (
         "slack/needs_input",
-        include_str!("../templates/slack/needs_input.hbs"),
+        include_str!("../../templates/slack/needs_input.hbs"),
     ),
     (
         "slack/session.waiting",
-        include_str!("../templates/slack/session.waiting.hbs"),
+        include_str!("../../templates/slack/session.waiting.hbs"),
     ),
     (
         "slack/session.acus_exceeded",
-        include_str!("../templates/slack/session.acus_exceeded.hbs"),
+        include_str!("../../templates/slack/session.acus_exceeded.hbs"),
+    ),
+    (
+        "discord/session.created",
+        include_str!("../../templates/discord/session.created.hbs"),
+    ),
+    (
+        "discord/session.status_changed",
+        include_str!("../../templates/discord/session.status_changed.hbs"),
+    ),
+    (
+        "discord/session.archived",
+        include_str!("../../templates/discord/session.archived.hbs"),
+    ),
+    (
+        "discord/pull_request.opened",
+        include_str!("../../templates/discord/pull_request.opened.hbs"),
+    ),
+    (
+        "discord/pull_request.state_changed",
+        include_str!("../../templates/discord/pull_request.state_changed.hbs"),
+    ),
+    (
+        "discord/needs_input",
+        include_str!("../../templates/discord/needs_input.hbs"),
+    ),
+    (
+        "discord/session.waiting",
+        include_str!("../../templates/discord/session.waiting.hbs"),
+    ),
+    (
+        "discord/session.acus_exceeded",
+        include_str!("../../templates/discord/session.acus_exceeded.hbs"),
     ),
 ];
 
 /// The sink types that have template folders.
-pub const SINK_KINDS: [&str; 2] = ["slack", "webhook"];
+pub const SINK_KINDS: [&str; 3] = ["slack", "webhook", "discord"];
 
 /// The template folder of a sink type: `slack_app` sinks render the `slack` templates (the same
 /// Block Kit messages, the same escaping).
@@ -79,6 +117,7 @@ pub enum RenderError {
 pub struct Templates {
     slack: Handlebars<'static>,
     webhook: Handlebars<'static>,
+    discord: Handlebars<'static>,
     /// Where each template came from, for messages: `built-in` or a file path.
     sources: BTreeMap<String, String>,
 }
@@ -91,119 +130,13 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-/// JSON string escaping, without the surrounding quotes.
-pub fn json_escape(text: &str) -> String {
-    let quoted = serde_json::to_string(text).unwrap_or_default();
-    quoted[1..quoted.len().saturating_sub(1).max(1)].to_owned()
-}
-
-/// Slack mrkdwn escaping (`&`, `<`, `>`), then JSON string escaping.
-pub fn slack_escape(text: &str) -> String {
-    let mut mrkdwn = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => mrkdwn.push_str("&amp;"),
-            '<' => mrkdwn.push_str("&lt;"),
-            '>' => mrkdwn.push_str("&gt;"),
-            c => mrkdwn.push(c),
-        }
-    }
-    json_escape(&mrkdwn)
-}
-
-/// A helper's first parameter as text: a string as it is, null or absent as empty, anything
-/// else as JSON.
-fn first_param_text(h: &Helper) -> String {
-    match h.param(0).map(|p| p.value()) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
-    }
-}
-
-fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
-    let mut hb = Handlebars::new();
-    hb.register_escape_fn(escape);
-    hb.register_helper("json", Box::new(json_helper));
-    hb.register_helper("truncate", Box::new(truncate_helper));
-    hb.register_helper("plain", Box::new(plain_helper));
-    hb.register_helper("quote", Box::new(quote_helper));
-    hb
-}
-
-/// `{{quote value}}`: a mrkdwn block quote: each line escaped and prefixed with `>`.
-fn quote_helper(
-    h: &Helper,
-    hb: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let text = first_param_text(h);
-    let escape = hb.get_escape_fn();
-    let quoted: Vec<String> = text
-        .lines()
-        .map(|line| format!(">{}", escape(&format!(" {line}"))))
-        .collect();
-    // The lines are joined by an escaped newline: the output sits inside a JSON string.
-    out.write(&quoted.join("\\n"))?;
-    Ok(())
-}
-
-/// `{{plain value}}`: JSON-escaped but not mrkdwn-escaped, for URLs and `plain_text` fields of
-/// Slack blocks, where Slack does not decode `&amp;`.
-fn plain_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let text = first_param_text(h);
-    out.write(&json_escape(&text))?;
-    Ok(())
-}
-
-/// `{{json value}}`: the value as JSON, unescaped (for whole objects in webhook templates).
-fn json_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-    let text = serde_json::to_string(&value)
-        .map_err(|e| RenderErrorReason::Other(format!("json: {e}")))?;
-    out.write(&text)?;
-    Ok(())
-}
-
-/// `{{truncate value 200}}`: at most N characters (cut on a character boundary, `…` appended),
-/// escaped like any value.
-fn truncate_helper(
-    h: &Helper,
-    hb: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let text = first_param_text(h);
-    let max = h.param(1).and_then(|p| p.value().as_u64()).ok_or_else(|| {
-        RenderErrorReason::ParamTypeMismatchForName("truncate", "1".into(), "a whole number".into())
-    })?;
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let cut = crate::event::truncate_chars(&text, max);
-    out.write(&hb.get_escape_fn()(&cut))?;
-    Ok(())
-}
-
 impl Templates {
     /// The built-in templates only.
     pub fn built_in() -> Templates {
         let mut t = Templates {
             slack: registry(slack_escape),
             webhook: registry(json_escape),
+            discord: registry(discord_escape),
             sources: BTreeMap::new(),
         };
         for (name, text) in BUILT_IN {
@@ -223,6 +156,7 @@ impl Templates {
         let hb = match kind {
             "slack" => &mut self.slack,
             "webhook" => &mut self.webhook,
+            "discord" => &mut self.discord,
             _ => {
                 return Err(RenderError::Missing {
                     template: name.to_owned(),
@@ -287,10 +221,10 @@ impl Templates {
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };
-        let hb = if kind == "slack" {
-            &self.slack
-        } else {
-            &self.webhook
+        let hb = match kind {
+            "slack" => &self.slack,
+            "discord" => &self.discord,
+            _ => &self.webhook,
         };
         if !hb.has_template(&name) {
             return Err(RenderError::Missing { template: name });
@@ -319,134 +253,10 @@ impl Templates {
     }
 }
 
-/// The webhook body when no template is set (SPEC section 5).
-pub fn default_webhook_body(event: &Event) -> Value {
-    let mut body = json!({
-        "type": event.kind.as_str(),
-        "timestamp": rfc3339(event.timestamp()),
-        "data": {
-            "event_id": event.id,
-            "session": event.session,
-            "previous": event.previous,
-            "change": event.change,
-        }
-    });
-    if let Some(message) = &event.last_devin_message {
-        body["data"]["last_devin_message"] = json!(message);
-    }
-    body
-}
-
-/// The event as a CloudEvents 1.0 event in structured mode: `id` is the delivery's
-/// `webhook-id`, `source` names the producer (`devin-notify`, plus `/` and the organization for
-/// an organization-scoped account), `data` is what a webhook body's `data` holds.
-pub fn cloud_event(event: &Event, id: &str, source: &str, data: Value) -> Value {
-    json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": source,
-        "type": format!("ai.devin.{}", event.kind.as_str()),
-        "subject": event.session.session_id,
-        "time": rfc3339(event.timestamp()),
-        "datacontenttype": "application/json",
-        "data": data,
-    })
-}
-
-/// A one-line summary and an emoji for an event, shared by the default templates.
-pub fn headline(event: &Event) -> (&'static str, String) {
-    match &event.change {
-        Change::Status {
-            status,
-            status_detail,
-            ..
-        } => match (status.as_str(), status_detail.as_deref()) {
-            (_, Some("waiting_for_user")) => (":raising_hand:", "Devin needs your input".into()),
-            (_, Some("waiting_for_approval")) => (
-                ":raising_hand:",
-                "Devin is waiting for your approval".into(),
-            ),
-            (_, Some("finished")) | ("exit", _) => (":white_check_mark:", "Devin finished".into()),
-            ("error", _) => (":x:", "Devin hit an error".into()),
-            ("suspended", Some(d)) => (
-                ":double_vertical_bar:",
-                format!("Session suspended ({})", d.replace('_', " ")),
-            ),
-            ("suspended", None) => (":double_vertical_bar:", "Session suspended".into()),
-            ("running", Some("working")) => (":arrow_forward:", "Devin is working".into()),
-            (s, Some(d)) => (":information_source:", format!("Status is now {s} ({d})")),
-            (s, None) => (":information_source:", format!("Status is now {s}")),
-        },
-        Change::PullRequest {
-            pr_state,
-            from_pr_state: None,
-            ..
-        } => (
-            ":twisted_rightwards_arrows:",
-            format!("Devin opened a pull request ({pr_state})"),
-        ),
-        Change::PullRequest { pr_state, .. } => match pr_state.as_str() {
-            "merged" => (":tada:", "Pull request merged".into()),
-            "closed" => (":no_entry_sign:", "Pull request closed".into()),
-            s => (
-                ":twisted_rightwards_arrows:",
-                format!("Pull request is now {s}"),
-            ),
-        },
-        Change::Waiting {
-            waiting_seconds, ..
-        } => (
-            ":hourglass_flowing_sand:",
-            format!(
-                "Devin has been waiting for you for {}",
-                human_duration(*waiting_seconds)
-            ),
-        ),
-        Change::Acus { threshold, .. } => (
-            ":money_with_wings:",
-            format!("Session passed {threshold} ACUs"),
-        ),
-        Change::Session {} if event.kind == EventType::SessionArchived => {
-            (":file_cabinet:", "Session archived".into())
-        }
-        Change::Session {} => (":sparkles:", "New Devin session".into()),
-    }
-}
-
-/// The data a template sees.
-///
-/// `event` (`id`, `type`, `timestamp`), `session` and `previous` (as the API lists them),
-/// `change` (the fields that changed), `title` (the title, or the session id), `headline` and
-/// `emoji` (a summary line), `acus` (ACUs to one decimal), `repo` (of the event's PR),
-/// `rule` and `sink` (names).
-pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
-    let (emoji, headline) = headline(event);
-    let repo = match &event.change {
-        Change::PullRequest { repo, .. } => repo.clone(),
-        _ => None,
-    };
-    json!({
-        "event": {
-            "id": event.id,
-            "type": event.kind.as_str(),
-            "timestamp": rfc3339(event.timestamp()),
-        },
-        "session": event.session,
-        "previous": event.previous,
-        "change": event.change,
-        "title": event.session.display_title(),
-        "headline": headline,
-        "emoji": emoji,
-        "acus": format!("{:.1}", event.session.acus_consumed),
-        "repo": repo,
-        "last_devin_message": event.last_devin_message,
-        "rule": rule,
-        "sink": sink,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::diff::diff;
     use crate::model::{PullRequest, Session};
@@ -498,6 +308,55 @@ mod tests {
         assert_eq!(slack_escape("<a|b> & c"), "&lt;a|b&gt; &amp; c");
         assert_eq!(json_escape(""), "");
         assert_eq!(slack_escape("\u{1}"), "\\u0001");
+    }
+
+    #[test]
+    fn every_default_discord_template_is_escaped_valid_json_within_limits() {
+        let t = Templates::built_in();
+        let nasty =
+            "@everyone <@123> [x](https://evil.example) **bold** `code` \"q\" \\ # head\n> quote";
+        let mut events = all_events(nasty);
+        // As long as devin.last_message_max_chars allows by default (500).
+        events[1].last_devin_message = Some("@here [click](https://evil) ~~gone~~ ".repeat(13));
+        let mut names: Vec<Option<&str>> = vec![None];
+        names.push(Some("needs_input"));
+        for event in &events {
+            for name in &names {
+                let body = t
+                    .render("discord", *name, event, "r", "s")
+                    .expect("renders");
+                let v: Value = serde_json::from_str(&body).expect("valid JSON");
+                assert_eq!(discord_limits(&v), Vec::<String>::new(), "{body}");
+                let embed = &v["embeds"][0];
+                let title = embed["title"].as_str().expect("a title");
+                assert!(
+                    title.starts_with(
+                        "\\@everyone \\<\\@123\\> \\[x\\]\\(https\\://evil.example\\)"
+                    ),
+                    "{title}"
+                );
+                assert!(title.contains("\\*\\*bold\\*\\*"), "{title}");
+                let text = v.to_string();
+                assert!(
+                    !text.contains("[click](") && !text.contains("[x]("),
+                    "{text}"
+                );
+                assert_eq!(embed["url"], "https://app.devin.ai/sessions/abc?x=1&y=2");
+                assert_eq!(embed["timestamp"], "2023-11-14T22:13:20Z");
+                assert!(embed["footer"]["text"]
+                    .as_str()
+                    .is_some_and(|f| !f.contains('\\')));
+            }
+        }
+        let mut huge = json!({"embeds": [{"title": "t".repeat(300), "fields": vec![json!({"name": "n", "value": "v"}); 26]}]});
+        assert_eq!(
+            discord_limits(&huge).len(),
+            2,
+            "{:?}",
+            discord_limits(&huge)
+        );
+        huge["content"] = json!("c".repeat(2001));
+        assert_eq!(discord_limits(&huge).len(), 3);
     }
 
     #[test]

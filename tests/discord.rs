@@ -1,0 +1,97 @@
+//! Discord sinks: embeds posted with `?wait=true`, mentions always off, session values escaped
+//! for Discord markdown, and Discord's 429 `retry_after` honoured.
+
+mod harness;
+mod support;
+
+use std::time::Duration;
+
+use harness::Env;
+use serde_json::json;
+use support::{session, Reply};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+const RULES: &str = r#"
+[[rules]]
+name = "all"
+events = ["session.status_changed"]
+sinks = ["chat"]
+"#;
+
+/// An env whose `chat` sink is a Discord webhook at the `hook` receiver.
+async fn started() -> Env {
+    let mut env = Env::start(RULES).await;
+    let url = env.hook.url("/api/webhooks/123/discordtoken");
+    env.set_extra(&format!(
+        "[sinks.chat]\ntype = \"discord\"\nurl = \"{url}\"\nmax_per_second = 50\n"
+    ));
+    // Retry-After is capped at max_backoff: leave room for Discord's 0.4 s.
+    env.tweak("max_backoff = \"200ms\"", "max_backoff = \"2s\"");
+    let mut s = session("s1");
+    s["title"] = json!("@everyone <@123> [x](https://evil.example) **now**");
+    env.api.upsert_all([s]);
+    env.once().await.expect("baseline");
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_gets_escaped_embeds_with_mentions_off_and_its_retry_after_is_honoured() {
+    let env = started().await;
+    env.hook.script(vec![Reply::Status(
+        429,
+        r#"{"message":"You are being rate limited.","retry_after":0.4,"global":false}"#.into(),
+    )]);
+    env.api.update("s1", |s| s["status"] = json!("exit"));
+    let report = env.once().await.expect("delivered after the 429");
+    assert_eq!((report.drain.delivered, report.drain.retried), (1, 1));
+    let got = env.hook.wait_for(2, WAIT).await;
+    let waited = got[1].at.duration_since(got[0].at);
+    assert!(
+        waited >= Duration::from_millis(400),
+        "retry_after honoured: {waited:?}"
+    );
+    for r in &got {
+        assert_eq!(r.path, "/api/webhooks/123/discordtoken");
+        assert_eq!(r.query.as_deref(), Some("wait=true"));
+    }
+    let v = got[1].json();
+    assert_eq!(v["allowed_mentions"], json!({"parse": []}));
+    let embed = &v["embeds"][0];
+    assert_eq!(
+        embed["title"],
+        "\\@everyone \\<\\@123\\> \\[x\\]\\(https\\://evil.example\\) \\*\\*now\\*\\*"
+    );
+    assert_eq!(embed["color"], 0x2EB67D, "finished: green");
+    assert!(embed["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("Devin finished")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_a_discord_payload_over_discords_limits() {
+    let mut env = started().await;
+    let dir = env.dir.path().join("templates");
+    std::fs::create_dir_all(dir.join("discord")).expect("dir");
+    let fields: Vec<String> = (0..26)
+        .map(|i| format!(r#"{{"name": "f{i}", "value": "{{{{session.status}}}}"}}"#))
+        .collect();
+    std::fs::write(
+        dir.join("discord/session.status_changed.hbs"),
+        format!(
+            r#"{{"embeds": [{{"title": "t", "fields": [{}]}}]}}"#,
+            fields.join(",")
+        ),
+    )
+    .expect("template");
+    env.tweak(
+        "[store]",
+        &format!("[templates]\ndir = \"{}\"\n\n[store]", dir.display()),
+    );
+    let (code, out) = env.cli(&["check"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("rules[0]") && out.contains("embeds[0] has 26 fields (Discord allows 25)"),
+        "{out}"
+    );
+}
