@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
 use crate::event::{delivery_id, Event};
-use crate::render::{cloud_event, default_webhook_body, discord_limits, RenderError};
+use crate::render::{
+    cloud_event, default_webhook_body, discord_limits, teams_message, RenderError, TEAMS_MAX_BYTES,
+};
 use crate::render::{Templates, SINK_KINDS};
 use crate::rules::Rule;
 use crate::sample;
@@ -78,6 +80,10 @@ impl Active {
                     None => "devin-notify".to_owned(),
                 };
                 Ok(cloud_event(event, &id, &source, data).to_string())
+            }
+            SinkConfig::Teams(_) => {
+                let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                Ok(teams_message(card).to_string())
             }
             _ => Ok(body),
         }
@@ -194,6 +200,12 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
                     Ok(body) if sink.kind() == "discord" => serde_json::from_str(body)
                         .map(|v| discord_limits(&v))
                         .unwrap_or_default(),
+                    Ok(body) if sink.kind() == "teams" && body.len() > TEAMS_MAX_BYTES => {
+                        vec![format!(
+                            "the card is {} bytes (Teams takes about {TEAMS_MAX_BYTES})",
+                            body.len()
+                        )]
+                    }
                     _ => Vec::new(),
                 };
                 let failures = rendered

@@ -37,8 +37,8 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::server::{LogConfig, LogFormat, ServerConfig};
 pub use self::sinks::{
-    DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, WebhookFormat,
-    WebhookSinkConfig, DEFAULT_API_BASE,
+    DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
+    WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,
 };
 pub use self::store::{Baseline, StoreBackend, StoreConfig};
 

@@ -31,6 +31,8 @@ pub enum SinkConfig {
     SlackApp(SlackAppSinkConfig),
     /// A Discord channel webhook ([`crate::sink::discord`]).
     Discord(DiscordSinkConfig),
+    /// A Microsoft Teams Workflows webhook ([`crate::sink::teams`]).
+    Teams(TeamsSinkConfig),
 }
 
 impl SinkConfig {
@@ -42,6 +44,7 @@ impl SinkConfig {
             SinkConfig::Webhook(_) => "webhook",
             SinkConfig::SlackApp(_) => "slack_app",
             SinkConfig::Discord(_) => "discord",
+            SinkConfig::Teams(_) => "teams",
         }
     }
 
@@ -52,6 +55,7 @@ impl SinkConfig {
             SinkConfig::Webhook(w) => Some(&w.url),
             SinkConfig::SlackApp(_) => None,
             SinkConfig::Discord(d) => Some(&d.url),
+            SinkConfig::Teams(t) => Some(&t.url),
         }
     }
 
@@ -64,6 +68,7 @@ impl SinkConfig {
             SinkConfig::SlackApp(a) => Some(a.max_per_second.unwrap_or(1.0)),
             // A Discord webhook allows about 5 requests per 2 seconds.
             SinkConfig::Discord(d) => Some(d.max_per_second.unwrap_or(2.5)),
+            SinkConfig::Teams(t) => Some(t.max_per_second.unwrap_or(1.0)),
         }
     }
 
@@ -74,6 +79,7 @@ impl SinkConfig {
             SinkConfig::Webhook(w) => w.concurrency.unwrap_or(8),
             SinkConfig::SlackApp(a) => a.concurrency.unwrap_or(1),
             SinkConfig::Discord(d) => d.concurrency.unwrap_or(1),
+            SinkConfig::Teams(t) => t.concurrency.unwrap_or(1),
         }
     }
 }
@@ -133,6 +139,21 @@ pub struct DiscordSinkConfig {
     /// The webhook URL (a secret: its path is the credential).
     pub url: Secret,
     /// The most messages a second (default 2.5: a webhook's limit is about 5 per 2 s).
+    #[serde(default)]
+    pub max_per_second: Option<f64>,
+    /// Sends in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// `type = "teams"`: a Microsoft Teams channel, through a Workflows "When a Teams webhook
+/// request is received" URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsSinkConfig {
+    /// The Workflows URL (a secret: its query carries the signature).
+    pub url: Secret,
+    /// The most messages a second (default 1).
     #[serde(default)]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 1).

@@ -57,6 +57,24 @@ pub fn discord_escape(text: &str) -> String {
     json_escape(&md)
 }
 
+/// Teams (Adaptive Card markdown) escaping: a zero-width space after every character that
+/// could open formatting, a link or a list (`*`, `_`, `~`, `` ` ``, `[`, `]`, `(`, `)`, `#`,
+/// `-`, `>`, `<`), so no pair or sequence of them forms markup while the text reads the same;
+/// then JSON string escaping. (Adaptive Card text has no backslash escapes.)
+pub fn teams_escape(text: &str) -> String {
+    let mut md = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        md.push(c);
+        if matches!(
+            c,
+            '*' | '_' | '~' | '`' | '[' | ']' | '(' | ')' | '#' | '-' | '>' | '<'
+        ) {
+            md.push('\u{200B}');
+        }
+    }
+    json_escape(&md)
+}
+
 /// A helper's first parameter as text: a string as it is, null or absent as empty, anything
 /// else as JSON.
 fn first_param_text(h: &Helper) -> String {

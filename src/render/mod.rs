@@ -16,9 +16,10 @@ mod escape;
 mod payload;
 
 use self::escape::registry;
-pub use self::escape::{discord_escape, json_escape, slack_escape};
+pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
 pub use self::payload::{
-    cloud_event, color, context, default_webhook_body, discord_limits, headline,
+    cloud_event, color, context, default_webhook_body, discord_limits, headline, teams_message,
+    TEAMS_MAX_BYTES,
 };
 use crate::event::{Event, EventType};
 
@@ -88,10 +89,42 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "discord/session.acus_exceeded",
         include_str!("../../templates/discord/session.acus_exceeded.hbs"),
     ),
+    (
+        "teams/session.created",
+        include_str!("../../templates/teams/session.created.hbs"),
+    ),
+    (
+        "teams/session.status_changed",
+        include_str!("../../templates/teams/session.status_changed.hbs"),
+    ),
+    (
+        "teams/session.archived",
+        include_str!("../../templates/teams/session.archived.hbs"),
+    ),
+    (
+        "teams/pull_request.opened",
+        include_str!("../../templates/teams/pull_request.opened.hbs"),
+    ),
+    (
+        "teams/pull_request.state_changed",
+        include_str!("../../templates/teams/pull_request.state_changed.hbs"),
+    ),
+    (
+        "teams/needs_input",
+        include_str!("../../templates/teams/needs_input.hbs"),
+    ),
+    (
+        "teams/session.waiting",
+        include_str!("../../templates/teams/session.waiting.hbs"),
+    ),
+    (
+        "teams/session.acus_exceeded",
+        include_str!("../../templates/teams/session.acus_exceeded.hbs"),
+    ),
 ];
 
 /// The sink types that have template folders.
-pub const SINK_KINDS: [&str; 3] = ["slack", "webhook", "discord"];
+pub const SINK_KINDS: [&str; 4] = ["slack", "webhook", "discord", "teams"];
 
 /// The template folder of a sink type: `slack_app` sinks render the `slack` templates (the same
 /// Block Kit messages, the same escaping).
@@ -118,6 +151,7 @@ pub struct Templates {
     slack: Handlebars<'static>,
     webhook: Handlebars<'static>,
     discord: Handlebars<'static>,
+    teams: Handlebars<'static>,
     /// Where each template came from, for messages: `built-in` or a file path.
     sources: BTreeMap<String, String>,
 }
@@ -137,6 +171,7 @@ impl Templates {
             slack: registry(slack_escape),
             webhook: registry(json_escape),
             discord: registry(discord_escape),
+            teams: registry(teams_escape),
             sources: BTreeMap::new(),
         };
         for (name, text) in BUILT_IN {
@@ -157,6 +192,7 @@ impl Templates {
             "slack" => &mut self.slack,
             "webhook" => &mut self.webhook,
             "discord" => &mut self.discord,
+            "teams" => &mut self.teams,
             _ => {
                 return Err(RenderError::Missing {
                     template: name.to_owned(),
@@ -224,6 +260,7 @@ impl Templates {
         let hb = match kind {
             "slack" => &self.slack,
             "discord" => &self.discord,
+            "teams" => &self.teams,
             _ => &self.webhook,
         };
         if !hb.has_template(&name) {
@@ -357,6 +394,39 @@ mod tests {
         );
         huge["content"] = json!("c".repeat(2001));
         assert_eq!(discord_limits(&huge).len(), 3);
+    }
+
+    #[test]
+    fn every_default_teams_template_is_an_adaptive_card_with_values_defused() {
+        let t = Templates::built_in();
+        let nasty = "**bold** [x](https://evil.example) _it_ - item <at>x</at> \"q\" \\";
+        let mut events = all_events(nasty);
+        events[1].last_devin_message = Some("[click](https://evil) **now**".into());
+        for event in &events {
+            for name in [None, Some("needs_input")] {
+                let body = t.render("teams", name, event, "r", "s").expect("renders");
+                assert!(body.len() < TEAMS_MAX_BYTES, "{}", body.len());
+                let card: Value = serde_json::from_str(&body).expect("valid JSON");
+                assert_eq!(card["type"], "AdaptiveCard");
+                assert_eq!(card["version"], "1.4");
+                let items = card["body"].as_array().expect("a body");
+                assert!(items.iter().all(|i| i["type"].is_string()), "{card}");
+                let action = &card["actions"][0];
+                assert_eq!(action["type"], "Action.OpenUrl");
+                assert_eq!(action["url"], "https://app.devin.ai/sessions/abc?x=1&y=2");
+                let text = card.to_string();
+                for injected in ["**bold**", "[x](", "[click](", "_it_", "**now**", "- item"] {
+                    assert!(!text.contains(injected), "`{injected}` survived: {text}");
+                }
+                assert!(text.contains("*\u{200B}*\u{200B}bold"), "{text}");
+                let message = teams_message(card);
+                assert_eq!(
+                    message["attachments"][0]["contentType"],
+                    "application/vnd.microsoft.card.adaptive"
+                );
+                assert_eq!(message["attachments"][0]["contentUrl"], Value::Null);
+            }
+        }
     }
 
     #[test]

@@ -214,3 +214,18 @@ pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
         "sink": sink,
     })
 }
+
+/// The largest Teams message body, in bytes (a Workflows webhook takes about 28 KB).
+pub const TEAMS_MAX_BYTES: usize = 28 * 1024;
+
+/// An Adaptive Card in the message envelope a Teams Workflows webhook takes.
+pub fn teams_message(card: Value) -> Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
+}

@@ -4,6 +4,7 @@
 //! - [`slack`]: a Slack incoming webhook (the payload as rendered).
 //! - [`webhook`]: a generic HTTP webhook, with Standard Webhooks headers and signature.
 //! - [`discord`]: a Discord channel webhook (embeds, mentions off, its rate limits).
+//! - [`teams`]: a Microsoft Teams Workflows webhook (an Adaptive Card in its envelope).
 //! - [`slack_app`]: a Slack app's bot token, one thread per session (it keeps the thread in the
 //!   store).
 //!
@@ -19,6 +20,7 @@
 pub mod discord;
 pub mod slack;
 pub mod slack_app;
+pub mod teams;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -121,6 +123,7 @@ enum Sink {
     Slack(slack::Slack),
     Webhook(webhook::Webhook),
     SlackApp(slack_app::SlackApp),
+    Teams(teams::Teams),
 }
 
 /// The sinks of one configuration, built once per configuration over one shared HTTP client.
@@ -138,6 +141,7 @@ impl Sinks {
                     SinkConfig::Slack(c) => Sink::Slack(slack::Slack::new(http, name, c)),
                     SinkConfig::Webhook(c) => Sink::Webhook(webhook::Webhook::new(http, name, c)),
                     SinkConfig::Discord(c) => Sink::Discord(discord::Discord::new(http, name, c)),
+                    SinkConfig::Teams(c) => Sink::Teams(teams::Teams::new(http, name, c)),
                     SinkConfig::SlackApp(c) => {
                         Sink::SlackApp(slack_app::SlackApp::new(http, name, c))
                     }
@@ -154,6 +158,7 @@ impl Sinks {
         match self.by_name.get(&delivery.sink) {
             Some(Sink::Discord(d)) => d.send(delivery, timeout).await,
             Some(Sink::Slack(s)) => s.send(delivery, timeout).await,
+            Some(Sink::Teams(t)) => t.send(delivery, timeout).await,
             Some(Sink::Webhook(w)) => w.send(delivery, timeout).await,
             Some(Sink::SlackApp(a)) => a.send(store, delivery, timeout).await,
             None => Verdict::Retry(Failure::unanswered(format!(

@@ -1,0 +1,74 @@
+//! Microsoft Teams sinks: an Adaptive Card in the Workflows message envelope; Workflows' 202
+//! is success; 429 and 5xx are retried.
+
+mod harness;
+mod support;
+
+use std::time::Duration;
+
+use harness::Env;
+use serde_json::{json, Value};
+use support::{session, Reply};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+const RULES: &str = r#"
+[[rules]]
+name = "all"
+events = ["session.status_changed"]
+sinks = ["team"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
+    let mut env = Env::start(RULES).await;
+    let url = env
+        .hook
+        .url("/workflows/abc/triggers/manual/paths/invoke?sig=secretsig");
+    env.set_extra(&format!(
+        "[sinks.team]\ntype = \"teams\"\nurl = \"{url}\"\nmax_per_second = 50\n"
+    ));
+    let mut s = session("s1");
+    s["title"] = json!("Ship [it](https://evil.example) **now**");
+    env.api.upsert_all([s]);
+    env.once().await.expect("baseline");
+    // Workflows accepts with 202 and no body; a 503 first is retried.
+    env.hook.set_default(Reply::Status(202, String::new()));
+    env.hook.script(vec![Reply::Status(503, "busy".into())]);
+    env.api.update("s1", |s| s["status"] = json!("error"));
+    let report = env.once().await.expect("delivered");
+    assert_eq!((report.drain.delivered, report.drain.retried), (1, 1));
+    let got = env.hook.wait_for(2, WAIT).await;
+    let v: Value = got[1].json();
+    assert_eq!(v["type"], "message");
+    let attachment = &v["attachments"][0];
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(attachment["contentUrl"], Value::Null);
+    let card = &attachment["content"];
+    assert_eq!(
+        (card["type"].as_str(), card["version"].as_str()),
+        (Some("AdaptiveCard"), Some("1.4"))
+    );
+    assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
+    assert_eq!(card["body"][0]["text"], "Devin hit an error");
+    assert_eq!(
+        card["body"][1]["text"],
+        "Ship [\u{200B}it]\u{200B}(\u{200B}https://evil.example)\u{200B} *\u{200B}*\u{200B}now*\u{200B}*\u{200B}"
+    );
+    // The signature in the URL's query never shows.
+    let (code, out) = env.cli(&["sinks", "list"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("team") && out.contains("teams") && !out.contains("secretsig"),
+        "{out}"
+    );
+    let (code, out) = env.cli(&["preview", "--rule", "all"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("application/vnd.microsoft.card.adaptive"),
+        "{out}"
+    );
+}
