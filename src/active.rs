@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
 use crate::event::{delivery_id, Event};
 use crate::render::{
-    cloud_event, default_webhook_body, discord_limits, teams_message, RenderError, TEAMS_MAX_BYTES,
+    cloud_event, default_webhook_body, discord_limits, slack_limits, teams_message, template_kind,
+    RenderError, TEAMS_MAX_BYTES,
 };
 use crate::render::{Templates, SINK_KINDS};
 use crate::rules::Rule;
@@ -199,6 +200,9 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
                 let over = match &rendered {
                     Ok(body) if sink.kind() == "discord" => serde_json::from_str(body)
                         .map(|v| discord_limits(&v))
+                        .unwrap_or_default(),
+                    Ok(body) if template_kind(sink.kind()) == "slack" => serde_json::from_str(body)
+                        .map(|v| slack_limits(&v))
                         .unwrap_or_default(),
                     Ok(body) if sink.kind() == "teams" && body.len() > TEAMS_MAX_BYTES => {
                         vec![format!(

@@ -18,8 +18,8 @@ mod payload;
 use self::escape::registry;
 pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
 pub use self::payload::{
-    cloud_event, color, context, default_webhook_body, discord_limits, headline, teams_message,
-    TEAMS_MAX_BYTES,
+    cloud_event, color, context, default_webhook_body, discord_limits, headline, slack_limits,
+    teams_message, TEAMS_MAX_BYTES,
 };
 use crate::event::{Event, EventType};
 
@@ -394,6 +394,23 @@ mod tests {
         );
         huge["content"] = json!("c".repeat(2001));
         assert_eq!(discord_limits(&huge).len(), 3);
+    }
+
+    #[test]
+    fn slack_limits_are_checked() {
+        let section =
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(3001)}});
+        let ok = json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]});
+        assert!(slack_limits(&ok).is_empty());
+        let over = json!({"blocks": vec![section; 51]});
+        assert_eq!(slack_limits(&over).len(), 52, "{:?}", slack_limits(&over));
+        for event in all_events(&"t".repeat(5000)) {
+            let body = Templates::built_in()
+                .render("slack", None, &event, "r", "s")
+                .expect("renders");
+            let v: Value = serde_json::from_str(&body).expect("json");
+            assert!(slack_limits(&v).is_empty(), "{body}");
+        }
     }
 
     #[test]

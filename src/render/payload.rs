@@ -229,3 +229,24 @@ pub fn teams_message(card: Value) -> Value {
         }],
     })
 }
+
+/// What in a Slack message exceeds Slack's limits (50 blocks; a section's text 3,000
+/// characters). Empty when within them.
+pub fn slack_limits(payload: &Value) -> Vec<String> {
+    let blocks = payload["blocks"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut over = Vec::new();
+    if blocks.len() > 50 {
+        over.push(format!("{} blocks (Slack allows 50)", blocks.len()));
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        let n = block["text"]["text"]
+            .as_str()
+            .map_or(0, |s| s.chars().count());
+        if block["type"] == "section" && n > 3000 {
+            over.push(format!(
+                "blocks[{i}] (a section) has {n} characters of text (Slack allows 3000)"
+            ));
+        }
+    }
+    over
+}
