@@ -56,7 +56,8 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
     assert_eq!(card["body"][0]["text"], "Devin hit an error");
     assert_eq!(
         card["body"][1]["text"],
-        "Ship [\u{200B}it]\u{200B}(\u{200B}https://evil.example)\u{200B} *\u{200B}*\u{200B}now*\u{200B}*\u{200B}"
+        "[Ship [\u{200B}it]\u{200B}(\u{200B}https://evil.example)\u{200B} *\u{200B}*\u{200B}now*\u{200B}*\u{200B}](https://app.devin.ai/sessions/s1)",
+        "the title, defused, is the one link"
     );
     // The signature in the URL's query never shows.
     let (code, out) = env.cli(&["sinks", "list"]).await;
