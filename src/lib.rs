@@ -3,7 +3,8 @@
 //! Devin has no outgoing webhooks. devin-notify polls the sessions listing of an enterprise
 //! account, diffs every page against a snapshot kept in sled, turns differences into events,
 //! routes them with admin-edited rules, renders them with handlebars templates and posts them to
-//! Slack incoming webhooks or signed generic webhooks, through a durable outbox.
+//! Slack, Microsoft Teams, Discord or signed generic webhooks, through a durable outbox; the
+//! store is sled, or PostgreSQL shared by several processes of which one leads.
 //!
 //! # Layout
 //!
