@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::config::SinkConfig;
 use crate::redact::{error_chain, snippet};
+use crate::secret::Secret;
 use crate::store::{Delivery, Store};
 
 /// What became of one send.
@@ -177,6 +178,35 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("devin-notify/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// A destination that takes the rendered payload as it is, POSTed as JSON to a URL that is a
+/// credential (Slack's and Teams' webhooks): messages name the sink only.
+pub(crate) struct JsonEndpoint {
+    http: reqwest::Client,
+    place: String,
+    url: Secret,
+}
+
+impl JsonEndpoint {
+    pub(crate) fn new(http: &reqwest::Client, name: &str, url: &Secret) -> JsonEndpoint {
+        JsonEndpoint {
+            http: http.clone(),
+            place: format!("sink `{name}`"),
+            url: url.clone(),
+        }
+    }
+
+    /// Posts the delivery's payload.
+    pub(crate) async fn send(&self, delivery: &Delivery, timeout: Duration) -> Verdict {
+        let request = self
+            .http
+            .post(self.url.expose())
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(delivery.body.clone());
+        post(request, &self.place).await
+    }
 }
 
 /// Sends a prepared request and judges the answer: 2xx delivered, otherwise [`classify`].
