@@ -100,6 +100,7 @@ pub(crate) async fn parts(active: &Active) -> Result<Parts, AppError> {
     let http = crate::sink::http_client()
         .map_err(|e| AppError::Setup(format!("cannot build the HTTP client: {e}")))?;
     let store = Store::from_config(&active.config.store).await?;
+    store.keep_history(active.config.server.history);
     Ok(Parts {
         client,
         store,
@@ -267,6 +268,7 @@ pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
         }
         Err(e) => return Err(e.into()),
     };
+    store.keep_history(active.config.server.history);
     let result = crate::admin::execute(&store, active, op).await;
     // Make any change durable before the process exits.
     let flushed = store.flush().await;

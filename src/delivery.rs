@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::active::Active;
 use crate::config::SinkConfig;
 use crate::sink::{Failure, Sinks, Verdict};
-use crate::store::{now_ms, DeadLetter, Delivery, Store, StoreError};
+use crate::store::{now_ms, DeadLetter, Delivery, DeliveryLogEntry, Outcome, Store, StoreError};
 use crate::{metrics, retry};
 
 /// How many times a sink's concurrency the loop takes from the outbox ahead of sending.
@@ -26,7 +26,7 @@ pub const AHEAD: usize = 8;
 /// Consecutive "endpoint gone" answers (404, 410, Slack `no_service`) that pause a sink.
 pub const GONE_BEFORE_PAUSE: u32 = 3;
 
-type Outcome = (u64, Delivery, Verdict);
+type Settled = (u64, Delivery, Verdict);
 
 /// Counts of what a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,8 +71,8 @@ pub struct Deliverer {
     /// The sends in flight: aborted when the deliverer is dropped (a process that stops
     /// leading stops sending at once).
     sends: JoinSet<()>,
-    tx: mpsc::UnboundedSender<Outcome>,
-    rx: Option<mpsc::UnboundedReceiver<Outcome>>,
+    tx: mpsc::UnboundedSender<Settled>,
+    rx: Option<mpsc::UnboundedReceiver<Settled>>,
     report: DrainReport,
 }
 
@@ -240,7 +240,7 @@ impl Deliverer {
     }
 
     /// Records the outcome of one send.
-    async fn settle(&mut self, (seq, delivery, verdict): Outcome) -> Result<(), StoreError> {
+    async fn settle(&mut self, (seq, delivery, verdict): Settled) -> Result<(), StoreError> {
         // The lane stays claimed in the outbox's index until the outcome is recorded. If the
         // store cannot record it, the lane is held a while, then released: the delivery is
         // still queued and goes out again, under the same id.
@@ -318,8 +318,7 @@ impl Deliverer {
             retry::jitter(),
         );
         tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
-        self.schedule_retry(seq, delivery, delay, failure.message)
-            .await
+        self.schedule_retry(seq, delivery, delay, failure).await
     }
 
     /// A 2xx: the delivery leaves the outbox.
@@ -330,7 +329,8 @@ impl Deliverer {
         status: u16,
     ) -> Result<(), StoreError> {
         self.gone.remove(&delivery.sink);
-        self.store.remove_delivery(seq).await?;
+        let log = DeliveryLogEntry::new(delivery, Outcome::Delivered, Some(status), None);
+        self.store.remove_delivery(seq, &log).await?;
         self.report.delivered += 1;
         let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "delivered")], 1.0);
@@ -365,21 +365,23 @@ impl Deliverer {
     ) -> Result<(), StoreError> {
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "dead")], 1.0);
         tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
+        let log = DeliveryLogEntry::new(
+            &delivery,
+            Outcome::Dead,
+            failure.status,
+            Some(reason.as_str()),
+        );
         delivery.last_error = Some(failure.message);
         self.report.dead += 1;
-        self.store
-            .bury(
-                seq,
-                &DeadLetter {
-                    delivery,
-                    reason,
-                    status: failure.status,
-                    response_body: failure.body,
-                    failed_at_ms: now_ms(),
-                    event: None,
-                },
-            )
-            .await
+        let letter = DeadLetter {
+            delivery,
+            reason,
+            status: failure.status,
+            response_body: failure.body,
+            failed_at_ms: now_ms(),
+            event: None,
+        };
+        self.store.bury(seq, &letter, &log).await
     }
 
     async fn schedule_retry(
@@ -387,13 +389,19 @@ impl Deliverer {
         seq: u64,
         mut delivery: Delivery,
         delay: Duration,
-        error: String,
+        failure: Failure,
     ) -> Result<(), StoreError> {
+        let log = DeliveryLogEntry::new(
+            &delivery,
+            Outcome::Retry,
+            failure.status,
+            Some(failure.message.as_str()),
+        );
         delivery.next_attempt_ms = now_ms() + delay.as_millis() as u64;
-        delivery.last_error = Some(error);
+        delivery.last_error = Some(failure.message);
         self.report.retried += 1;
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "retry")], 1.0);
-        self.store.update_delivery(seq, &delivery).await
+        self.store.update_delivery(seq, &delivery, &log).await
     }
 
     /// Sends until every queued delivery is delivered or dead, or waits on a retry further than
@@ -471,7 +479,7 @@ impl Deliverer {
         }
     }
 
-    async fn settle_logged(&mut self, outcome: Outcome) {
+    async fn settle_logged(&mut self, outcome: Settled) {
         if let Err(e) = self.settle(outcome).await {
             tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held for delivery.initial_backoff, then the delivery goes out again under the same id");
         }

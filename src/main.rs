@@ -10,6 +10,7 @@ use devin_notify::admin::{self, AdminOp};
 use devin_notify::app::{self, AppError};
 use devin_notify::config::DEFAULT_PATH;
 use devin_notify::demo;
+use devin_notify::store::Outcome;
 
 /// Notifications for Devin sessions: polls the Devin API and posts to Slack and signed webhooks.
 #[derive(Parser)]
@@ -60,6 +61,15 @@ enum Command {
     /// Show sinks' state and queues, or resume a paused sink.
     #[command(subcommand)]
     Sinks(Sinks),
+    /// The delivery log, newest first: time, event, session, sink, outcome, HTTP status,
+    /// attempts, detection-to-outcome latency, error.
+    Deliveries(DeliveriesArgs),
+    /// The event log, newest first: each event detected and the rules and sinks it went to.
+    Events {
+        /// At most this many (the log keeps the last server.history).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Move the store from one engine to another.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -72,6 +82,33 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         tick: Duration,
     },
+}
+
+#[derive(clap::Args)]
+struct DeliveriesArgs {
+    /// Only this sink's.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Only this outcome's: delivered, retry, dead or requeued.
+    #[arg(long)]
+    outcome: Option<Outcome>,
+    /// Only this session's (its id).
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
+    /// At most this many (the log keeps the last server.history).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+impl DeliveriesArgs {
+    fn query(self) -> admin::LogQuery {
+        admin::LogQuery {
+            sink: self.sink,
+            outcome: self.outcome,
+            session: self.session,
+            limit: self.limit,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,6 +210,8 @@ fn main() -> ExitCode {
                 Sinks::Resume { name } => AdminOp::Resume(name),
             },
         ),
+        Command::Deliveries(args) => admin_command(&config, AdminOp::Deliveries(args.query())),
+        Command::Events { limit } => admin_command(&config, AdminOp::Events(limit)),
         Command::Store(StoreCommand::Import { sled }) => with_active(&config, |active| {
             block_on_result(async move {
                 println!("{}", app::import_store(&active, &sled).await?);

@@ -57,6 +57,42 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A text for a log that others read (the delivery log): on one line, every URL in it redacted
+/// ([`redact_url`]: a receiver may echo the URL it was called at, query and all), at most
+/// `max` characters.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let mut redacted = String::with_capacity(text.len().min(max * 4));
+    let mut rest = text;
+    while let Some(at) = url_start(rest) {
+        redacted.push_str(&rest[..at]);
+        let url_len = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .unwrap_or(rest.len() - at);
+        redacted.push_str(&redact_url(&rest[at..at + url_len]));
+        rest = &rest[at + url_len..];
+    }
+    redacted.push_str(rest);
+    let mut out: String = redacted
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if redacted.chars().count() > max {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+/// Where the first `http://` or `https://` URL of a text starts (case-insensitive).
+fn url_start(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| lower.find(scheme))
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +124,25 @@ mod tests {
             strip_userinfo("http://127.0.0.1:8080"),
             "http://127.0.0.1:8080"
         );
+    }
+
+    #[test]
+    fn excerpts_redact_urls_and_stay_short() {
+        assert_eq!(
+            excerpt(
+                "sinks.hook: HTTP 400: bad call to https://hooks.example/T/B/secret?k=v, sorry",
+                300
+            ),
+            "sinks.hook: HTTP 400: bad call to https://hooks.example/… sorry"
+        );
+        assert_eq!(
+            excerpt("see HTTP://u:p@h.test/x\nand http://h2.test", 300),
+            "see HTTP://h.test/… and http://h2.test"
+        );
+        let long = "é".repeat(500);
+        let short = excerpt(&long, 10);
+        assert_eq!(short.chars().count(), 10);
+        assert!(short.ends_with('…'));
+        assert_eq!(excerpt("plain", 5), "plain");
     }
 }

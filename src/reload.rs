@@ -93,6 +93,7 @@ pub async fn reload(
     match load_for_reload(path, &current) {
         Ok(next) => {
             let (sinks, rules) = (next.config.sinks.len(), next.config.rules.len());
+            store.keep_history(next.config.server.history);
             active.send_replace(Arc::new(next));
             match store.paused_sinks().await {
                 Ok(paused) => {

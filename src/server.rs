@@ -1,13 +1,13 @@
 //! The HTTP server of `[server] listen`: `/healthz`, `/readyz`, `/metrics`, and admin endpoints
-//! (only on a loopback address) so that `dead-letters` and `sinks` commands work while `run`
-//! holds the store.
+//! (only on a loopback address) so that `dead-letters`, `sinks`, `deliveries` and `events`
+//! work while `run` holds the store.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -118,7 +118,9 @@ pub async fn start(
             .route("/admin/sinks/{name}/resume", post(sink_resume))
             .route("/admin/dead-letters", get(dead_list))
             .route("/admin/dead-letters/retry", post(dead_retry))
-            .route("/admin/dead-letters/purge", post(dead_purge));
+            .route("/admin/dead-letters/purge", post(dead_purge))
+            .route("/admin/deliveries", get(deliveries_log))
+            .route("/admin/events", get(events_log));
     } else {
         tracing::info!(%addr, "admin endpoints are served on loopback addresses only");
     }
@@ -193,4 +195,18 @@ async fn dead_retry(State(s): State<Shared>, Json(which): Json<Which>) -> Respon
 
 async fn dead_purge(State(s): State<Shared>, Json(which): Json<Which>) -> Response {
     admin(&s, AdminOp::PurgeDead(which.selection())).await
+}
+
+async fn deliveries_log(State(s): State<Shared>, Query(query): Query<admin::LogQuery>) -> Response {
+    admin(&s, AdminOp::Deliveries(query)).await
+}
+
+/// Query of `GET /admin/events`.
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    limit: usize,
+}
+
+async fn events_log(State(s): State<Shared>, Query(query): Query<EventsQuery>) -> Response {
+    admin(&s, AdminOp::Events(query.limit)).await
 }

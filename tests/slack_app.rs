@@ -232,6 +232,7 @@ async fn a_redelivery_after_a_crash_is_not_posted_twice() {
             sink: "app".into(),
             rule: "all".into(),
             session_id: "s1".into(),
+            session_title: None,
             event_id: "evt_x".into(),
             event_type: "session.status_changed".into(),
             body: r#"{"text":"again"}"#.into(),

@@ -1,4 +1,4 @@
-//! The operations on the store an admin runs (`dead-letters`, `sinks`): locally on an open
+//! The operations on the store an admin runs (`dead-letters`, `sinks`, `deliveries`, `events`): locally on an open
 //! store, or through the admin endpoints of a running service.
 
 use std::collections::HashMap;
@@ -43,7 +43,7 @@ async fn select(store: &Store, which: &Selection) -> Result<Vec<(u64, DeadLetter
     }
 }
 
-fn cell(text: &str, width: usize) -> String {
+pub(super) fn cell(text: &str, width: usize) -> String {
     let one_line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -231,6 +231,10 @@ pub enum AdminOp {
     PurgeDead(Selection),
     Sinks,
     Resume(String),
+    /// `deliveries`: the delivery log.
+    Deliveries(super::logs::LogQuery),
+    /// `events`: the last N entries of the event log.
+    Events(usize),
 }
 
 /// Runs an operation on an open store.
@@ -245,6 +249,8 @@ pub async fn execute(store: &Store, active: &Active, op: &AdminOp) -> Result<Str
         AdminOp::Resume(name) => resume_sink(store, &active.config, name)
             .await
             .map(|was| resume_text(name, was)),
+        AdminOp::Deliveries(query) => super::logs::deliveries_table(store, query).await,
+        AdminOp::Events(limit) => super::logs::events_table(store, *limit).await,
     }
 }
 
@@ -269,6 +275,10 @@ pub async fn execute_remote(addr: std::net::SocketAddr, op: &AdminOp) -> Result<
             .json(&which_body(w)),
         AdminOp::Sinks => http.get(format!("{base}/sinks")),
         AdminOp::Resume(name) => http.post(format!("{base}/sinks/{name}/resume")),
+        AdminOp::Deliveries(query) => http.get(format!("{base}/deliveries")).query(query),
+        AdminOp::Events(limit) => http
+            .get(format!("{base}/events"))
+            .query(&[("limit", limit)]),
     };
     let response = request.send().await.map_err(|e| {
         format!(

@@ -35,7 +35,7 @@ pub use self::delivery::DeliveryConfig;
 pub use self::devin::{DevinConfig, Filters};
 pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
-pub use self::server::{LogConfig, LogFormat, ServerConfig};
+pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
 pub use self::sinks::{
     DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
     WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,
@@ -177,6 +177,7 @@ impl Config {
         self.devin.validate(&mut p);
         self.delivery.validate(&mut p);
         self.store.validate(&mut p);
+        self.server.validate(&mut p);
         for (name, sink) in &self.sinks {
             sink.validate(name, &mut p);
         }
@@ -243,6 +244,7 @@ mod tests {
         );
         assert_eq!(c.delivery.max_attempts, 12);
         assert_eq!(c.store.baseline, Baseline::Silent);
+        assert_eq!(c.server.history, 1000);
         // Debug output of the whole config holds no secret.
         let debug = format!("{c:?}");
         assert!(
@@ -302,10 +304,13 @@ mod tests {
             name = "a"
             events = []
             sinks = ["hook"]
+            [server]
+            history = 0
         "#;
         let e = Config::from_toml(text, env(&[])).expect_err("bad");
         let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
         for k in [
+            "server.history",
             "devin.base_url",
             "devin.page_size",
             "delivery.max_attempts",
@@ -374,6 +379,20 @@ mod tests {
             e.problems[0].message.contains("`often` is not a duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn server_history_is_bounded() {
+        let c = Config::from_toml("[server]\nhistory = 1000000\n", env(&[])).expect("the most");
+        assert_eq!(c.server.history, 1_000_000);
+        let e = Config::from_toml("[server]\nhistory = 1000001\n", env(&[])).expect_err("over");
+        assert_eq!(e.problems[0].key, "server.history", "{e}");
+        assert!(
+            e.problems[0].message.contains("between 1 and 1000000"),
+            "{e}"
+        );
+        let e = Config::from_toml("[server]\nhistory = -1\n", env(&[])).expect_err("negative");
+        assert_eq!(e.problems[0].key, "server.history", "{e}");
     }
 
     #[test]

@@ -11,7 +11,10 @@ use crate::devin::Client;
 use crate::event::{delivery_id, truncate_chars, Event};
 use crate::render::default_webhook_body;
 use crate::rules::routes;
-use crate::store::{Commit, DeadLetter, Delivery, Store, StoreError};
+use crate::store::{
+    Commit, DeadLetter, Delivery, DeliveryLogEntry, EventLogEntry, EventRoute, Outcome, Store,
+    StoreError,
+};
 
 /// Adds the latest Devin message to the events of sessions that start waiting and that some
 /// rule routes somewhere (an event no rule sends costs no request). Each event's messages are
@@ -98,16 +101,23 @@ impl MessageRead {
 
 /// Renders an event for every (rule, sink) it matches: a delivery each, or a dead letter
 /// carrying the event when its template fails (so nothing is lost; a retry renders again).
+/// Records the event, and where it went, in the event log.
 pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: &mut Commit) {
+    let mut routed = Vec::new();
     for route in routes(&active.config.rules, event) {
         if !active.config.sinks.contains_key(route.sink) {
             continue;
         }
+        routed.push(EventRoute {
+            rule: route.rule.name.clone(),
+            sink: route.sink.to_owned(),
+        });
         let delivery = |body: String| Delivery {
             id: delivery_id(&event.id, &route.rule.name, route.sink),
             sink: route.sink.to_owned(),
             rule: route.rule.name.clone(),
             session_id: event.session.session_id.clone(),
+            session_title: event.session.title.clone(),
             event_id: event.id.clone(),
             event_type: event.kind.as_str().to_owned(),
             body,
@@ -120,9 +130,17 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, error = %e, "cannot render; the event is kept in the dead letters");
+                let reason = e.to_string();
+                let delivery = delivery(String::new());
+                commit.logged.push(DeliveryLogEntry::new(
+                    &delivery,
+                    Outcome::Dead,
+                    None,
+                    Some(reason.as_str()),
+                ));
                 commit.dead.push(DeadLetter {
-                    delivery: delivery(String::new()),
-                    reason: e.to_string(),
+                    delivery,
+                    reason,
                     status: None,
                     response_body: String::new(),
                     failed_at_ms: detected_at_ms,
@@ -131,4 +149,13 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             }
         }
     }
+    commit.events.push(EventLogEntry {
+        id: 0,
+        event_id: event.id.clone(),
+        event_type: event.kind.as_str().to_owned(),
+        session_id: event.session.session_id.clone(),
+        session_title: event.session.title.clone(),
+        detected_at_ms,
+        routes: routed,
+    });
 }

@@ -8,9 +8,13 @@
 //!   sequence numbers above every earlier one (the outbox's order is detection order).
 //! - Deliveries are not sendable until durable: [`Engine::durable_below`] holds back rows a
 //!   crash could lose, until [`Engine::flush`].
+//! - An outcome of a delivery (removed, rescheduled, buried, requeued) and its delivery log
+//!   entry are written at once; so are a commit and its log entries. Log entries get ids above
+//!   every earlier one's.
 //! - A record that cannot be decoded is reported with what it is, or set aside (an outbox row
 //!   goes to a quarantine), never silently dropped in a way that loses a delivery.
 
+use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
 use super::{Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError, Waiting};
 
@@ -51,16 +55,34 @@ pub(crate) trait Engine {
     /// The queued deliveries with these numbers (`None`: no longer queued, or unreadable and
     /// set aside).
     async fn deliveries(&self, seqs: &[u64]) -> Result<Vec<Option<Delivery>>, StoreError>;
-    /// Rewrites a queued delivery; a delivery no longer queued is left alone.
-    async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError>;
-    async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError>;
-    /// Moves a queued delivery to the dead letters, at once.
-    async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError>;
+    /// Rewrites a queued delivery (a delivery no longer queued is left alone) and appends
+    /// `log`, at once.
+    async fn update_delivery(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError>;
+    /// Removes a queued delivery and appends `log`, at once.
+    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError>;
+    /// Moves a queued delivery to the dead letters and appends `log`, at once.
+    async fn bury(
+        &self,
+        seq: u64,
+        letter: &DeadLetter,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError>;
     /// Every dead letter, oldest first.
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError>;
     async fn dead_len(&self) -> Result<usize, StoreError>;
-    /// Moves a dead letter back to the outbox, at its sequence number, at once.
-    async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Moves a dead letter back to the outbox, at its sequence number, and appends `log`, at
+    /// once.
+    async fn requeue(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError>;
     async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError>;
     async fn purge_dead(&self, seq: u64) -> Result<(), StoreError>;
 
@@ -85,4 +107,24 @@ pub(crate) trait Engine {
         session_id: &str,
         thread: &SlackThread,
     ) -> Result<(), StoreError>;
+
+    // The logs ([`super::history`]).
+
+    /// The delivery log, newest first: among the newest `history` entries, up to
+    /// `filter.limit` that match. An unreadable entry is skipped.
+    async fn recent_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        history: usize,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError>;
+    /// The event log, newest first: among the newest `history` entries, up to `limit` older
+    /// than `before_id`. An unreadable entry is skipped.
+    async fn recent_events(
+        &self,
+        limit: usize,
+        before_id: Option<u64>,
+        history: usize,
+    ) -> Result<Vec<EventLogEntry>, StoreError>;
+    /// Deletes all but the newest `keep` entries of a log.
+    async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError>;
 }

@@ -7,6 +7,8 @@
 //! - [`outbox`]: queued deliveries in detection order, and the dead letters.
 //! - [`meta`]: small named values (baseline, high-water mark, scope) and paused sinks.
 //! - [`threads`]: the Slack thread of each (Slack app sink, session).
+//! - [`history`]: the delivery log (each delivery's outcomes) and the event log (each event
+//!   detected and where it went), the last `server.history` entries of each.
 //!
 //! The storage engine sits behind a narrow seam, [`engine::Engine`]: the operations the poller,
 //! the delivery loop and the admin commands need, nothing engine-specific above it. The engine
@@ -17,6 +19,7 @@
 //! ([`Store::durable_below`], [`Store::flush`]).
 
 pub mod engine;
+pub mod history;
 pub mod import;
 pub mod meta;
 mod migrate;
@@ -39,6 +42,10 @@ use crate::config::{StoreBackend, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 use self::engine::Engine;
+pub use self::history::{
+    DeliveryFilter, DeliveryLogEntry, EventLogEntry, EventRoute, Outcome, DEFAULT_HISTORY,
+    MAX_HISTORY,
+};
 pub use self::meta::{Paused, META_BASELINE, META_HIGH_WATER, META_LAST_FULL, META_SCOPE};
 pub use self::outbox::{DeadLetter, Delivery};
 pub use self::snapshots::{Commit, SnapshotKey};
@@ -85,6 +92,8 @@ pub struct Store {
     backend: Arc<Backend>,
     /// The outbox's index, built at its first use ([`outbox`]).
     queue: Arc<tokio::sync::Mutex<Option<self::queue::QueueIndex>>>,
+    /// How much of the logs is kept ([`history`]).
+    keeping: Arc<self::history::Keeping>,
 }
 
 impl std::fmt::Debug for Store {
@@ -120,6 +129,7 @@ impl Store {
         Store {
             backend: Arc::new(backend),
             queue: Default::default(),
+            keeping: Default::default(),
         }
     }
 
@@ -165,6 +175,10 @@ impl Store {
             }))
             .await;
         }
+        self.logged(self::history::Log::Events, commit.events.len())
+            .await;
+        self.logged(self::history::Log::Deliveries, commit.logged.len())
+            .await;
         Ok(seqs)
     }
 

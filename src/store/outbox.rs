@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::history::{DeliveryLogEntry, Log, Outcome};
 use super::queue::{QueueIndex, Row};
 use super::{on_engine, Backend, Engine, Store, StoreError};
 
@@ -14,6 +15,9 @@ pub struct Delivery {
     pub sink: String,
     pub rule: String,
     pub session_id: String,
+    /// The session's title when the event was detected (absent in rows of earlier versions).
+    #[serde(default)]
+    pub session_title: Option<String>,
     pub event_id: String,
     pub event_type: String,
     /// The exact payload, rendered at detection time.
@@ -165,26 +169,43 @@ impl Store {
             .await;
     }
 
-    /// Rewrites a queued delivery (after a failed attempt); one no longer queued (an admin may
-    /// have purged it meanwhile) is not resurrected.
-    pub async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        on_engine!(self.update_delivery(seq, delivery))?;
+    /// Rewrites a queued delivery after a failed attempt, and logs it (`log`), at once; one no
+    /// longer queued (another process may have settled it meanwhile) is not resurrected.
+    pub async fn update_delivery(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.update_delivery(seq, delivery, log))?;
         self.note(|q| q.reschedule(seq, delivery.next_attempt_ms))
             .await;
+        self.logged(Log::Deliveries, 1).await;
         Ok(())
     }
 
-    /// Removes a delivered delivery.
-    pub async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
-        on_engine!(self.remove_delivery(seq))?;
+    /// Removes a delivered delivery and logs it (`log`), at once.
+    pub async fn remove_delivery(
+        &self,
+        seq: u64,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.remove_delivery(seq, log))?;
         self.note(|q| q.remove(seq)).await;
+        self.logged(Log::Deliveries, 1).await;
         Ok(())
     }
 
-    /// Moves a queued delivery to the dead letters, at once.
-    pub async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
-        on_engine!(self.bury(seq, letter))?;
+    /// Moves a queued delivery to the dead letters and logs it (`log`), at once.
+    pub async fn bury(
+        &self,
+        seq: u64,
+        letter: &DeadLetter,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        on_engine!(self.bury(seq, letter, log))?;
         self.note(|q| q.remove(seq)).await;
+        self.logged(Log::Deliveries, 1).await;
         Ok(())
     }
 
@@ -208,14 +229,15 @@ impl Store {
     }
 
     /// Puts a dead letter's delivery back in the outbox, at its original place in the order,
-    /// with fresh attempts.
+    /// with fresh attempts, and logs it, at once.
     pub async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
+        let log = DeliveryLogEntry::new(delivery, Outcome::Requeued, None, None);
         let fresh = Delivery {
             attempts: 0,
             next_attempt_ms: 0,
             ..delivery.clone()
         };
-        on_engine!(self.requeue(seq, &fresh))?;
+        on_engine!(self.requeue(seq, &fresh, &log))?;
         let row = Row {
             seq,
             sink: fresh.sink,
@@ -223,6 +245,7 @@ impl Store {
             due_ms: 0,
         };
         self.note_queued([row]).await;
+        self.logged(Log::Deliveries, 1).await;
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //!   could not be read.
 //! - `threads`: `sink\0session_id` -> a [`SlackThread`].
 //! - `meta`: named values, and `paused/<sink>` -> [`Paused`].
+//! - `delivery_log`, `event_log`: entry id (u64, big-endian) -> the entry ([`journal`]).
 //!
 //! sled fsyncs every 500 ms on its own; [`Engine::flush`] makes a write durable at once, and
 //! outbox rows written since the last flush are held back from the delivery loop
@@ -22,7 +23,10 @@ use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+mod journal;
+
 use super::engine::Engine;
+use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::import::Export;
 use super::queue::Row;
 use super::{
@@ -104,6 +108,8 @@ pub struct SledEngine {
     dead: sled::Tree,
     meta: sled::Tree,
     threads: sled::Tree,
+    pub(super) delivery_log: sled::Tree,
+    pub(super) event_log: sled::Tree,
 }
 
 impl SledEngine {
@@ -140,6 +146,8 @@ impl SledEngine {
             dead: tree("dead")?,
             meta: tree("meta")?,
             threads: tree("threads")?,
+            delivery_log: tree("delivery_log")?,
+            event_log: tree("event_log")?,
             db,
         };
         super::migrate::id_keyed_snapshots(&engine)?;
@@ -191,9 +199,11 @@ impl SledEngine {
             &self.waiting,
             &self.announced,
             &self.messages,
+            &self.delivery_log,
+            &self.event_log,
         );
         let result = trees.transaction(
-            |(sessions, outbox, dead, meta, waiting, announced, messages)| {
+            |(sessions, outbox, dead, meta, waiting, announced, messages, logs, events)| {
                 for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
@@ -221,6 +231,12 @@ impl SledEngine {
                 }
                 for id in &commit.uncache {
                     messages.remove(id.as_bytes())?;
+                }
+                for entry in &commit.logged {
+                    journal::append(logs, entry)?;
+                }
+                for entry in &commit.events {
+                    journal::append_event(events, entry)?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(seqs)
             },
@@ -458,41 +474,26 @@ impl Engine for SledEngine {
         Ok(out)
     }
 
-    async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        let k = key(seq);
-        let new = encode(delivery);
-        loop {
-            let what = || sled_err(format!("outbox/{seq}"));
-            let Some(current) = self.outbox.get(k).map_err(what())? else {
-                return Ok(());
-            };
-            let swapped = self
-                .outbox
-                .compare_and_swap(k, Some(current), Some(new.as_slice()))
-                .map_err(what())?;
-            if swapped.is_ok() {
-                return Ok(());
-            }
-        }
+    async fn update_delivery(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.update_logged(seq, delivery, log)
     }
 
-    async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
-        self.outbox
-            .remove(key(seq))
-            .map(|_| ())
-            .map_err(sled_err(format!("outbox/{seq}")))
+    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError> {
+        self.remove_logged(seq, log)
     }
 
-    async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
-        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
-            outbox.remove(&key(seq))?;
-            dead.insert(&key(seq), encode(letter))?;
-            Ok::<_, ConflictableTransactionError<()>>(())
-        });
-        match result {
-            Err(TransactionError::Abort(())) => Ok(()),
-            other => other.map_err(tx_err(format!("dead/{seq}"))),
-        }
+    async fn bury(
+        &self,
+        seq: u64,
+        letter: &DeadLetter,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.bury_logged(seq, letter, log)
     }
 
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
@@ -503,13 +504,13 @@ impl Engine for SledEngine {
         Ok(self.dead.len())
     }
 
-    async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        let result = (&self.outbox, &self.dead).transaction(|(outbox, dead)| {
-            dead.remove(&key(seq))?;
-            outbox.insert(&key(seq), encode(delivery))?;
-            Ok::<_, ConflictableTransactionError<()>>(())
-        });
-        result.map_err(tx_err(format!("dead/{seq}")))
+    async fn requeue(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.requeue_logged(seq, delivery, log)
     }
 
     async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
@@ -584,5 +585,26 @@ impl Engine for SledEngine {
             .insert(thread_key(sink, session_id), encode(thread))
             .map(|_| ())
             .map_err(sled_err(format!("threads/{sink}/{session_id}")))
+    }
+
+    async fn recent_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        history: usize,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        self.read_deliveries(filter, history)
+    }
+
+    async fn recent_events(
+        &self,
+        limit: usize,
+        before_id: Option<u64>,
+        history: usize,
+    ) -> Result<Vec<EventLogEntry>, StoreError> {
+        self.read_events(limit, before_id, history)
+    }
+
+    async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError> {
+        self.trim(log, keep)
     }
 }

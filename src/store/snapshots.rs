@@ -9,6 +9,7 @@
 //! event's Devin message is cached until the commit that records the event, so a retried poll
 //! reads the messages at most once.
 
+use super::history::{DeliveryLogEntry, EventLogEntry};
 use super::{decode, on_engine, Backend, DeadLetter, Delivery, Engine, Store, StoreError, Waiting};
 use crate::model::Session;
 
@@ -51,6 +52,11 @@ pub struct Commit {
     pub announced: Vec<(String, String)>,
     /// Event ids whose cached Devin message is no longer needed (their event is recorded).
     pub uncache: Vec<String>,
+    /// The events detected, for the event log.
+    pub events: Vec<EventLogEntry>,
+    /// Delivery log entries of outcomes decided at detection (the dead letters of payloads
+    /// that could not be rendered).
+    pub logged: Vec<DeliveryLogEntry>,
 }
 
 impl Commit {
@@ -63,6 +69,8 @@ impl Commit {
             && self.waiting.is_empty()
             && self.announced.is_empty()
             && self.uncache.is_empty()
+            && self.events.is_empty()
+            && self.logged.is_empty()
     }
 
     /// True when the commit holds snapshots only (a baseline page, a page of quiet changes).
@@ -73,6 +81,8 @@ impl Commit {
             && self.waiting.is_empty()
             && self.announced.is_empty()
             && self.uncache.is_empty()
+            && self.events.is_empty()
+            && self.logged.is_empty()
     }
 }
 

@@ -26,6 +26,7 @@ fn delivery(n: u32) -> Delivery {
         sink: "s".into(),
         rule: "r".into(),
         session_id: "sess".into(),
+        session_title: None,
         event_id: format!("evt_{n}"),
         event_type: "session.created".into(),
         body: "{}".into(),
@@ -51,6 +52,7 @@ async fn commit_is_atomic_and_ordered() {
         waiting: vec![],
         announced: vec![("evt_a".into(), "open".into())],
         uncache: vec!["evt_waiting".into()],
+        ..Commit::default()
     };
     store
         .cache_message("evt_waiting", &Some("May I?".into()))
@@ -81,26 +83,37 @@ async fn commit_is_atomic_and_ordered() {
     settle_some(&store, &seqs).await;
 }
 
+/// A delivery log entry of `d`.
+fn entry(d: &Delivery, outcome: Outcome, status: Option<u16>) -> DeliveryLogEntry {
+    DeliveryLogEntry::new(
+        d,
+        outcome,
+        status,
+        Some("HTTP 500: see https://hook.test/secret"),
+    )
+}
+
 /// Updates, removes and buries some of the five deliveries `seqs` names.
 async fn settle_some(store: &Store, seqs: &[u64]) {
     let mut d = delivery(2);
     d.attempts = 3;
-    store.update_delivery(seqs[2], &d).await.expect("update");
-    store.remove_delivery(seqs[0]).await.expect("remove");
+    let retry = entry(&d, Outcome::Retry, Some(500));
     store
-        .bury(
-            seqs[1],
-            &DeadLetter {
-                delivery: delivery(1),
-                reason: "HTTP 400".into(),
-                status: Some(400),
-                response_body: "bad".into(),
-                failed_at_ms: 2,
-                event: None,
-            },
-        )
+        .update_delivery(seqs[2], &d, &retry)
         .await
-        .expect("bury");
+        .expect("update");
+    let done = entry(&delivery(0), Outcome::Delivered, Some(200));
+    store.remove_delivery(seqs[0], &done).await.expect("remove");
+    let letter = DeadLetter {
+        delivery: delivery(1),
+        reason: "HTTP 400".into(),
+        status: Some(400),
+        response_body: "bad".into(),
+        failed_at_ms: 2,
+        event: None,
+    };
+    let dead = entry(&delivery(1), Outcome::Dead, Some(400));
+    store.bury(seqs[1], &letter, &dead).await.expect("bury");
     let left: Vec<(String, u32)> = outbox(store)
         .await
         .into_iter()
@@ -117,7 +130,7 @@ async fn settle_some(store: &Store, seqs: &[u64]) {
     assert_eq!(store.dead_len().await.expect("len"), 1);
     // Updating a delivery that is gone does not resurrect it.
     store
-        .update_delivery(seqs[0], &delivery(0))
+        .update_delivery(seqs[0], &delivery(0), &retry)
         .await
         .expect("noop");
     assert_eq!(store.outbox_len().await.expect("len"), 3);
@@ -266,4 +279,178 @@ async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
             assert_eq!(stored.as_deref(), Some(raw.as_bytes()), "the same bytes");
         }
     }
+}
+
+fn event(n: u32, routed: bool) -> EventLogEntry {
+    EventLogEntry {
+        id: 0,
+        event_id: format!("evt_{n}"),
+        event_type: "session.created".into(),
+        session_id: format!("sess_{n}"),
+        session_title: Some(format!("Title {n}")),
+        detected_at_ms: u64::from(n),
+        routes: if routed {
+            vec![EventRoute {
+                rule: "r".into(),
+                sink: "s".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn newest() -> DeliveryFilter {
+    DeliveryFilter {
+        limit: 100,
+        ..DeliveryFilter::default()
+    }
+}
+
+#[tokio::test]
+async fn each_outcome_is_written_with_its_log_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    let failed = delivery(9);
+    let commit = Commit {
+        deliveries: (0..5).map(delivery).collect(),
+        events: vec![event(0, true), event(1, false)],
+        logged: vec![entry(&failed, Outcome::Dead, None)],
+        ..Commit::default()
+    };
+    let seqs = store.commit(&commit).await.expect("commit");
+    let log = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let entries = store.recent_deliveries(&newest()).await.expect("log");
+            entries
+                .into_iter()
+                .map(|e| (e.delivery_id, e.outcome))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(log(&store).await, [("msg_9".to_owned(), Outcome::Dead)]);
+    let events = store.recent_events(10, None).await.expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].event_id.as_str(), events[0].unrouted()),
+        ("evt_1", true)
+    );
+    assert!(events[0].id > events[1].id, "newest first");
+
+    // Each outcome and its entry: the outbox changed, and the entry is the newest.
+    settle_some(&store, &seqs).await;
+    let (_, letter) = store.find_dead("msg_1").await.expect("find").expect("dead");
+    store
+        .requeue(seqs[1], &letter.delivery)
+        .await
+        .expect("requeue");
+    assert_eq!(store.outbox_len().await.expect("len"), 4);
+    assert_eq!(
+        log(&store).await,
+        [
+            ("msg_1".to_owned(), Outcome::Requeued),
+            ("msg_2".to_owned(), Outcome::Retry),
+            ("msg_1".to_owned(), Outcome::Dead),
+            ("msg_0".to_owned(), Outcome::Delivered),
+            ("msg_2".to_owned(), Outcome::Retry),
+            ("msg_9".to_owned(), Outcome::Dead),
+        ],
+        "the retry of a delivery already gone is logged (the attempt was made), not resurrected"
+    );
+    let entries = store.recent_deliveries(&newest()).await.expect("log");
+    assert!(entries.windows(2).all(|w| w[0].id > w[1].id));
+    let retry = &entries[1];
+    assert_eq!((retry.status, retry.attempts), (Some(500), 3));
+    assert_eq!(
+        retry.excerpt.as_deref(),
+        Some("HTTP 500: see https://hook.test/…"),
+        "URLs redacted"
+    );
+}
+
+#[tokio::test]
+async fn logs_keep_the_last_history_entries_and_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    store.keep_history(5);
+    for n in 0..20 {
+        let mut d = delivery(n);
+        d.sink = if n % 2 == 0 { "even" } else { "odd" }.into();
+        d.session_id = format!("sess_{}", n % 3);
+        let seqs = store
+            .commit(&Commit {
+                deliveries: vec![d.clone()],
+                events: vec![event(n, n % 2 == 0)],
+                ..Commit::default()
+            })
+            .await
+            .expect("commit");
+        let outcome = if n % 4 == 0 {
+            Outcome::Retry
+        } else {
+            Outcome::Delivered
+        };
+        let log = entry(&d, outcome, Some(200));
+        store.remove_delivery(seqs[0], &log).await.expect("remove");
+    }
+    let ids = |entries: Vec<DeliveryLogEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.delivery_id).collect()
+    };
+    let all = store.recent_deliveries(&newest()).await.expect("log");
+    assert_eq!(
+        ids(all.clone()),
+        ["msg_19", "msg_18", "msg_17", "msg_16", "msg_15"]
+    );
+    let events = store.recent_events(100, None).await.expect("events");
+    let event_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        event_ids,
+        ["evt_19", "evt_18", "evt_17", "evt_16", "evt_15"]
+    );
+    // Trimmed in the store, not only hidden: at most one more than kept (a tenth of 5, at
+    // least 1, between two trims).
+    let Backend::Sled(engine) = &*store.backend else {
+        panic!("a sled store");
+    };
+    assert!(engine.delivery_log.len() <= 6 && engine.event_log.len() <= 6);
+    // Filters among the kept entries, newest first.
+    let filtered = |f: DeliveryFilter| {
+        let store = store.clone();
+        async move { ids(store.recent_deliveries(&f).await.expect("log")) }
+    };
+    let by_sink = DeliveryFilter {
+        sink: Some("odd".into()),
+        ..newest()
+    };
+    assert_eq!(filtered(by_sink).await, ["msg_19", "msg_17", "msg_15"]);
+    let by_outcome = DeliveryFilter {
+        outcome: Some(Outcome::Retry),
+        ..newest()
+    };
+    assert_eq!(filtered(by_outcome).await, ["msg_16"]);
+    let by_session = DeliveryFilter {
+        session_id: Some("sess_1".into()),
+        ..newest()
+    };
+    assert_eq!(filtered(by_session).await, ["msg_19", "msg_16"]);
+    let page = DeliveryFilter {
+        before_id: Some(all[1].id),
+        limit: 2,
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(filtered(page).await, ["msg_17", "msg_16"]);
+    let older = store
+        .recent_events(2, Some(events[2].id))
+        .await
+        .expect("events");
+    assert_eq!(older.len(), 2);
+    assert_eq!(older[0].event_id, "evt_16");
+}
+
+#[test]
+fn deliveries_of_earlier_versions_decode_without_a_title() {
+    let old = br#"{"id":"msg_1","sink":"s","rule":"r","session_id":"a","event_id":"e","event_type":"session.created","body":"{}","detected_at_ms":1,"attempts":0,"next_attempt_ms":0}"#;
+    let d: Delivery = decode("outbox/1", old).expect("decodes");
+    assert_eq!(d.session_title, None);
 }

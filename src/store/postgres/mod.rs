@@ -9,6 +9,7 @@
 //!   on the leader row and checks the token: a process that lost the leadership cannot
 //!   commit, and a new leader cannot take over in the middle of a commit.
 //! - Commits are durable when they return: nothing is held back from the delivery loop.
+//! - A delivery's outcome and its delivery log entry are one statement ([`journal`]).
 //!
 //! Errors name `store.url` without its password.
 
@@ -20,12 +21,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::engine::Engine;
+use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
 use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
     Waiting,
 };
 mod connect;
+mod journal;
 
 pub use self::connect::{connect, pg_config, place_of, schema_version};
 use self::connect::{migrate, pg_err, POOL_SIZE};
@@ -454,6 +457,7 @@ impl Engine for PgEngine {
         self.check_fence(&tx).await?;
         self.write_state(&tx, commit).await?;
         let seqs = self.write_queue(&tx, commit).await?;
+        self.write_logs(&tx, commit).await?;
         tx.commit().await.map_err(self.err("commit"))?;
         Ok(seqs)
     }
@@ -574,39 +578,26 @@ impl Engine for PgEngine {
         Ok(out)
     }
 
-    async fn update_delivery(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE outbox SET record = $2::text::jsonb WHERE seq = $1",
-                &[&(seq as i64), &json_text(delivery)],
-            )
-            .await
-            .map(|_| ())
-            .map_err(self.err(&format!("outbox/{seq}")))
+    async fn update_delivery(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.update_logged(seq, delivery, log).await
     }
 
-    async fn remove_delivery(&self, seq: u64) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute("DELETE FROM outbox WHERE seq = $1", &[&(seq as i64)])
-            .await
-            .map(|_| ())
-            .map_err(self.err(&format!("outbox/{seq}")))
+    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError> {
+        self.remove_logged(seq, log).await
     }
 
-    async fn bury(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "WITH moved AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq) \
-                 INSERT INTO dead (seq, record) SELECT seq, $2::text::jsonb FROM moved \
-                 ON CONFLICT (seq) DO UPDATE SET record = EXCLUDED.record",
-                &[&(seq as i64), &json_text(letter)],
-            )
-            .await
-            .map(|_| ())
-            .map_err(self.err(&format!("dead/{seq}")))
+    async fn bury(
+        &self,
+        seq: u64,
+        letter: &DeadLetter,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.bury_logged(seq, letter, log).await
     }
 
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
@@ -629,23 +620,13 @@ impl Engine for PgEngine {
         Ok(row.get::<_, i64>(0) as usize)
     }
 
-    async fn requeue(&self, seq: u64, delivery: &Delivery) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "WITH moved AS (DELETE FROM dead WHERE seq = $1 RETURNING seq) \
-                 INSERT INTO outbox (seq, sink, session_id, record) \
-                 SELECT seq, $2, $3, $4::text::jsonb FROM moved ON CONFLICT (seq) DO NOTHING",
-                &[
-                    &(seq as i64),
-                    &delivery.sink,
-                    &delivery.session_id,
-                    &json_text(delivery),
-                ],
-            )
-            .await
-            .map(|_| ())
-            .map_err(self.err(&format!("dead/{seq}")))
+    async fn requeue(
+        &self,
+        seq: u64,
+        delivery: &Delivery,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        self.requeue_logged(seq, delivery, log).await
     }
 
     async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError> {
@@ -758,5 +739,26 @@ impl Engine for PgEngine {
             .await
             .map(|_| ())
             .map_err(self.err(&format!("threads/{sink}/{session_id}")))
+    }
+
+    async fn recent_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        history: usize,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        self.read_deliveries(filter, history).await
+    }
+
+    async fn recent_events(
+        &self,
+        limit: usize,
+        before_id: Option<u64>,
+        history: usize,
+    ) -> Result<Vec<EventLogEntry>, StoreError> {
+        self.read_events(limit, before_id, history).await
+    }
+
+    async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError> {
+        self.trim(log, keep).await
     }
 }
