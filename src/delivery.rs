@@ -17,7 +17,9 @@ use tracing::Instrument;
 use crate::active::Active;
 use crate::config::SinkConfig;
 use crate::sink::{Failure, Sinks, Verdict};
-use crate::store::{now_ms, DeadLetter, Delivery, DeliveryLogEntry, Outcome, Store, StoreError};
+use crate::store::{
+    now_ms, Change, DeadLetter, Delivery, DeliveryLogEntry, Outcome, Settle, Store, StoreError,
+};
 use crate::{metrics, retry};
 
 /// How many times a sink's concurrency the loop takes from the outbox ahead of sending.
@@ -239,20 +241,37 @@ impl Deliverer {
         self.sinks.1.clone()
     }
 
-    /// Records the outcome of one send.
-    async fn settle(&mut self, (seq, delivery, verdict): Settled) -> Result<(), StoreError> {
-        // The lane stays claimed in the outbox's index until the outcome is recorded. If the
+    /// Records the outcomes of the sends that ended, all in one store write (with their
+    /// delivery log entries): under a burst of outcomes the store's cost per write is shared.
+    async fn settle(&mut self, outcomes: Vec<Settled>) -> Result<(), StoreError> {
+        // A lane stays claimed in the outbox's index until its outcome is recorded. If the
         // store cannot record it, the lane is held a while, then released: the delivery is
         // still queued and goes out again, under the same id.
-        self.in_flight.remove(&seq);
         // Forget the finished send tasks (their outcomes come through the channel).
         while self.sends.try_join_next().is_some() {}
-        let recorded = self.record(seq, delivery, verdict).await;
-        if recorded.is_err() {
-            let hold = self.active.borrow().config.delivery.initial_backoff;
-            self.held.push((seq, now_ms() + hold.as_millis() as u64));
+        let mut batch = Vec::with_capacity(outcomes.len());
+        let mut failed = None;
+        for (seq, delivery, verdict) in outcomes {
+            self.in_flight.remove(&seq);
+            match self.record(seq, delivery, verdict).await {
+                Ok(settle) => batch.push(settle),
+                Err(e) => {
+                    self.hold(seq);
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        recorded
+        if let Err(e) = self.store.settle(&batch).await {
+            batch.iter().for_each(|s| self.hold(s.seq));
+            return Err(e);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Keeps a lane whose outcome could not be recorded for `delivery.initial_backoff`.
+    fn hold(&mut self, seq: u64) {
+        let hold = self.active.borrow().config.delivery.initial_backoff;
+        self.held.push((seq, now_ms() + hold.as_millis() as u64));
     }
 
     /// How long the loop waits when nothing is due. On a shared store other processes (an
@@ -266,13 +285,13 @@ impl Deliverer {
         }
     }
 
-    /// Applies one send's verdict to the store: removed, rescheduled, or buried.
+    /// What one send's verdict does to the store: removed, rescheduled, or buried.
     async fn record(
         &mut self,
         seq: u64,
         delivery: Delivery,
         verdict: Verdict,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settle, StoreError> {
         let span = tracing::info_span!("delivery", sink = %delivery.sink, session_id = %delivery.session_id, delivery_id = %delivery.id);
         self.record_in_span(seq, delivery, verdict)
             .instrument(span)
@@ -284,13 +303,13 @@ impl Deliverer {
         seq: u64,
         mut delivery: Delivery,
         verdict: Verdict,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settle, StoreError> {
         delivery.attempts += 1;
         let failure = match verdict {
-            Verdict::Delivered { status } => return self.delivered(seq, &delivery, status).await,
+            Verdict::Delivered { status } => return Ok(self.delivered(seq, &delivery, status)),
             Verdict::GiveUp(failure) => {
                 let reason = failure.message.clone();
-                return self.bury(seq, delivery, failure, reason).await;
+                return Ok(self.bury(seq, delivery, failure, reason));
             }
             Verdict::Gone(failure) => {
                 // The endpoint may be gone: the delivery is retried (it may come back), and the
@@ -308,7 +327,7 @@ impl Deliverer {
                 "gave up after {} attempts: {}",
                 delivery.attempts, failure.message
             );
-            return self.bury(seq, delivery, failure, reason).await;
+            return Ok(self.bury(seq, delivery, failure, reason));
         }
         let delay = retry::next_delay(
             delivery.attempts,
@@ -318,25 +337,23 @@ impl Deliverer {
             retry::jitter(),
         );
         tracing::warn!(attempts = delivery.attempts, retry_in_ms = delay.as_millis() as u64, error = %failure.message, "delivery failed; will retry");
-        self.schedule_retry(seq, delivery, delay, failure).await
+        Ok(self.schedule_retry(seq, delivery, delay, failure))
     }
 
     /// A 2xx: the delivery leaves the outbox.
-    async fn delivered(
-        &mut self,
-        seq: u64,
-        delivery: &Delivery,
-        status: u16,
-    ) -> Result<(), StoreError> {
+    fn delivered(&mut self, seq: u64, delivery: &Delivery, status: u16) -> Settle {
         self.gone.remove(&delivery.sink);
         let log = DeliveryLogEntry::new(delivery, Outcome::Delivered, Some(status), None);
-        self.store.remove_delivery(seq, &log).await?;
         self.report.delivered += 1;
         let latency_ms = now_ms().saturating_sub(delivery.detected_at_ms);
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "delivered")], 1.0);
         metrics::DELIVERY_LATENCY.observe(&[("sink", &delivery.sink)], latency_ms as f64 / 1000.0);
         tracing::info!(status, attempts = delivery.attempts, event_type = %delivery.event_type, latency_ms, "delivered");
-        Ok(())
+        Settle {
+            seq,
+            change: Change::Delivered,
+            log,
+        }
     }
 
     /// Counts an "endpoint gone" answer; pauses the sink at [`GONE_BEFORE_PAUSE`] in a row.
@@ -356,13 +373,13 @@ impl Deliverer {
     }
 
     /// Moves a delivery that failed for good to the dead letters.
-    async fn bury(
+    fn bury(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
         failure: Failure,
         reason: String,
-    ) -> Result<(), StoreError> {
+    ) -> Settle {
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "dead")], 1.0);
         tracing::error!(attempts = delivery.attempts, error = %failure.message, "delivery failed for good; moved to the dead letters");
         let log = DeliveryLogEntry::new(
@@ -381,16 +398,21 @@ impl Deliverer {
             failed_at_ms: now_ms(),
             event: None,
         };
-        self.store.bury(seq, &letter, &log).await
+        Settle {
+            seq,
+            change: Change::Dead(letter),
+            log,
+        }
     }
 
-    async fn schedule_retry(
+    /// Reschedules a delivery after a failed attempt.
+    fn schedule_retry(
         &mut self,
         seq: u64,
         mut delivery: Delivery,
         delay: Duration,
         failure: Failure,
-    ) -> Result<(), StoreError> {
+    ) -> Settle {
         let log = DeliveryLogEntry::new(
             &delivery,
             Outcome::Retry,
@@ -401,7 +423,11 @@ impl Deliverer {
         delivery.last_error = Some(failure.message);
         self.report.retried += 1;
         metrics::DELIVERIES.count(&[("sink", &delivery.sink), ("outcome", "retry")], 1.0);
-        self.store.update_delivery(seq, &delivery, &log).await
+        Settle {
+            seq,
+            change: Change::Retry(delivery),
+            log,
+        }
     }
 
     /// Sends until every queued delivery is delivered or dead, or waits on a retry further than
@@ -423,10 +449,7 @@ impl Deliverer {
                 continue;
             }
             if let Some(outcome) = rx.recv().await {
-                self.settle(outcome).await?;
-                while let Ok(outcome) = rx.try_recv() {
-                    self.settle(outcome).await?;
-                }
+                self.settle(with_queued(outcome, &mut rx)).await?;
             }
         }
         self.report.pending = self.store.outbox_len().await?;
@@ -456,10 +479,7 @@ impl Deliverer {
             });
             tokio::select! {
                 Some(outcome) = rx.recv() => {
-                    self.settle_logged(outcome).await;
-                    while let Ok(outcome) = rx.try_recv() {
-                        self.settle_logged(outcome).await;
-                    }
+                    self.settle_logged(with_queued(outcome, &mut rx)).await;
                 }
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
@@ -470,7 +490,9 @@ impl Deliverer {
         tokio::pin!(deadline);
         while !self.in_flight.is_empty() {
             tokio::select! {
-                Some(outcome) = rx.recv() => self.settle_logged(outcome).await,
+                Some(outcome) = rx.recv() => {
+                    self.settle_logged(with_queued(outcome, &mut rx)).await
+                }
                 _ = &mut deadline => {
                     tracing::warn!(in_flight = self.in_flight.len(), "shutdown grace period over; unsent deliveries stay queued");
                     break;
@@ -479,9 +501,18 @@ impl Deliverer {
         }
     }
 
-    async fn settle_logged(&mut self, outcome: Settled) {
-        if let Err(e) = self.settle(outcome).await {
+    async fn settle_logged(&mut self, outcomes: Vec<Settled>) {
+        if let Err(e) = self.settle(outcomes).await {
             tracing::error!(error = %e, "cannot record a delivery outcome; its lane is held for delivery.initial_backoff, then the delivery goes out again under the same id");
         }
     }
+}
+
+/// An outcome and those already waiting behind it.
+fn with_queued(first: Settled, rx: &mut mpsc::UnboundedReceiver<Settled>) -> Vec<Settled> {
+    let mut outcomes = vec![first];
+    while let Ok(outcome) = rx.try_recv() {
+        outcomes.push(outcome);
+    }
+    outcomes
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use devin_notify::active::Active;
 use devin_notify::app::{AppError, OnceReport};
-use devin_notify::store::{DeliveryFilter, DeliveryLogEntry, Outcome, Store, StoreError};
+use devin_notify::store::{
+    Change, Commit, DeadLetter, Delivery, DeliveryFilter, DeliveryLogEntry, Outcome, Settle, Store,
+    StoreError,
+};
 use harness::{Backend, Env};
 use serde_json::json;
 use support::{pr, session, Reply};
@@ -270,7 +273,80 @@ async fn the_logs_keep_the_last_server_history_entries(backend: Backend) {
     }
 }
 
+/// A queued delivery of session `n`.
+fn queued(n: u32) -> Delivery {
+    Delivery {
+        id: format!("msg_{n}"),
+        sink: "hook".into(),
+        rule: "status".into(),
+        session_id: format!("s{n}"),
+        session_title: Some(format!("Session s{n}")),
+        event_id: format!("evt_{n}"),
+        event_type: "session.status_changed".into(),
+        body: "{}".into(),
+        detected_at_ms: 1,
+        attempts: 1,
+        next_attempt_ms: 0,
+        last_error: None,
+    }
+}
+
+async fn a_burst_of_outcomes_is_one_write(backend: Backend) {
+    let env = Env::start_on(backend, RULES).await;
+    let store = Store::from_config(&env.active().config.store)
+        .await
+        .expect("store");
+    let commit = Commit {
+        deliveries: (0..4).map(queued).collect(),
+        ..Commit::default()
+    };
+    let seqs = store.commit(&commit).await.expect("commit");
+    store.flush().await.expect("flush");
+    let settle = |i: usize, change: Change, outcome: Outcome, status: u16| Settle {
+        seq: seqs[i],
+        change,
+        log: DeliveryLogEntry::new(&queued(i as u32), outcome, Some(status), None),
+    };
+    let retried = Delivery {
+        next_attempt_ms: 5,
+        ..queued(2)
+    };
+    let letter = DeadLetter {
+        delivery: queued(1),
+        reason: "HTTP 400".into(),
+        status: Some(400),
+        response_body: String::new(),
+        failed_at_ms: 2,
+        event: None,
+    };
+    let batch = [
+        settle(0, Change::Delivered, Outcome::Delivered, 200),
+        settle(1, Change::Dead(letter), Outcome::Dead, 400),
+        settle(2, Change::Retry(retried), Outcome::Retry, 503),
+    ];
+    store.settle(&batch).await.expect("settled");
+    let left: Vec<(String, u64)> = store
+        .outbox()
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|(_, d)| (d.id, d.next_attempt_ms))
+        .collect();
+    assert_eq!(left, [("msg_2".to_owned(), 5), ("msg_3".to_owned(), 0)]);
+    assert_eq!(store.dead_len().await.expect("dead"), 1);
+    let entries = store.recent_deliveries(&filter(|_| {})).await.expect("log");
+    assert_eq!(
+        summary(&entries),
+        [
+            ("s2", Outcome::Retry, Some(503), 1),
+            ("s1", Outcome::Dead, Some(400), 1),
+            ("s0", Outcome::Delivered, Some(200), 1),
+        ]
+    );
+}
+
 on_both_backends!(
     the_delivery_log_tells_each_outcome,
     the_logs_keep_the_last_server_history_entries,
+    a_burst_of_outcomes_is_one_write,
 );

@@ -8,15 +8,17 @@
 //!   sequence numbers above every earlier one (the outbox's order is detection order).
 //! - Deliveries are not sendable until durable: [`Engine::durable_below`] holds back rows a
 //!   crash could lose, until [`Engine::flush`].
-//! - An outcome of a delivery (removed, rescheduled, buried, requeued) and its delivery log
-//!   entry are written at once; so are a commit and its log entries. Log entries get ids above
+//! - Outcomes of deliveries (removed, rescheduled, buried, requeued) and their delivery log
+//!   entries are written at once; so are a commit and its log entries. Log entries get ids above
 //!   every earlier one's.
 //! - A record that cannot be decoded is reported with what it is, or set aside (an outbox row
 //!   goes to a quarantine), never silently dropped in a way that loses a delivery.
 
 use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
-use super::{Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError, Waiting};
+use super::{
+    Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey, StoreError, Waiting,
+};
 
 pub(crate) trait Engine {
     // Snapshots and once-per-subject records ([`super::snapshots`]).
@@ -55,23 +57,9 @@ pub(crate) trait Engine {
     /// The queued deliveries with these numbers (`None`: no longer queued, or unreadable and
     /// set aside).
     async fn deliveries(&self, seqs: &[u64]) -> Result<Vec<Option<Delivery>>, StoreError>;
-    /// Rewrites a queued delivery (a delivery no longer queued is left alone) and appends
-    /// `log`, at once.
-    async fn update_delivery(
-        &self,
-        seq: u64,
-        delivery: &Delivery,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError>;
-    /// Removes a queued delivery and appends `log`, at once.
-    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError>;
-    /// Moves a queued delivery to the dead letters and appends `log`, at once.
-    async fn bury(
-        &self,
-        seq: u64,
-        letter: &DeadLetter,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError>;
+    /// Records outcomes of queued deliveries, each with its delivery log entry, in one
+    /// transaction.
+    async fn settle(&self, batch: &[Settle]) -> Result<(), StoreError>;
     /// Every dead letter, oldest first.
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError>;
     async fn dead_len(&self) -> Result<usize, StoreError>;

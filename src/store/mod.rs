@@ -47,7 +47,7 @@ pub use self::history::{
     MAX_HISTORY,
 };
 pub use self::meta::{Paused, META_BASELINE, META_HIGH_WATER, META_LAST_FULL, META_SCOPE};
-pub use self::outbox::{DeadLetter, Delivery};
+pub use self::outbox::{Change, DeadLetter, Delivery, Settle};
 pub use self::snapshots::{Commit, SnapshotKey};
 pub use self::threads::SlackThread;
 pub use self::waits::Waiting;

@@ -50,6 +50,27 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
+/// What an outcome does to a queued delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Delivered: it leaves the outbox.
+    Delivered,
+    /// An attempt failed: it stays, rewritten (attempts, next attempt, last error); one no
+    /// longer queued (settled meanwhile by another process) is not resurrected.
+    Retry(Delivery),
+    /// Given up: it moves to the dead letters.
+    Dead(DeadLetter),
+}
+
+/// The outcome of a queued delivery (sequence number `seq`) and its delivery log entry,
+/// written at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    pub seq: u64,
+    pub change: Change,
+    pub log: DeliveryLogEntry,
+}
+
 impl Store {
     /// Every queued delivery, in detection order. An unreadable row is set aside (quarantined
     /// and logged) so that it cannot stop the others.
@@ -67,8 +88,7 @@ impl Store {
 
     /// Takes up to `n` deliveries of `sink` that are due at `now`, the oldest queued of each
     /// of its lanes that has nothing in flight, and marks those lanes as sending until the
-    /// delivery's outcome is recorded ([`Store::remove_delivery`], [`Store::update_delivery`],
-    /// [`Store::bury`], or [`Store::release`]). Reads only the deliveries it takes.
+    /// delivery's outcome is recorded ([`Store::settle`], or [`Store::release`]). Reads only the deliveries it takes.
     pub async fn claim_due(
         &self,
         sink: &str,
@@ -169,6 +189,26 @@ impl Store {
             .await;
     }
 
+    /// Records outcomes of deliveries, each with its delivery log entry, all at once (one
+    /// transaction): under a burst of outcomes the cost of a write is shared.
+    pub async fn settle(&self, batch: &[Settle]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        on_engine!(self.settle(batch))?;
+        self.note(|q| {
+            for s in batch {
+                match &s.change {
+                    Change::Retry(d) => q.reschedule(s.seq, d.next_attempt_ms),
+                    Change::Delivered | Change::Dead(_) => q.remove(s.seq),
+                }
+            }
+        })
+        .await;
+        self.logged(Log::Deliveries, batch.len()).await;
+        Ok(())
+    }
+
     /// Rewrites a queued delivery after a failed attempt, and logs it (`log`), at once; one no
     /// longer queued (another process may have settled it meanwhile) is not resurrected.
     pub async fn update_delivery(
@@ -177,11 +217,8 @@ impl Store {
         delivery: &Delivery,
         log: &DeliveryLogEntry,
     ) -> Result<(), StoreError> {
-        on_engine!(self.update_delivery(seq, delivery, log))?;
-        self.note(|q| q.reschedule(seq, delivery.next_attempt_ms))
-            .await;
-        self.logged(Log::Deliveries, 1).await;
-        Ok(())
+        self.settle_one(seq, Change::Retry(delivery.clone()), log)
+            .await
     }
 
     /// Removes a delivered delivery and logs it (`log`), at once.
@@ -190,10 +227,7 @@ impl Store {
         seq: u64,
         log: &DeliveryLogEntry,
     ) -> Result<(), StoreError> {
-        on_engine!(self.remove_delivery(seq, log))?;
-        self.note(|q| q.remove(seq)).await;
-        self.logged(Log::Deliveries, 1).await;
-        Ok(())
+        self.settle_one(seq, Change::Delivered, log).await
     }
 
     /// Moves a queued delivery to the dead letters and logs it (`log`), at once.
@@ -203,10 +237,22 @@ impl Store {
         letter: &DeadLetter,
         log: &DeliveryLogEntry,
     ) -> Result<(), StoreError> {
-        on_engine!(self.bury(seq, letter, log))?;
-        self.note(|q| q.remove(seq)).await;
-        self.logged(Log::Deliveries, 1).await;
-        Ok(())
+        self.settle_one(seq, Change::Dead(letter.clone()), log)
+            .await
+    }
+
+    async fn settle_one(
+        &self,
+        seq: u64,
+        change: Change,
+        log: &DeliveryLogEntry,
+    ) -> Result<(), StoreError> {
+        let settle = Settle {
+            seq,
+            change,
+            log: log.clone(),
+        };
+        self.settle(std::slice::from_ref(&settle)).await
     }
 
     /// Every dead letter, oldest first.

@@ -30,8 +30,8 @@ use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::import::Export;
 use super::queue::Row;
 use super::{
-    decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
-    Waiting,
+    decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
+    StoreError, Waiting,
 };
 
 /// Meta key prefix of paused sinks.
@@ -474,26 +474,8 @@ impl Engine for SledEngine {
         Ok(out)
     }
 
-    async fn update_delivery(
-        &self,
-        seq: u64,
-        delivery: &Delivery,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        self.update_logged(seq, delivery, log)
-    }
-
-    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError> {
-        self.remove_logged(seq, log)
-    }
-
-    async fn bury(
-        &self,
-        seq: u64,
-        letter: &DeadLetter,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        self.bury_logged(seq, letter, log)
+    async fn settle(&self, batch: &[Settle]) -> Result<(), StoreError> {
+        self.settle_logged(batch)
     }
 
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {

@@ -1,12 +1,13 @@
-//! The PostgreSQL engine's outcomes of deliveries, each one statement (so one transaction)
-//! that also appends its delivery log entry, and its two logs: tables `delivery_log` and
+//! The PostgreSQL engine's outcomes of deliveries, each one statement that also appends its
+//! delivery log entry (several outcomes: one transaction), and its two logs: tables `delivery_log` and
 //! `event_log` (migration V2), the entry's JSON in `record` beside the columns the filters use.
 
 use tokio_postgres::types::ToSql;
+use tokio_postgres::GenericClient;
 
 use super::{json_text, no_nul, PgEngine};
 use crate::store::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
-use crate::store::{decode, Commit, DeadLetter, Delivery, StoreError};
+use crate::store::{decode, Change, Commit, Delivery, Settle, StoreError};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -58,61 +59,73 @@ fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// An outcome's statement (before its log entry) and its parameters.
+fn outcome_sql<'a>(
+    settle: &'a Settle,
+    seq: &'a i64,
+    record: &'a String,
+) -> (&'static str, Vec<Param<'a>>) {
+    match &settle.change {
+        Change::Delivered => (
+            "WITH removed AS (DELETE FROM outbox WHERE seq = $1)",
+            vec![seq],
+        ),
+        Change::Retry(_) => (
+            "WITH updated AS (UPDATE outbox SET record = $2::text::jsonb WHERE seq = $1)",
+            vec![seq, record],
+        ),
+        Change::Dead(_) => (
+            "WITH moved AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq), \
+             buried AS (INSERT INTO dead (seq, record) SELECT seq, $2::text::jsonb FROM moved \
+             ON CONFLICT (seq) DO UPDATE SET record = EXCLUDED.record)",
+            vec![seq, record],
+        ),
+    }
+}
+
+/// Runs an outcome's statement `sql` (its parameters `params`) with its log entry: one
+/// statement.
+async fn with_log(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+    log: &DeliveryLogEntry,
+) -> Result<(), tokio_postgres::Error> {
+    let row = LogRow::of(log);
+    let statement = format!("{sql} {}", append_log(params.len() + 1));
+    let all: Vec<Param<'_>> = params.iter().copied().chain(row.params()).collect();
+    client.execute(&statement, &all).await.map(|_| ())
+}
+
+/// Records one outcome with its log entry.
+async fn settle_with(
+    client: &impl GenericClient,
+    settle: &Settle,
+) -> Result<(), tokio_postgres::Error> {
+    let seq = settle.seq as i64;
+    let record = match &settle.change {
+        Change::Delivered => String::new(),
+        Change::Retry(delivery) => json_text(delivery),
+        Change::Dead(letter) => json_text(letter),
+    };
+    let (sql, params) = outcome_sql(settle, &seq, &record);
+    with_log(client, sql, &params, &settle.log).await
+}
+
 impl PgEngine {
-    /// Runs an outcome's statement: `sql` (its parameters `params`) then the log entry.
-    async fn with_log(
-        &self,
-        sql: &str,
-        params: &[Param<'_>],
-        log: &DeliveryLogEntry,
-        what: &str,
-    ) -> Result<(), StoreError> {
-        let row = LogRow::of(log);
-        let statement = format!("{sql} {}", append_log(params.len() + 1));
-        let all: Vec<Param<'_>> = params.iter().copied().chain(row.params()).collect();
-        self.client()
-            .await?
-            .execute(&statement, &all)
-            .await
-            .map(|_| ())
-            .map_err(self.err(what))
-    }
-
-    pub(super) async fn update_logged(
-        &self,
-        seq: u64,
-        delivery: &Delivery,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        let sql = "WITH updated AS (UPDATE outbox SET record = $2::text::jsonb WHERE seq = $1)";
-        let (seq, record) = (seq as i64, json_text(delivery));
-        self.with_log(sql, &[&seq, &record], log, &format!("outbox/{seq}"))
-            .await
-    }
-
-    pub(super) async fn remove_logged(
-        &self,
-        seq: u64,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        let sql = "WITH removed AS (DELETE FROM outbox WHERE seq = $1)";
-        let seq = seq as i64;
-        self.with_log(sql, &[&seq], log, &format!("outbox/{seq}"))
-            .await
-    }
-
-    pub(super) async fn bury_logged(
-        &self,
-        seq: u64,
-        letter: &DeadLetter,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        let sql = "WITH moved AS (DELETE FROM outbox WHERE seq = $1 RETURNING seq), \
-                   buried AS (INSERT INTO dead (seq, record) SELECT seq, $2::text::jsonb FROM moved \
-                   ON CONFLICT (seq) DO UPDATE SET record = EXCLUDED.record)";
-        let (seq, record) = (seq as i64, json_text(letter));
-        self.with_log(sql, &[&seq, &record], log, &format!("dead/{seq}"))
-            .await
+    /// Records outcomes with their log entries: one statement each, in one transaction.
+    pub(super) async fn settle_logged(&self, batch: &[Settle]) -> Result<(), StoreError> {
+        let what = format!("outbox/{}", batch.first().map_or(0, |s| s.seq));
+        let mut client = self.client().await?;
+        if let [one] = batch {
+            // A statement is a transaction of its own.
+            return settle_with(&**client, one).await.map_err(self.err(&what));
+        }
+        let tx = client.transaction().await.map_err(self.err(&what))?;
+        for settle in batch {
+            settle_with(&*tx, settle).await.map_err(self.err(&what))?;
+        }
+        tx.commit().await.map_err(self.err(&what))
     }
 
     pub(super) async fn requeue_logged(
@@ -127,8 +140,10 @@ impl PgEngine {
         let seq = seq as i64;
         let record = json_text(delivery);
         let params: [Param<'_>; 4] = [&seq, &delivery.sink, &delivery.session_id, &record];
-        self.with_log(sql, &params, log, &format!("dead/{seq}"))
+        let client = self.client().await?;
+        with_log(&**client, sql, &params, log)
             .await
+            .map_err(self.err(&format!("dead/{seq}")))
     }
 
     /// Appends a commit's log entries (its events, and the outcomes decided at detection).

@@ -24,8 +24,8 @@ use super::engine::Engine;
 use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
 use super::{
-    decode, encode, Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, StoreError,
-    Waiting,
+    decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
+    StoreError, Waiting,
 };
 mod connect;
 mod journal;
@@ -578,26 +578,8 @@ impl Engine for PgEngine {
         Ok(out)
     }
 
-    async fn update_delivery(
-        &self,
-        seq: u64,
-        delivery: &Delivery,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        self.update_logged(seq, delivery, log).await
-    }
-
-    async fn remove_delivery(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError> {
-        self.remove_logged(seq, log).await
-    }
-
-    async fn bury(
-        &self,
-        seq: u64,
-        letter: &DeadLetter,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        self.bury_logged(seq, letter, log).await
+    async fn settle(&self, batch: &[Settle]) -> Result<(), StoreError> {
+        self.settle_logged(batch).await
     }
 
     async fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {

@@ -1,4 +1,4 @@
-//! The sled engine's outcomes of deliveries, each written with its delivery log entry in one
+//! The sled engine's outcomes of deliveries, written with their delivery log entries in one
 //! transaction, and its two logs: trees `delivery_log` and `event_log`, keyed by the entry's id
 //! (u64, big-endian: sled's order is the order written), holding the entry's JSON.
 
@@ -6,7 +6,7 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 
 use super::{key, sled_err, tx_err, SledEngine};
 use crate::store::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
-use crate::store::{decode, encode, DeadLetter, Delivery, StoreError};
+use crate::store::{decode, encode, Change, Delivery, Settle, StoreError};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<()>>;
 
@@ -40,45 +40,42 @@ impl SledEngine {
         }
     }
 
-    pub(super) fn update_logged(
-        &self,
-        seq: u64,
-        delivery: &Delivery,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        let new = encode(delivery);
-        let result = (&self.outbox, &self.delivery_log).transaction(|(outbox, logs)| {
-            // A delivery settled meanwhile (by another process) is not resurrected.
-            if outbox.get(key(seq))?.is_some() {
-                outbox.insert(&key(seq), new.as_slice())?;
-            }
-            append(logs, log)
-        });
-        result.map_err(tx_err(format!("outbox/{seq}")))
-    }
-
-    pub(super) fn remove_logged(&self, seq: u64, log: &DeliveryLogEntry) -> Result<(), StoreError> {
-        let result = (&self.outbox, &self.delivery_log).transaction(|(outbox, logs)| {
-            outbox.remove(&key(seq))?;
-            append(logs, log)
-        });
-        result.map_err(tx_err(format!("outbox/{seq}")))
-    }
-
-    pub(super) fn bury_logged(
-        &self,
-        seq: u64,
-        letter: &DeadLetter,
-        log: &DeliveryLogEntry,
-    ) -> Result<(), StoreError> {
-        let letter = encode(letter);
+    /// Records outcomes with their log entries in one transaction across the outbox, the dead
+    /// letters and the delivery log.
+    pub(super) fn settle_logged(&self, batch: &[Settle]) -> Result<(), StoreError> {
+        let encoded: Vec<Option<Vec<u8>>> = batch
+            .iter()
+            .map(|s| match &s.change {
+                Change::Delivered => None,
+                Change::Retry(delivery) => Some(encode(delivery)),
+                Change::Dead(letter) => Some(encode(letter)),
+            })
+            .collect();
         let trees = (&self.outbox, &self.dead, &self.delivery_log);
         let result = trees.transaction(|(outbox, dead, logs)| {
-            outbox.remove(&key(seq))?;
-            dead.insert(&key(seq), letter.as_slice())?;
-            append(logs, log)
+            for (s, value) in batch.iter().zip(&encoded) {
+                let k = key(s.seq);
+                match (&s.change, value) {
+                    (Change::Retry(_), Some(value)) => {
+                        // A delivery settled meanwhile (by another process) is not resurrected.
+                        if outbox.get(k)?.is_some() {
+                            outbox.insert(&k, value.as_slice())?;
+                        }
+                    }
+                    (Change::Dead(_), Some(value)) => {
+                        outbox.remove(&k)?;
+                        dead.insert(&k, value.as_slice())?;
+                    }
+                    _ => {
+                        outbox.remove(&k)?;
+                    }
+                }
+                append(logs, &s.log)?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
         });
-        result.map_err(tx_err(format!("dead/{seq}")))
+        let first = batch.first().map_or(0, |s| s.seq);
+        result.map_err(tx_err(format!("outbox/{first}")))
     }
 
     pub(super) fn requeue_logged(
@@ -143,7 +140,8 @@ impl SledEngine {
         })
     }
 
-    /// Deletes all but the newest `keep` entries of a log.
+    /// Deletes all but the newest `keep` entries of a log, in one batch (measured faster than
+    /// one removal at a time).
     pub(super) fn trim(&self, log: Log, keep: usize) -> Result<(), StoreError> {
         let tree = self.log_tree(log);
         let Some(oldest_kept) = tree.iter().keys().rev().nth(keep.saturating_sub(1)) else {
