@@ -133,6 +133,21 @@ async fn admin_commands_work_while_the_service_holds_the_store() {
     let (code, out) = env.cli(&["sinks", "resume", "nope"]).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("no sink named `nope`"), "{out}");
+    // The delivery log and the event log, through the service too.
+    let (code, out) = env
+        .cli(&["deliveries", "--outcome", "dead", "--sink", "hook"])
+        .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Session s1 (s1)") && out.contains(" 400 ") && out.contains("1 entry"),
+        "{out}"
+    );
+    let (code, out) = env.cli(&["events", "--limit", "5"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("session.status_changed") && out.contains("-> hook"),
+        "{out}"
+    );
     let (ok, log) = service.stop().await;
     assert!(ok, "{log}");
 }
