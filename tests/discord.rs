@@ -134,3 +134,39 @@ async fn an_empty_rate_limit_bucket_holds_the_next_send_until_it_resets() {
         "the second send waited for the bucket to reset: {gap:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_over_discords_limits_is_cut_to_fit_when_sent() {
+    let mut env = started().await;
+    let dir = env.dir.path().join("templates");
+    std::fs::create_dir_all(dir.join("discord")).expect("dir");
+    // A custom template that shows the whole title, three times: fine for the samples `check`
+    // renders, over every limit for this session's 5,000-character title.
+    std::fs::write(
+        dir.join("discord/session.status_changed.hbs"),
+        r#"{"content": "{{session.title}}", "embeds": [{"title": "{{session.title}}",
+            "description": "{{session.title}}", "fields": [{"name": "Status", "value": "{{session.status}}"}]}]}"#,
+    )
+    .expect("template");
+    env.tweak(
+        "[store]",
+        &format!("[templates]\ndir = \"{}\"\n\n[store]", dir.display()),
+    );
+    env.api.update("s1", |s| {
+        s["title"] = json!("long ".repeat(1000));
+        s["status"] = json!("exit");
+    });
+    let report = env.once().await.expect("delivered");
+    assert_eq!(report.drain.delivered, 1);
+    let got = env.hook.wait_for(1, WAIT).await;
+    let v = got[0].json();
+    assert_eq!(
+        devin_notify::render::discord_limits(&v),
+        Vec::<String>::new(),
+        "{v}"
+    );
+    let embed = &v["embeds"][0];
+    assert!(embed["title"].as_str().is_some_and(|t| t.ends_with('…')));
+    assert_eq!(embed["fields"][0]["value"], "exit", "the short field stays");
+    assert_eq!(v["allowed_mentions"], json!({"parse": []}));
+}
