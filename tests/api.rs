@@ -540,8 +540,10 @@ async fn dead_letters_are_shown_retried_and_purged() {
         s["dead_letters"] == 0 && s["queued"] == 0
     })
     .await;
-    let bad = post_api(&base, "/dead-letters/retry", None).await;
-    assert_eq!(bad.status, 400);
+    for body in [None, Some(json!({})), Some(json!({"ids": "x"}))] {
+        let bad = post_api(&base, "/dead-letters/retry", body).await;
+        assert_eq!(bad.status, 400, "{}", bad.body);
+    }
     let (ok, log) = service.stop().await;
     assert!(ok, "{log}");
 }

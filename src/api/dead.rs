@@ -82,10 +82,14 @@ pub(super) async fn purge(State(ctx): State<Ctx>, Path(id): Path<String>) -> Api
 }
 
 fn which(bytes: &[u8]) -> Result<Selection, ApiError> {
-    let which: Which = body(bytes)?.ok_or_else(|| {
+    let which: Option<Which> = body(bytes)?;
+    match which.map(Which::selection) {
+        Some(Selection::Ids(ids)) if ids.is_empty() => None,
+        selection => selection,
+    }
+    .ok_or_else(|| {
         ApiError::bad_request("the request body must name the dead letters: {\"ids\": [...]}, {\"all\": true} or {\"sink\": \"NAME\"}")
-    })?;
-    Ok(which.selection())
+    })
 }
 
 pub(super) async fn retry_many(State(ctx): State<Ctx>, bytes: Bytes) -> ApiResult<Retried> {
