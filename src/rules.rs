@@ -4,7 +4,7 @@
 //! in `when` must match; a list matches any of its values. A rule whose `when` names a value the
 //! event does not have (say `pr_state` on a `session.status_changed`) does not match it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::de::{one_or_many, Problem};
 use crate::event::{Change, Event, EventType};
@@ -35,45 +35,90 @@ pub struct Rule {
 }
 
 /// `[rules.when]`: each key holds one value or a list of values, any of which matches.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// Serialized (for the admin API) with the keys given only.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// The session's status now.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<Vec<String>>,
     /// The status in the snapshot (a session seen for the first time has none).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub from_status: Option<Vec<String>>,
     /// The session's status detail now.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_detail: Option<Vec<String>>,
     /// The status detail in the snapshot.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub from_status_detail: Option<Vec<String>>,
     /// Any of the session's tags.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tags: Option<Vec<String>>,
     /// The session's org.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub org_ids: Option<Vec<String>>,
     /// The session's origin (`webapp`, `slack`, `api`, ...).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub origins: Option<Vec<String>>,
     /// The session's category.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub categories: Option<Vec<String>>,
     /// The session's user.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_ids: Option<Vec<String>>,
     /// `owner/repo`: the event's PR for pull-request events, any of the session's PRs otherwise.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repos: Option<Vec<String>>,
     /// The PR's state (pull-request events only).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pr_state: Option<Vec<String>>,
     /// `session.acus_exceeded` fires when `acus_consumed` crosses this; on other events, the
     /// session's `acus_consumed` must be above it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acus_over: Option<f64>,
 }
 

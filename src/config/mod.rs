@@ -177,6 +177,7 @@ impl Config {
         self.devin.validate(&mut p);
         self.delivery.validate(&mut p);
         self.store.validate(&mut p);
+        self.server.validate(&mut p);
         for (name, sink) in &self.sinks {
             sink.validate(name, &mut p);
         }
@@ -363,6 +364,19 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} missing from {e}");
         }
+    }
+
+    #[test]
+    fn admin_token_is_a_secret_from_the_environment() {
+        let text = "[server]\nlisten = \"0.0.0.0:9464\"\nadmin_token = \"${ADMIN}\"\n";
+        let c = Config::from_toml(text, env(&[("ADMIN", "tok_verysecret")])).expect("loads");
+        let token = c.server.admin_token.as_ref().map(Secret::expose);
+        assert_eq!(token, Some("tok_verysecret"));
+        assert!(!format!("{c:?}").contains("tok_verysecret"));
+        let e = Config::from_toml(text, env(&[("ADMIN", " ")])).expect_err("empty");
+        assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
+        let e = Config::from_toml(text, env(&[])).expect_err("unset");
+        assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
     }
 
     #[test]
