@@ -1,19 +1,21 @@
 //! `[server]` (health, readiness, metrics, admin endpoints) and `[log]`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// `[server]`: health, readiness, metrics and admin endpoints.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to serve `/healthz`, `/readyz`, `/metrics` on (e.g. `127.0.0.1:9464`). Admin
     /// endpoints (`/admin/...`, used by `dead-letters` and `sinks` while `run` holds the
     /// store) are served only on a loopback address. Absent: no server.
+    #[schemars(schema_with = "socket_address")]
     pub listen: Option<std::net::SocketAddr>,
 }
 
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[log]`: the format and level of the log.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -31,11 +33,24 @@ impl Default for LogConfig {
     }
 }
 
-/// `log.format`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// `log.format`: `text` (lines for people) or `json` (one object a line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[schemars(transform = crate::de::schema::or_variable)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// `server.listen`: an IPv4 `address:port` or a bracketed IPv6 `[address]:port`, as
+/// [`std::net::SocketAddr`] parses it (no host names), or a `${VAR}` reference.
+fn socket_address(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    const PORT: &str =
+        "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)";
+    let pattern = format!(r"^(?:{OCTET}(?:\.{OCTET}){{3}}|\[[0-9A-Fa-f:.]+(?:%[0-9]+)?\]):{PORT}$");
+    let mut schema = schemars::json_schema!({ "type": "string", "pattern": pattern });
+    crate::de::schema::or_variable(&mut schema);
+    schema
 }
