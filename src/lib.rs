@@ -23,8 +23,9 @@
 //!   access rules, and [`console`], the web console).
 //! - loops and commands: [`poller`] (plan, then per page: diff, once per subject, enrich,
 //!   route and render, commit; then reminders), [`delivery`] (the outbox in order per
-//!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks), [`app`]
-//!   (once, run), [`demo`].
+//!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks),
+//!   [`config::schema()`] (`config schema`: the file's JSON Schema, derived from the types
+//!   the loader reads), [`app`] (once, run), [`demo`].
 //!
 //! `main.rs` only parses the command line.
 
