@@ -3,8 +3,9 @@
 //! click Resume and see its queue go out. Everything the browser shows comes from the running
 //! binary, and every effect is checked at the recording receiver.
 //!
-//! `DEVIN_NOTIFY_SCREENSHOT=path.png cargo test --test console` also saves what the browser
-//! shows at the end (the README's picture of the console is taken this way).
+//! `CONSOLE_SCREENSHOT=path.png cargo test --test console` also saves what the browser
+//! shows with the dead letter on screen (the README's picture of the console, docs/console.png,
+//! is taken this way).
 
 mod harness;
 mod support;
@@ -62,6 +63,9 @@ async fn an_admin_signs_in_retries_a_dead_letter_and_resumes_a_paused_sink() {
         "{dead}"
     );
     assert!(browser.url().await.ends_with("/ui"));
+    if let Ok(path) = std::env::var("CONSOLE_SCREENSHOT") {
+        std::fs::write(&path, browser.screenshot().await).expect("screenshot written");
+    }
 
     // Retry: the receiver now accepts, and gets the delivery.
     env.hook.set_default(Reply::ok());
@@ -117,9 +121,6 @@ async fn an_admin_signs_in_retries_a_dead_letter_and_resumes_a_paused_sink() {
         })
         .await;
 
-    if let Ok(path) = std::env::var("DEVIN_NOTIFY_SCREENSHOT") {
-        std::fs::write(&path, browser.screenshot().await).expect("screenshot written");
-    }
     browser.quit().await;
     let (ok, log) = service.stop().await;
     assert!(ok, "{log}");
