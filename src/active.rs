@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
 use crate::event::{delivery_id, Event};
 use crate::render::{
-    cloud_event, default_webhook_body, discord_limits, slack_limits, teams_message, template_kind,
-    RenderError, TEAMS_MAX_BYTES,
+    cloud_event, default_webhook_body, discord_limits, fit, slack_limits, teams_message,
+    template_kind, RenderError, TEAMS_MAX_BYTES,
 };
 use crate::render::{Templates, SINK_KINDS};
 use crate::rules::Rule;
@@ -69,7 +69,7 @@ impl Active {
         let body = self
             .templates
             .render(sink.kind(), template, event, &rule.name, sink_name)?;
-        match sink {
+        let body = match sink {
             SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
                 let data = match template {
                     None => default_webhook_body(event)["data"].take(),
@@ -80,15 +80,39 @@ impl Active {
                     Some(org) => format!("devin-notify/{org}"),
                     None => "devin-notify".to_owned(),
                 };
-                Ok(cloud_event(event, &id, &source, data).to_string())
+                cloud_event(event, &id, &source, data).to_string()
             }
             SinkConfig::Teams(_) => {
                 let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                Ok(teams_message(card).to_string())
+                teams_message(card).to_string()
             }
-            _ => Ok(body),
-        }
+            _ => body,
+        };
+        Ok(fit_to_limits(sink.kind(), sink_name, template, body))
     }
+}
+
+/// The payload cut to its destination's limits, if it is over them (a title or a message
+/// longer than the samples `check` rendered); a warning names what was cut.
+fn fit_to_limits(kind: &str, sink: &str, template: Option<&str>, body: String) -> String {
+    let kind = template_kind(kind);
+    if !matches!(kind, "slack" | "discord" | "teams") {
+        return body;
+    }
+    let Ok(mut payload) = serde_json::from_str::<Value>(&body) else {
+        return body;
+    };
+    let cut = fit(kind, &mut payload);
+    if cut.is_empty() {
+        return body;
+    }
+    tracing::warn!(
+        sink,
+        template = template.unwrap_or("(the event's default)"),
+        cut = %cut.join("; "),
+        "the payload was over the destination's limits: cut to fit"
+    );
+    payload.to_string()
 }
 
 /// The built-in templates, overridden and extended by `dir/<sink type>/*.hbs`.

@@ -252,17 +252,18 @@ impl Shutdown {
 }
 
 /// Runs an admin operation on the store the config names. When a running service holds the
-/// (sled) store, the operation goes through its admin endpoints (`[server] listen` on a
-/// loopback address).
+/// (sled) store, the operation goes through its admin API (`/api/v1` on `[server] listen`,
+/// with `server.admin_token` when one is set).
 pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
     let store = match Store::open_existing(&active.config.store).await {
         Ok(store) => store,
         Err(StoreError::Locked { path }) => {
-            let listen = active.config.server.listen;
-            let Some(addr) = listen.filter(|a| a.ip().is_loopback()) else {
+            let Some(listen) = active.config.server.listen else {
                 return Err(StoreError::Locked { path }.into());
             };
-            return crate::admin::execute_remote(addr, op)
+            let addr = crate::api::client::reach(listen);
+            let token = active.config.server.admin_token.as_ref();
+            return crate::api::client::execute(addr, token, op)
                 .await
                 .map_err(AppError::Admin);
         }

@@ -108,6 +108,97 @@ pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>
     }
 }
 
+/// Writes a duration as humantime text (`30s`, `1h`): how the schema shows a default.
+pub fn write_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+/// The JSON Schema of the values the helpers above read, for `config schema`: each is named
+/// by a `#[schemars(schema_with = ...)]` beside the `deserialize_with` it describes.
+pub mod schema {
+    use std::borrow::Cow;
+
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+
+    /// A string holding a `${VAR}` reference. The loader replaces references before it reads a
+    /// value, so such a string stands for any value a string can become.
+    pub const VARIABLE: &str = r"\$\{[A-Za-z0-9_]+\}";
+
+    /// A humantime duration as [`super::parse_duration`] reads it: numbers (a fraction allowed)
+    /// each followed by a unit, spaces optional; or `0`.
+    pub const DURATION: &str = concat!(
+        r"^\s*(?:0|(?:[0-9]+(?:\.[0-9]+)?\s*",
+        r"(?:nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s",
+        r"|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d",
+        r"|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\s*)+)\s*$"
+    );
+
+    /// `{"type": "string", "pattern": VARIABLE}`.
+    pub fn variable() -> Schema {
+        json_schema!({ "type": "string", "pattern": VARIABLE })
+    }
+
+    /// `schema`, or a string holding a `${VAR}` reference (for values with a fixed set or
+    /// form of strings, which a reference may produce).
+    pub fn or_variable(schema: &mut Schema) {
+        let mut alternatives = std::mem::take(schema);
+        let mut outer = Schema::default();
+        // The description and title stay on the outer schema, where editors look.
+        for key in ["title", "description", "default"] {
+            if let Some(value) = alternatives.remove(key) {
+                outer.insert(key.into(), value);
+            }
+        }
+        outer.insert(
+            "anyOf".into(),
+            serde_json::Value::Array(vec![alternatives.to_value(), variable().to_value()]),
+        );
+        *schema = outer;
+    }
+
+    /// A duration: humantime text, whole seconds, or a `${VAR}` reference ([`super::duration`]).
+    pub fn duration(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<HumanDuration>()
+    }
+
+    /// A string; a number or boolean is taken as its text ([`super::lenient_string`]).
+    pub fn text(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+
+    /// One value or an array of strings ([`super::one_or_many`]).
+    pub fn one_or_many(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [text(generator), { "type": "array", "items": { "type": "string" } }]
+        })
+    }
+
+    /// The `$defs` entry of durations.
+    struct HumanDuration;
+
+    impl JsonSchema for HumanDuration {
+        fn schema_name() -> Cow<'static, str> {
+            "Duration".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            let mut schema = json_schema!({
+                "description": "A duration: humantime text such as \"30s\", \"5m\", \"1h 30m\" or \"1.5h\" (units ns, us, ms, s, m, h, d, w, M, y and their long forms), or whole seconds as an integer.",
+                "anyOf": [
+                    { "type": "string", "pattern": DURATION },
+                    { "type": "integer", "minimum": 0 },
+                    variable(),
+                ]
+            });
+            schema.insert(
+                "examples".into(),
+                serde_json::json!(["30s", "5m", "1h 30m"]),
+            );
+            schema
+        }
+    }
+}
+
 /// One configuration problem, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

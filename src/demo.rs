@@ -3,9 +3,10 @@
 //! An in-process simulated Devin API serves sessions that live realistic lives (created,
 //! working, waiting for the user, back to work, a PR opened then merged, finished; one errors,
 //! one is suspended and resumes). The real service polls it, diffs, matches rules, renders the
-//! default templates and delivers through the outbox to two local sinks: a Slack-shaped
-//! receiver that prints each message as it would read in the channel, and a signed webhook
-//! receiver that verifies each signature.
+//! default templates and delivers through the outbox to local sinks that print each message as
+//! it would read where it lands: a Slack channel, a Microsoft Teams channel (the Adaptive Card,
+//! answered with Workflows' 202), a Discord channel (the embed, answered as `?wait=true` is),
+//! and a signed webhook receiver that verifies each signature.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -238,7 +239,7 @@ pub fn mrkdwn_to_text(text: &str) -> String {
     }
     out.push_str(rest);
     let mut text = out
-        .replace(['*', '`'], "")
+        .replace(['*', '`', '\u{200B}'], "")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&");
@@ -287,16 +288,132 @@ async fn slack(Json(message): Json<Value>) -> &'static str {
     if lines.is_empty() {
         lines.push(mrkdwn_to_text(message["text"].as_str().unwrap_or_default()));
     }
+    print_block("#devin (slack)", &lines);
+    "ok"
+}
+
+/// The Teams-shaped sink (a Workflows URL): prints the Adaptive Card as the channel would show
+/// it, and answers 202 with no body, as Workflows does.
+async fn teams(Json(message): Json<Value>) -> StatusCode {
+    print_block(
+        "Teams card    ",
+        &card_to_text(&message["attachments"][0]["content"]),
+    );
+    StatusCode::ACCEPTED
+}
+
+/// The Discord-shaped sink (a channel webhook with `?wait=true`): prints the embed as the
+/// channel would show it, and answers with the created message, as Discord does.
+async fn discord(Json(message): Json<Value>) -> Json<Value> {
+    print_block("Discord       ", &embed_to_text(&message["embeds"][0]));
+    Json(json!({
+        "id": "1",
+        "type": 0,
+        "channel_id": "1",
+        "content": message["content"].as_str().unwrap_or_default(),
+        "embeds": message["embeds"].clone(),
+    }))
+}
+
+/// Prints one message: the time and where it landed, then its lines, indented.
+fn print_block(place: &str, lines: &[String]) {
+    let head = format!("[{}] {place}  ", clock());
     let mut out = format!(
-        "[{}] #devin (slack)  {}\n",
-        clock(),
+        "{head}{}\n",
         lines.first().map(String::as_str).unwrap_or_default()
     );
+    let indent = head.chars().count();
     for line in lines.iter().skip(1) {
-        out.push_str(&format!("{:27}{line}\n", ""));
+        out.push_str(&format!("{:indent$}{line}\n", ""));
     }
     print!("{out}");
-    "ok"
+}
+
+/// An Adaptive Card as terminal text: each visible TextBlock (a link shows its label), the
+/// facts on one line, the actions as buttons.
+pub fn card_to_text(card: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for item in card["body"].as_array().into_iter().flatten() {
+        if item["isVisible"] == Value::Bool(false) {
+            continue;
+        }
+        match item["type"].as_str() {
+            Some("TextBlock") => {
+                let text = card_markdown_to_text(item["text"].as_str().unwrap_or_default());
+                lines.extend(text.lines().map(str::to_owned));
+            }
+            Some("FactSet") => {
+                let facts: Vec<String> = item["facts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| {
+                        let text =
+                            |k: &str| card_markdown_to_text(f[k].as_str().unwrap_or_default());
+                        format!("{}: {}", text("title"), text("value"))
+                    })
+                    .collect();
+                lines.push(facts.join(" · "));
+            }
+            _ => {}
+        }
+    }
+    let buttons: Vec<String> = card["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["title"].as_str())
+        .map(|t| format!("[ {t} ]"))
+        .collect();
+    if !buttons.is_empty() {
+        lines.push(buttons.join(" "));
+    }
+    lines
+}
+
+/// Adaptive Card markdown as terminal text: a whole-text link `[label](url)` shows its label,
+/// and the zero-width spaces that defuse values go.
+fn card_markdown_to_text(text: &str) -> String {
+    let label = match (text.strip_prefix('['), text.rfind("](")) {
+        (Some(_), Some(end)) if text.ends_with(')') => &text[1..end],
+        _ => text,
+    };
+    label.replace('\u{200B}', "")
+}
+
+/// A Discord embed as terminal text: the title, the description, the fields on one line.
+pub fn embed_to_text(embed: &Value) -> Vec<String> {
+    let text = |v: &Value| discord_markdown_to_text(v.as_str().unwrap_or_default());
+    let mut lines = vec![text(&embed["title"])];
+    lines.extend(text(&embed["description"]).lines().map(str::to_owned));
+    let fields: Vec<String> = embed["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{}: {}", text(&f["name"]), text(&f["value"])))
+        .collect();
+    if !fields.is_empty() {
+        lines.push(fields.join(" · "));
+    }
+    lines
+}
+
+/// Discord markdown as terminal text: bold markers go, and a backslash-escaped character
+/// shows as itself.
+fn discord_markdown_to_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text
+        .replace("**", "")
+        .chars()
+        .collect::<Vec<_>>()
+        .into_iter();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The webhook sink: verifies the Standard Webhooks signature and prints one line.
@@ -375,6 +492,14 @@ level = "warn"
 type = "slack"
 url = "http://{sinks}/slack"
 max_per_second = 50
+[sinks.teams]
+type = "teams"
+url = "http://{sinks}/teams"
+max_per_second = 50
+[sinks.discord]
+type = "discord"
+url = "http://{sinks}/discord"
+max_per_second = 50
 [sinks.automation]
 type = "webhook"
 url = "http://{sinks}/webhook"
@@ -382,7 +507,7 @@ secret = "{SECRET}"
 [[rules]]
 name = "needs-input"
 events = ["session.status_changed"]
-sinks = ["slack"]
+sinks = ["slack", "teams"]
 template = "needs_input"
 [rules.when]
 status_detail = ["waiting_for_user", "waiting_for_approval"]
@@ -399,7 +524,7 @@ sinks = ["slack"]
 [[rules]]
 name = "prs"
 events = ["pull_request.opened", "pull_request.state_changed"]
-sinks = ["slack"]
+sinks = ["slack", "discord"]
 [[rules]]
 name = "automation"
 events = ["session.created", "session.status_changed", "session.archived", "pull_request.opened", "pull_request.state_changed"]
@@ -429,6 +554,8 @@ pub async fn run(
     let sinks = serve(
         Router::new()
             .route("/slack", post(slack))
+            .route("/teams", post(teams))
+            .route("/discord", post(discord))
             .route("/webhook", post(webhook)),
     )
     .await?;
@@ -475,6 +602,31 @@ mod tests {
         assert_eq!(
             mrkdwn_to_text("`running` → `exit` <broken"),
             "running → exit <broken"
+        );
+    }
+
+    #[test]
+    fn cards_and_embeds_read_as_text() {
+        let z = '\u{200B}';
+        let card = json!({"body": [
+            {"type": "TextBlock", "text": "Devin hit an error"},
+            {"type": "TextBlock", "text": format!("[Ship [{z}it]{z} *{z}*{z}now](https://x/s1)")},
+            {"type": "TextBlock", "text": " ", "isVisible": false},
+            {"type": "FactSet", "facts": [{"title": "Status", "value": "error"}, {"title": "ACUs", "value": "2"}]}
+        ], "actions": [{"type": "Action.OpenUrl", "title": "Open session", "url": "https://x/s1"}]});
+        assert_eq!(
+            card_to_text(&card),
+            [
+                "Devin hit an error",
+                "Ship [it] **now",
+                "Status: error · ACUs: 2",
+                "[ Open session ]"
+            ]
+        );
+        let embed = json!({"title": "\\@everyone \\[x\\]", "description": "**Merged**\nhttps\\://x", "fields": [{"name": "ACUs", "value": "3"}]});
+        assert_eq!(
+            embed_to_text(&embed),
+            ["@everyone [x]", "Merged", "https://x", "ACUs: 3"]
         );
     }
 

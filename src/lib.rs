@@ -18,24 +18,30 @@
 //! - edges: [`config`] (one file per section, each validating itself), [`devin`] (the API
 //!   client), [`store`] (one [`store::Store`], one file per concern, the engine behind
 //!   [`store::engine`]'s seam), [`sink`] (one file per destination type behind
-//!   [`sink::Sinks`]), [`active`] (config + templates from disk), [`server`].
+//!   [`sink::Sinks`]), [`active`] (config + templates from disk), [`health`] (what the loops
+//!   report), [`server`] (health, metrics, and mounting [`api`], the admin API with its
+//!   access rules, and [`console`], the web console).
 //! - loops and commands: [`poller`] (plan, then per page: diff, once per subject, enrich,
 //!   route and render, commit; then reminders), [`delivery`] (the outbox in order per
-//!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks), [`app`]
-//!   (once, run), [`demo`].
+//!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks),
+//!   [`config::schema()`] (`config schema`: the file's JSON Schema, derived from the types
+//!   the loader reads), [`app`] (once, run), [`demo`].
 //!
 //! `main.rs` only parses the command line.
 
 pub mod active;
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod de;
 pub mod delivery;
 pub mod demo;
 pub mod devin;
 pub mod diff;
 pub mod event;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;

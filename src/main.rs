@@ -1,5 +1,6 @@
 //! The `devin-notify` command line: parses arguments and calls the library.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,6 +74,9 @@ enum Command {
     /// Move the store from one engine to another.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The configuration file: its JSON Schema, for editors.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// A self-contained run against a simulated API and local sinks; no credentials needed.
     Demo {
         /// Stop after this long (default: until Ctrl-C).
@@ -107,6 +111,7 @@ impl DeliveriesArgs {
             outcome: self.outcome,
             session: self.session,
             limit: self.limit,
+            before: None,
         }
     }
 }
@@ -161,6 +166,16 @@ enum StoreCommand {
         #[arg(long, value_name = "PATH")]
         sled: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a JSON Schema (draft 2020-12) of the configuration file, for editors (taplo /
+    /// Even Better TOML); needs no config file.
+    ///
+    /// `devin-notify config schema > devin-notify.schema.json`, then `#:schema
+    /// ./devin-notify.schema.json` as the first line of the TOML file.
+    Schema,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -218,6 +233,9 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }),
+        Command::Config(ConfigCommand::Schema) => {
+            print(&format!("{:#}", devin_notify::config::schema()))
+        }
         Command::Demo { duration, tick } => block_on(async move {
             let stop = app::Shutdown::install()?.or_after(duration);
             demo::run(tick, stop).await
@@ -273,6 +291,15 @@ fn admin_command(config: &Path, op: AdminOp) -> ExitCode {
             Ok(())
         })
     })
+}
+
+/// Writes `text` and a newline to stdout; a closed stdout is an error, not a panic.
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&AppError::Setup(format!("cannot write to stdout: {e}"))),
+    }
 }
 
 fn block_on_result(

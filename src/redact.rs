@@ -57,6 +57,33 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `https://user:pass@hooks.slack.com:443/services/x?y` -> `hooks.slack.com:443`: the host
+/// (and port) alone, for pages and API answers.
+pub fn host_of(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return "[invalid URL]".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .to_owned()
+}
+
+/// Replaces every occurrence of each of `secrets` in `text` with `[redacted]`, longest first.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for secret in sorted {
+        if !secret.is_empty() && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
 /// A text for a log that others read (the delivery log): on one line, every URL in it redacted
 /// ([`redact_url`]: a receiver may echo the URL it was called at, query and all), at most
 /// `max` characters.
@@ -96,6 +123,25 @@ fn url_start(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_only() {
+        assert_eq!(
+            host_of("https://u:p@hooks.slack.com/services/T0/B0/secret?x=y"),
+            "hooks.slack.com"
+        );
+        assert_eq!(host_of("http://127.0.0.1:8080?token=y"), "127.0.0.1:8080");
+        assert_eq!(host_of("garbage"), "[invalid URL]");
+    }
+
+    #[test]
+    fn scrubbed() {
+        let secrets = vec!["/services/T/B/x".to_owned(), "tok".to_owned()];
+        assert_eq!(
+            scrub("POST https://h/services/T/B/x failed: tok", &secrets),
+            "POST https://h[redacted] failed: [redacted]"
+        );
+    }
 
     #[test]
     fn urls_are_redacted() {

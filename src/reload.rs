@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::active::Active;
 use crate::config::ConfigError;
+use crate::health::Health;
 use crate::store::Store;
 
 /// How often the files are looked at, and how long they must stay unchanged before a reload.
@@ -82,11 +83,13 @@ pub fn load_for_reload(path: &Path, current: &Active) -> Result<Active, ConfigEr
 }
 
 /// Reloads now. On success the new configuration is published and paused sinks are resumed
-/// (an admin who fixed a sink's URL reloads to resume it). Returns whether it was applied.
+/// (an admin who fixed a sink's URL reloads to resume it). Returns whether it was applied; the
+/// outcome is recorded in `health`.
 pub async fn reload(
     path: &Path,
     active: &watch::Sender<Arc<Active>>,
     store: &Store,
+    health: &Health,
     why: &str,
 ) -> bool {
     let current = active.borrow().clone();
@@ -108,11 +111,17 @@ pub async fn reload(
                 Err(e) => tracing::error!(error = %e, "cannot read paused sinks"),
             }
             crate::metrics::RELOADS.count(&[("outcome", "applied")], 1.0);
+            health.reloaded(None);
             tracing::info!(trigger = why, sinks, rules, "configuration reloaded");
             true
         }
         Err(e) => {
             crate::metrics::RELOADS.count(&[("outcome", "rejected")], 1.0);
+            let problems: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+            health.reloaded(Some(format!(
+                "reload rejected ({why}): {}",
+                problems.join("; ")
+            )));
             for p in &e.problems {
                 tracing::error!(trigger = why, problem = %p, "configuration reload rejected; the previous configuration keeps running");
             }
@@ -127,6 +136,7 @@ pub async fn watch_and_reload(
     active: watch::Sender<Arc<Active>>,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
+    health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
@@ -156,7 +166,7 @@ pub async fn watch_and_reload(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = hangup => {
-                if reload(&path, &active, &store, "SIGHUP").await {
+                if reload(&path, &active, &store, &health, "SIGHUP").await {
                     wake.notify_one();
                 }
                 seen = fingerprint(&path, templates_dir(&active).as_deref());
@@ -167,7 +177,7 @@ pub async fn watch_and_reload(
                 if now == seen {
                     pending = None;
                 } else if pending.as_ref() == Some(&now) {
-                    if reload(&path, &active, &store, "file change").await {
+                    if reload(&path, &active, &store, &health, "file change").await {
                         wake.notify_one();
                     }
                     seen = fingerprint(&path, templates_dir(&active).as_deref());

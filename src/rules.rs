@@ -4,21 +4,25 @@
 //! in `when` must match; a list matches any of its values. A rule whose `when` names a value the
 //! event does not have (say `pr_state` on a `session.status_changed`) does not match it.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::de::{one_or_many, Problem};
 use crate::event::{Change, Event, EventType};
 use crate::model::Session;
 
 /// One `[[rules]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// A unique name, used in logs, metrics and `preview --rule`.
+    #[schemars(pattern(r"\S"))]
     pub name: String,
     /// Event types this rule routes (`session.status_changed`, ...).
+    #[schemars(schema_with = "event_types_schema", length(min = 1))]
     pub events: Vec<String>,
-    /// Sink names (keys of `[sinks]`).
+    /// Sink names (keys of `[sinks]`), each once.
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub sinks: Vec<String>,
     /// Template name: `templates/<sink type>/<template>.hbs`. Default: the event type.
     #[serde(default)]
@@ -28,53 +32,122 @@ pub struct Rule {
     pub when: When,
     /// For `session.waiting`: remind when a session has waited this long for a person.
     #[serde(default, deserialize_with = "crate::de::duration_opt")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub remind_after: Option<std::time::Duration>,
     /// For `session.waiting`: remind again this often while the wait goes on.
     #[serde(default, deserialize_with = "crate::de::duration_opt")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub repeat_every: Option<std::time::Duration>,
 }
 
 /// `[rules.when]`: each key holds one value or a list of values, any of which matches.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// Serialized (for the admin API) with the keys given only.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// The session's status now.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub status: Option<Vec<String>>,
     /// The status in the snapshot (a session seen for the first time has none).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub from_status: Option<Vec<String>>,
     /// The session's status detail now.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub status_detail: Option<Vec<String>>,
     /// The status detail in the snapshot.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub from_status_detail: Option<Vec<String>>,
     /// Any of the session's tags.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub tags: Option<Vec<String>>,
     /// The session's org.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub org_ids: Option<Vec<String>>,
     /// The session's origin (`webapp`, `slack`, `api`, ...).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub origins: Option<Vec<String>>,
     /// The session's category.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub categories: Option<Vec<String>>,
     /// The session's user.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub user_ids: Option<Vec<String>>,
     /// `owner/repo`: the event's PR for pull-request events, any of the session's PRs otherwise.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub repos: Option<Vec<String>>,
     /// The PR's state (pull-request events only).
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub pr_state: Option<Vec<String>>,
     /// `session.acus_exceeded` fires when `acus_consumed` crosses this; on other events, the
     /// session's `acus_consumed` must be above it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub acus_over: Option<f64>,
+}
+
+/// `events`: an array of event type names (each may be a `${VAR}` reference).
+fn event_types_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut name = schemars::json_schema!({
+        "type": "string",
+        "enum": EventType::ALL.map(EventType::as_str),
+    });
+    crate::de::schema::or_variable(&mut name);
+    schemars::json_schema!({ "type": "array", "items": name })
 }
 
 fn any_of(wanted: &Option<Vec<String>>, value: Option<&str>) -> bool {

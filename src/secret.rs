@@ -47,6 +47,22 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    /// What the `Deserialize` above reads: a lenient string.
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = crate::de::schema::text(generator);
+        schema.insert(
+            "description".into(),
+            "A secret (token, credential URL, signing key): never printed in logs or messages. Usually a ${VAR} reference, so that the file holds no secret.".into(),
+        );
+        schema
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

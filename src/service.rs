@@ -1,5 +1,5 @@
-//! `run`, the service: health, metrics and admin endpoints, hot reload, and, while this process
-//! leads, the poll loop and the delivery loop.
+//! `run`, the service: health, metrics, the admin console and API, hot reload, and, while this
+//! process leads, the poll loop and the delivery loop.
 //!
 //! On sled the process always leads. On PostgreSQL it stands for leader ([`crate::leader`]):
 //! the loops start when it becomes the leader and are aborted the moment it steps down (sends in
@@ -16,9 +16,9 @@ use crate::active::Active;
 use crate::app::{client_for, log_poll, parts, timing, AppError, Parts};
 use crate::delivery::Deliverer;
 use crate::devin::Client;
+use crate::health::Health;
 use crate::leader::Role;
 use crate::poller::{poll, PollError};
-use crate::server::Health;
 use crate::store::Store;
 
 /// The service: serve health and metrics, reload on SIGHUP or file changes (when
@@ -62,6 +62,7 @@ pub async fn run(
             active_tx,
             store.clone(),
             wake.clone(),
+            health.clone(),
             shutdown_rx.clone(),
         ))
     });
@@ -191,6 +192,7 @@ impl Loops {
                     }
                 }
             }
+            self.health.not_polling();
             if !lost {
                 return;
             }
@@ -221,6 +223,7 @@ async fn poll_loop(
         }
         let interval = current.config.devin.poll_interval;
         let started = std::time::Instant::now();
+        health.poll_started();
         // A poll in progress is dropped on shutdown: each page's commit is atomic, so the next
         // run picks up where it stopped.
         let polled = tokio::select! {
@@ -230,7 +233,7 @@ async fn poll_loop(
         let delay = match polled {
             Ok(stats) => {
                 failures = 0;
-                health.poll_ok();
+                health.poll_ok(stats.duration, stats.events, stats.deliveries);
                 log_poll(&stats);
                 crate::metrics::POLLS.count(&[("outcome", "ok")], 1.0);
                 crate::metrics::POLL_DURATION.observe(&[], stats.duration.as_secs_f64());
@@ -238,11 +241,8 @@ async fn poll_loop(
             }
             Err(e) => {
                 failures += 1;
-                if matches!(e, PollError::Store(_)) {
-                    health
-                        .store_ok
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                }
+                let store_failed = matches!(e, PollError::Store(_));
+                health.poll_failed(e.to_string(), started.elapsed(), store_failed);
                 crate::metrics::POLLS.count(&[("outcome", "error")], 1.0);
                 let backoff = crate::retry::backoff(
                     failures,
@@ -259,6 +259,7 @@ async fn poll_loop(
                 delay
             }
         };
+        health.next_poll_in(delay);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => break,

@@ -188,6 +188,15 @@ async fn demo_runs_without_credentials_and_prints_notifications() {
         "{out}"
     );
     assert!(out.contains("Pull request merged"), "{out}");
+    // The same events as a Teams card and a Discord embed, as those channels show them.
+    assert!(
+        out.contains("Teams card      Devin needs your input") && out.contains("[ Open session ]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Discord         Fix the flaky checkout test"),
+        "{out}"
+    );
     assert!(
         out.contains("signature verified") && !out.contains("INVALID"),
         "{out}"
@@ -370,6 +379,40 @@ async fn the_example_config_passes_check() {
         out.contains("2 sink(s), 6 rule(s)") && out.contains("OK"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_starts_pass_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, sink) in [
+        ("quickstart.toml", "slack"),
+        ("quickstart-teams.toml", "teams"),
+    ] {
+        // Run from a scratch directory: the quick starts keep their store in ./data.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join(file);
+        std::fs::copy(root.join("config").join(file), &config).expect("copy");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("DEVIN_API_KEY", "cog_example_token")
+            .env(
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/example",
+            )
+            .env(
+                "TEAMS_WORKFLOW_URL",
+                "https://prod-00.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=example",
+            );
+        let (status, out) = run_to_end(cmd).await;
+        assert!(status.success(), "{file}: {out}");
+        assert!(
+            out.contains("1 sink(s), 4 rule(s)") && out.contains("OK"),
+            "{file} ({sink}): {out}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

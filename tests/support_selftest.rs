@@ -940,3 +940,32 @@ async fn verifier_on_a_received_delivery() {
     tampered.body.push(b' ');
     assert!(webhooks::verify_received(VECTOR_SECRET, &tampered).is_err());
 }
+
+/// The WebDriver client drives a real headless Chromium: a page whose button changes a text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webdriver_client_clicks_types_and_reads_in_headless_chromium() {
+    use axum::response::Html;
+    let page = Html(
+        "<!doctype html><title>t</title><main id=m><input id=name aria-label=Name>\
+         <button type=button onclick=\"document.getElementById('out').textContent = \
+         'hello ' + document.getElementById('name').value\">Greet</button><p id=out>-</p></main>",
+    );
+    let router = axum::Router::new().route("/", axum::routing::get(move || async move { page }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let browser = support::webdriver::Browser::start(800, 600).await;
+    browser.goto(&format!("http://{addr}/")).await;
+    let input = browser.find("#name", WAIT).await;
+    browser.type_text(&input, "devin").await;
+    let greet = browser.button("#m", "Greet", WAIT).await;
+    browser.click(&greet).await;
+    let out = browser.wait_for_text("#out", WAIT, |t| t != "-").await;
+    assert_eq!(out, "hello devin");
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    browser.quit().await;
+}

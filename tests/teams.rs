@@ -40,6 +40,10 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
     assert_eq!((report.drain.delivered, report.drain.retried), (1, 1));
     let got = env.hook.wait_for(2, WAIT).await;
     let v: Value = got[1].json();
+    let (schemas, index) = adaptive_card_schema();
+    if let Err(e) = schemas.validate(&v, index) {
+        panic!("what the Workflows receiver got is not a valid card: {e:#}\n{v:#}");
+    }
     assert_eq!(v["type"], "message");
     let attachment = &v["attachments"][0];
     assert_eq!(
@@ -72,4 +76,57 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
         out.contains("application/vnd.microsoft.card.adaptive"),
         "{out}"
     );
+}
+
+/// The JSON Schema of what a Teams sink may send (tests/schemas: the Workflows envelope and the
+/// Adaptive Card 1.4 elements the templates use, with only their documented properties),
+/// compiled with a JSON Schema 2020-12 validator.
+fn adaptive_card_schema() -> (boon::Schemas, boon::SchemaIndex) {
+    const ID: &str = "https://devin-notify.invalid/tests/teams-workflows-adaptive-card-1.4.json";
+    let text = include_str!("schemas/teams-workflows-adaptive-card-1.4.json");
+    let schema: Value = serde_json::from_str(text).expect("the schema is JSON");
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource(ID, schema).expect("added");
+    let mut schemas = boon::Schemas::new();
+    let index = compiler
+        .compile(ID, &mut schemas)
+        .expect("the schema compiles");
+    (schemas, index)
+}
+
+#[test]
+fn every_default_teams_card_validates_against_the_adaptive_card_schema() {
+    use devin_notify::event::EventType;
+    use devin_notify::render::{teams_message, Templates};
+    let (schemas, index) = adaptive_card_schema();
+    let templates = Templates::built_in();
+    let hostile = "**b** [x](https://evil.example) <at>x</at> \"q\" \\ \n# head";
+    for kind in EventType::ALL {
+        let mut event = devin_notify::sample::event(kind);
+        event.session.title = Some(hostile.into());
+        event.session.tags = vec![hostile.into()];
+        event.last_devin_message = Some(hostile.into());
+        for template in [None, Some("needs_input")] {
+            let card = templates
+                .render("teams", template, &event, "rule", "sink")
+                .expect("renders");
+            let message = teams_message(serde_json::from_str(&card).expect("JSON"));
+            if let Err(e) = schemas.validate(&message, index) {
+                panic!("{kind:?} / {template:?}: {e:#}\n{message:#}");
+            }
+        }
+    }
+    // The schema is not a rubber stamp: what Teams would reject, it rejects.
+    let good = teams_message(json!({"type": "AdaptiveCard", "version": "1.4", "body": []}));
+    assert!(schemas.validate(&good, index).is_ok());
+    for bad in [
+        json!({"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock"}]}),
+        json!({"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": "x", "weight": "bold"}]}),
+        json!({"type": "AdaptiveCard", "version": "1.4", "body": [], "actions": [{"type": "Action.OpenUrl", "title": "no url"}]}),
+        json!({"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "FactSet", "facts": [{"name": "old", "value": "v"}]}]}),
+        json!({"type": "AdaptiveCard", "body": []}),
+    ] {
+        let message = teams_message(bad.clone());
+        assert!(schemas.validate(&message, index).is_err(), "accepted {bad}");
+    }
 }

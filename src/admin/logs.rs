@@ -1,12 +1,16 @@
-//! `deliveries` and `events`: the delivery log and the event log as tables, newest first.
+//! `deliveries` and `events`: the delivery log and the event log, newest first, as an admin
+//! sees them (error excerpts scrubbed of every configured secret) and as tables.
 
 use serde::{Deserialize, Serialize};
 
-use super::ops::{cell, AdminError};
-use crate::store::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Outcome, Store};
+use super::ops::cell;
+use super::view::secrets_of;
+use crate::config::Config;
+use crate::redact::scrub;
+use crate::store::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Outcome, Store, StoreError};
 
-/// The filters of `deliveries` (and the query of `GET /admin/deliveries`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The filters of `deliveries` (and the query of `GET /api/v1/deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
@@ -16,9 +20,25 @@ pub struct LogQuery {
     pub session: Option<String>,
     #[serde(default = "default_limit")]
     pub limit: usize,
+    /// Only entries older than this id (paging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
 }
 
-fn default_limit() -> usize {
+impl Default for LogQuery {
+    fn default() -> LogQuery {
+        LogQuery {
+            sink: None,
+            outcome: None,
+            session: None,
+            limit: default_limit(),
+            before: None,
+        }
+    }
+}
+
+/// How many entries a read shows when not told.
+pub fn default_limit() -> usize {
     50
 }
 
@@ -30,9 +50,25 @@ impl LogQuery {
             outcome: self.outcome,
             session_id: self.session.clone(),
             limit: self.limit,
-            before_id: None,
+            before_id: self.before,
         }
     }
+}
+
+/// The delivery log, newest first, filtered; error excerpts scrubbed of `config`'s secrets.
+pub async fn deliveries(
+    store: &Store,
+    config: &Config,
+    query: &LogQuery,
+) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+    let mut entries = store.recent_deliveries(&query.filter()).await?;
+    let secrets = secrets_of(config);
+    for entry in &mut entries {
+        if let Some(excerpt) = &mut entry.excerpt {
+            *excerpt = scrub(excerpt, &secrets);
+        }
+    }
+    Ok(entries)
 }
 
 /// `2026-11-29 14:03:07Z`, from Unix ms.
@@ -77,23 +113,21 @@ fn delivery_row(e: &DeliveryLogEntry) -> String {
     )
 }
 
-/// `deliveries`: the delivery log, newest first.
-pub async fn deliveries_table(store: &Store, query: &LogQuery) -> Result<String, AdminError> {
-    let entries = store.recent_deliveries(&query.filter()).await?;
+/// What `deliveries` prints: a table of the entries, then how many and how many are kept.
+pub fn deliveries_text(entries: &[DeliveryLogEntry], history: usize) -> String {
     let mut out = format!(
         "{:<20} {:<26} {:<32} {:<14} {:<9} {:>6} {:>8} {:>8}  {}\n",
         "TIME", "EVENT", "SESSION", "SINK", "OUTCOME", "STATUS", "ATTEMPTS", "LATENCY", "ERROR"
     );
-    for entry in &entries {
+    for entry in entries {
         out.push_str(&delivery_row(entry));
     }
     out.push_str(&format!(
-        "{} entr{} (the log keeps the last {}: server.history)",
+        "{} entr{} (the log keeps the last {history}: server.history)",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
-        store.history()
     ));
-    Ok(out)
+    out
 }
 
 fn event_row(e: &EventLogEntry) -> String {
@@ -116,22 +150,20 @@ fn event_row(e: &EventLogEntry) -> String {
     )
 }
 
-/// `events`: the event log, newest first.
-pub async fn events_table(store: &Store, limit: usize) -> Result<String, AdminError> {
-    let entries = store.recent_events(limit, None).await?;
+/// What `events` prints: a table of the entries, then how many and how many are kept.
+pub fn events_text(entries: &[EventLogEntry], history: usize) -> String {
     let mut out = format!(
         "{:<20} {:<26} {:<32}  {}\n",
         "DETECTED", "EVENT", "SESSION", "ROUTED TO (RULE -> SINK)"
     );
-    for entry in &entries {
+    for entry in entries {
         out.push_str(&event_row(entry));
     }
     out.push_str(&format!(
-        "{} event(s) (the log keeps the last {}: server.history)",
-        entries.len(),
-        store.history()
+        "{} event(s) (the log keeps the last {history}: server.history)",
+        entries.len()
     ));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

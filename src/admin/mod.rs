@@ -1,15 +1,18 @@
 //! The admin's commands: `check` and `preview`, which send nothing, and the operations on the
-//! store behind `dead-letters`, `sinks`, `deliveries` and `events`.
+//! store behind `dead-letters` and `sinks`, and what an admin sees of them ([`view`]); the
+//! delivery log and the event log behind `deliveries` and `events` ([`logs`]).
 
 mod check;
-mod logs;
+pub mod logs;
 mod ops;
 mod preview;
+pub mod view;
 
 pub use self::check::{check, CheckReport};
-pub use self::logs::{deliveries_table, events_table, LogQuery};
+pub use self::logs::LogQuery;
 pub use self::ops::{
-    dead_letters_table, execute, execute_remote, purge_dead_letters, purge_text, resume_sink,
-    resume_text, retry_dead_letters, retry_text, sinks_table, AdminError, AdminOp, Selection,
+    dead_letters_table, dead_letters_text, execute, purge_dead_letters, purge_text, resume_sink,
+    resume_text, retry_dead_letters, retry_sink_dead_letters, retry_text, sinks_table, sinks_text,
+    AdminError, AdminOp, Selection,
 };
-pub use self::preview::{preview, PreviewError, PreviewItem};
+pub use self::preview::{preview, preview_sessions, session_of, PreviewError, PreviewItem};

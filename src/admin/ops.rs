@@ -1,12 +1,12 @@
-//! The operations on the store an admin runs (`dead-letters`, `sinks`, `deliveries`, `events`): locally on an open
-//! store, or through the admin endpoints of a running service.
+//! The operations on the store an admin runs (`dead-letters`, `sinks`, `deliveries`,
+//! `events`) on an open store: by the commands, or by the admin API of a running service
+//! ([`crate::api`]).
 
-use std::collections::HashMap;
-
+use super::view::{self, DeadLetterView, SinkView};
 use crate::active::Active;
 use crate::config::Config;
 use crate::rules::Rule;
-use crate::store::{DeadLetter, Paused, Store, StoreError};
+use crate::store::{DeadLetter, Store, StoreError};
 
 /// Which dead letters a command acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum Selection {
     All,
     /// Delivery ids (`msg_...`) or sequence numbers, as `dead-letters list` prints them.
     Ids(Vec<String>),
+    /// Every dead letter of this sink.
+    Sink(String),
 }
 
 /// A failure of an admin command on the store.
@@ -27,10 +29,31 @@ pub enum AdminError {
     NoSuchSink(String, String),
 }
 
+impl AdminError {
+    /// Whether the error is about something that does not exist (HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            AdminError::NoSuchDeadLetter(_) | AdminError::NoSuchSink(..)
+        )
+    }
+}
+
+fn no_such_sink(config: &Config, name: &str) -> AdminError {
+    AdminError::NoSuchSink(
+        name.to_owned(),
+        config.sinks.keys().cloned().collect::<Vec<_>>().join(", "),
+    )
+}
+
 async fn select(store: &Store, which: &Selection) -> Result<Vec<(u64, DeadLetter)>, AdminError> {
     let all = store.dead_letters().await?;
     match which {
         Selection::All => Ok(all),
+        Selection::Sink(sink) => Ok(all
+            .into_iter()
+            .filter(|(_, l)| l.delivery.sink == *sink)
+            .collect()),
         Selection::Ids(ids) => ids
             .iter()
             .map(|id| {
@@ -58,14 +81,19 @@ pub(super) fn cell(text: &str, width: usize) -> String {
 }
 
 /// `dead-letters list`: a table, oldest first.
-pub async fn dead_letters_table(store: &Store) -> Result<String, AdminError> {
+pub async fn dead_letters_table(store: &Store, config: &Config) -> Result<String, AdminError> {
+    Ok(dead_letters_text(
+        &view::dead_letters(store, config, None).await?,
+    ))
+}
+
+/// The table `dead-letters list` prints.
+pub fn dead_letters_text(letters: &[DeadLetterView]) -> String {
     let mut out = format!(
         "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
         "ID", "SINK", "EVENT", "SESSION", "ATTEMPTS", "LAST ERROR"
     );
-    let mut n = 0;
-    for (_, letter) in store.dead_letters().await? {
-        let d = &letter.delivery;
+    for d in letters {
         out.push_str(&format!(
             "{:<36} {:<14} {:<26} {:<24} {:>8}  {}\n",
             d.id,
@@ -73,12 +101,11 @@ pub async fn dead_letters_table(store: &Store) -> Result<String, AdminError> {
             d.event_type,
             cell(&d.session_id, 24),
             d.attempts,
-            cell(&letter.reason, 120)
+            cell(&d.reason, 120)
         ));
-        n += 1;
     }
-    out.push_str(&format!("{n} dead letter(s)"));
-    Ok(out)
+    out.push_str(&format!("{} dead letter(s)", letters.len()));
+    out
 }
 
 /// `dead-letters retry`: puts deliveries back in the outbox at their place in the order. A
@@ -152,52 +179,46 @@ pub async fn purge_dead_letters(store: &Store, which: &Selection) -> Result<usiz
 
 /// `sinks list`: each configured sink's state and queue depth.
 pub async fn sinks_table(store: &Store, config: &Config) -> Result<String, AdminError> {
-    let paused: HashMap<String, Paused> = store.paused_sinks().await?.into_iter().collect();
-    let mut queued: HashMap<String, usize> = HashMap::new();
-    for (_, delivery) in store.outbox().await? {
-        *queued.entry(delivery.sink).or_default() += 1;
-    }
-    let mut dead: HashMap<String, usize> = HashMap::new();
-    for (_, letter) in store.dead_letters().await? {
-        *dead.entry(letter.delivery.sink).or_default() += 1;
-    }
+    Ok(sinks_text(&view::sinks(store, config).await?))
+}
+
+/// The table `sinks list` prints.
+pub fn sinks_text(sinks: &[SinkView]) -> String {
     let mut out = format!(
         "{:<20} {:<9} {:>7} {:>5}  {}\n",
         "SINK", "TYPE", "QUEUED", "DEAD", "STATE"
     );
-    for (name, sink) in &config.sinks {
-        let state = match paused.get(name) {
-            Some(p) => format!("paused: {}", cell(&p.reason, 120)),
-            None => "active".to_owned(),
+    for s in sinks {
+        let state = match &s.paused_reason {
+            Some(reason) => format!("paused: {}", cell(reason, 120)),
+            None => s.state.clone(),
         };
         out.push_str(&format!(
             "{:<20} {:<9} {:>7} {:>5}  {state}\n",
-            name,
-            sink.kind(),
-            queued.get(name).copied().unwrap_or(0),
-            dead.get(name).copied().unwrap_or(0)
+            s.name, s.kind, s.queued, s.dead_letters
         ));
     }
-    for name in queued.keys().filter(|n| !config.sinks.contains_key(*n)) {
-        out.push_str(&format!(
-            "{name:<20} {:<9} {:>7} {:>5}  not configured\n",
-            "?",
-            queued[name],
-            dead.get(name).copied().unwrap_or(0)
-        ));
-    }
-    Ok(out.trim_end().to_owned())
+    out.trim_end().to_owned()
 }
 
 /// `sinks resume NAME`: resumes a paused sink. Returns whether it was paused.
 pub async fn resume_sink(store: &Store, config: &Config, name: &str) -> Result<bool, AdminError> {
     if !config.sinks.contains_key(name) {
-        return Err(AdminError::NoSuchSink(
-            name.to_owned(),
-            config.sinks.keys().cloned().collect::<Vec<_>>().join(", "),
-        ));
+        return Err(no_such_sink(config, name));
     }
     Ok(store.resume_sink(name).await?)
+}
+
+/// Retries every dead letter of a configured sink. Returns (requeued, still dead).
+pub async fn retry_sink_dead_letters(
+    store: &Store,
+    active: &Active,
+    name: &str,
+) -> Result<(usize, Vec<String>), AdminError> {
+    if !active.config.sinks.contains_key(name) {
+        return Err(no_such_sink(&active.config, name));
+    }
+    retry_dead_letters(store, active, &Selection::Sink(name.to_owned())).await
 }
 
 /// What `sinks resume` prints.
@@ -240,7 +261,7 @@ pub enum AdminOp {
 /// Runs an operation on an open store.
 pub async fn execute(store: &Store, active: &Active, op: &AdminOp) -> Result<String, AdminError> {
     match op {
-        AdminOp::DeadLetters => dead_letters_table(store).await,
+        AdminOp::DeadLetters => dead_letters_table(store, &active.config).await,
         AdminOp::RetryDead(which) => retry_dead_letters(store, active, which)
             .await
             .map(|(n, failed)| retry_text(n, &failed)),
@@ -249,48 +270,13 @@ pub async fn execute(store: &Store, active: &Active, op: &AdminOp) -> Result<Str
         AdminOp::Resume(name) => resume_sink(store, &active.config, name)
             .await
             .map(|was| resume_text(name, was)),
-        AdminOp::Deliveries(query) => super::logs::deliveries_table(store, query).await,
-        AdminOp::Events(limit) => super::logs::events_table(store, *limit).await,
-    }
-}
-
-/// Runs an operation through the admin endpoints of a running service at `addr`.
-pub async fn execute_remote(addr: std::net::SocketAddr, op: &AdminOp) -> Result<String, String> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://{addr}/admin");
-    let which_body = |which: &Selection| match which {
-        Selection::All => serde_json::json!({"all": true}),
-        Selection::Ids(ids) => serde_json::json!({"ids": ids}),
-    };
-    let request = match op {
-        AdminOp::DeadLetters => http.get(format!("{base}/dead-letters")),
-        AdminOp::RetryDead(w) => http
-            .post(format!("{base}/dead-letters/retry"))
-            .json(&which_body(w)),
-        AdminOp::PurgeDead(w) => http
-            .post(format!("{base}/dead-letters/purge"))
-            .json(&which_body(w)),
-        AdminOp::Sinks => http.get(format!("{base}/sinks")),
-        AdminOp::Resume(name) => http.post(format!("{base}/sinks/{name}/resume")),
-        AdminOp::Deliveries(query) => http.get(format!("{base}/deliveries")).query(query),
-        AdminOp::Events(limit) => http
-            .get(format!("{base}/events"))
-            .query(&[("limit", limit)]),
-    };
-    let response = request.send().await.map_err(|e| {
-        format!(
-            "the running service at {addr} did not answer: {}",
-            crate::redact::error_chain(&e.without_url())
-        )
-    })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status.is_success() {
-        Ok(text.trim_end().to_owned())
-    } else {
-        Err(format!("{base}: HTTP {status}: {}", text.trim_end()))
+        AdminOp::Deliveries(query) => {
+            let entries = super::logs::deliveries(store, &active.config, query).await?;
+            Ok(super::logs::deliveries_text(&entries, store.history()))
+        }
+        AdminOp::Events(limit) => {
+            let entries = store.recent_events(*limit, None).await?;
+            Ok(super::logs::events_text(&entries, store.history()))
+        }
     }
 }

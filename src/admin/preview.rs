@@ -48,16 +48,21 @@ fn read_session(path: &Path) -> Result<Session, PreviewError> {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    // Accept a bare session, or a webhook body (`data.session`) as devin-notify sends it.
     let value: Value = serde_json::from_str(&text).map_err(|e| PreviewError::File {
         path: path.display().to_string(),
         message: format!("not JSON: {e}"),
     })?;
-    let session = value.pointer("/data/session").cloned().unwrap_or(value);
-    serde_json::from_value(session).map_err(|e| PreviewError::File {
+    session_of(value).map_err(|message| PreviewError::File {
         path: path.display().to_string(),
-        message: format!("not a session: {e}"),
+        message,
     })
+}
+
+/// A session from JSON: a bare session, or a webhook body (`data.session`) as devin-notify
+/// sends it.
+pub fn session_of(value: Value) -> Result<Session, String> {
+    let session = value.pointer("/data/session").cloned().unwrap_or(value);
+    serde_json::from_value(session).map_err(|e| format!("not a session: {e}"))
 }
 
 /// The event types the given sessions produce, for messages: `nothing` when none.
@@ -81,16 +86,23 @@ pub fn preview(
     session: Option<&Path>,
     previous: Option<&Path>,
 ) -> Result<Vec<PreviewItem>, PreviewError> {
-    let rule = find_rule(&active.config, rule_name)?;
-    let kinds = event_kinds(rule, event)?;
     let given = match session {
-        Some(path) => {
-            let now = read_session(path)?;
-            let before = previous.map(read_session).transpose()?;
-            Some(diff(before.as_ref(), &now))
-        }
+        Some(path) => Some((read_session(path)?, previous.map(read_session).transpose()?)),
         None => None,
     };
+    preview_sessions(active, rule_name, event, given)
+}
+
+/// As [`preview`], with the sessions given as values: (now, as the snapshot had it).
+pub fn preview_sessions(
+    active: &Active,
+    rule_name: &str,
+    event: Option<&str>,
+    sessions: Option<(Session, Option<Session>)>,
+) -> Result<Vec<PreviewItem>, PreviewError> {
+    let rule = find_rule(&active.config, rule_name)?;
+    let kinds = event_kinds(rule, event)?;
+    let given = sessions.map(|(now, before)| diff(before.as_ref(), &now));
     let mut items = Vec::new();
     for kind in kinds {
         let event: Event = match &given {

@@ -2,24 +2,29 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::de::{duration, Problem};
+use crate::de::{duration, write_duration, Problem};
 
 /// `[delivery]`: retries and timeouts of sends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Attempts before a delivery goes to the dead letters.
+    #[schemars(range(min = 1))]
     pub max_attempts: u32,
     /// Delay before the first retry; doubles each attempt, with jitter.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub initial_backoff: Duration,
     /// Longest delay between two attempts.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub max_backoff: Duration,
     /// Time allowed for one send.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub timeout: Duration,
 }
 

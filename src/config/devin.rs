@@ -2,55 +2,70 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::de::{duration, lenient_string, lenient_string_opt, one_or_many, Problem};
+use crate::de::{
+    duration, lenient_string, lenient_string_opt, one_or_many, write_duration, Problem,
+};
 use crate::redact::strip_userinfo;
 use crate::secret::Secret;
 
 /// `[devin]`: where and how to poll.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevinConfig {
     /// API root; the listing is `{base_url}/v3/enterprise/sessions`.
     #[serde(deserialize_with = "lenient_string")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub base_url: String,
     /// Service-user token (`cog_...`). When absent, the `DEVIN_API_KEY` variable.
     #[serde(deserialize_with = "secret_opt")]
+    #[schemars(with = "Secret")]
     pub token: Option<Secret>,
     /// Time between the starts of two polls.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub poll_interval: Duration,
     /// Sessions per page, 1..=200.
+    #[schemars(range(min = 1, max = 200))]
     pub page_size: u32,
     /// Total time allowed for one API request.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub timeout: Duration,
     /// Time allowed to open a connection.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub connect_timeout: Duration,
     /// Largest page body accepted, in bytes.
+    #[schemars(range(min = 1024))]
     pub max_response_bytes: usize,
     /// After the baseline, polls list only sessions updated after the stored high-water mark
     /// minus this overlap (default: twice `poll_interval`).
     #[serde(deserialize_with = "crate::de::duration_opt")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub incremental_overlap: Option<Duration>,
     /// A full listing this often catches anything an incremental listing could miss (a
     /// session whose `updated_at` went backwards, clock skew). `0s`: every poll is full.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub full_resync_every: Duration,
     /// Query filters passed through to the listing.
     pub filters: Filters,
     /// List one organization's sessions (`/v3/organizations/{org_id}/sessions`, for a service
     /// user with ViewOrgSessions) instead of the enterprise's.
     #[serde(deserialize_with = "lenient_string_opt")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub org_id: Option<String>,
     /// When a session starts waiting for input or approval, read its messages and quote the
     /// latest from Devin (`last_devin_message` in templates).
     pub fetch_messages: bool,
     /// The quote's length at most, in characters.
+    #[schemars(range(min = 1))]
     pub last_message_max_chars: usize,
     /// Requests to the API in flight at once besides the listing (a page's messages reads).
+    #[schemars(range(min = 1, max = 64))]
     pub max_concurrent_requests: usize,
 }
 
@@ -165,32 +180,56 @@ pub(crate) fn secret_opt<'de, D: serde::Deserializer<'de>>(
 }
 
 /// `[devin.filters]`: query parameters of the listing (SPEC section 2). Arrays repeat the key.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
+    /// Only these sessions.
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub session_ids: Option<Vec<String>>,
+    /// Sessions created after this time, epoch seconds.
     pub created_after: Option<i64>,
+    /// Sessions created before this time, epoch seconds.
     pub created_before: Option<i64>,
+    /// Sessions updated before this time, epoch seconds.
     pub updated_before: Option<i64>,
+    /// Sessions with any of these tags.
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub tags: Option<Vec<String>>,
+    /// Sessions of this playbook.
     #[serde(deserialize_with = "lenient_string_opt")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub playbook_id: Option<String>,
+    /// Sessions started from any of these origins (`webapp`, `slack`, `api`, ...).
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub origins: Option<Vec<String>>,
+    /// Sessions of this schedule.
     #[serde(deserialize_with = "lenient_string_opt")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub schedule_id: Option<String>,
+    /// Sessions of any of these users (enterprise listing only).
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub user_ids: Option<Vec<String>>,
+    /// Sessions of any of these service users (enterprise listing only).
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub service_user_ids: Option<Vec<String>>,
+    /// Sessions on any of these repositories, `owner/repo` (enterprise listing only).
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub repo_names: Option<Vec<String>>,
+    /// Sessions of this category (enterprise listing only).
     #[serde(deserialize_with = "lenient_string_opt")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub category: Option<String>,
+    /// Sessions of any of these organizations (enterprise listing only).
     #[serde(deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
     pub org_ids: Option<Vec<String>>,
+    /// Include sessions of deleted organizations (enterprise listing only).
     pub include_deleted_orgs: Option<bool>,
 }
 

@@ -14,6 +14,7 @@
 mod delivery;
 mod devin;
 mod load;
+mod schema;
 mod server;
 mod sinks;
 mod store;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::value::Dict;
 use figment::Figment;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use crate::de::Problem;
@@ -35,6 +37,7 @@ pub use self::delivery::DeliveryConfig;
 pub use self::devin::{DevinConfig, Filters};
 pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
+pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
 pub use self::sinks::{
     DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
@@ -48,21 +51,29 @@ pub const DEFAULT_PATH: &str = "config/devin-notify.toml";
 pub const ENV_PREFIX: &str = "DEVIN_NOTIFY_";
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[devin]`: where and how to poll the Devin API.
     pub devin: DevinConfig,
+    /// `[store]`: where devin-notify keeps its state.
     pub store: StoreConfig,
+    /// `[templates]`: message templates overriding and extending the built-in ones.
     pub templates: TemplatesConfig,
+    /// `[delivery]`: retries and timeouts of sends.
     pub delivery: DeliveryConfig,
+    /// `[sinks.NAME]`: where notifications go, each under a name that rules refer to.
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// `[[rules]]`: which events go to which sinks.
     pub rules: Vec<Rule>,
+    /// `[log]`: the format and level of the log.
     pub log: LogConfig,
+    /// `[server]`: health, readiness, metrics, the admin console (`/ui`) and API (`/api/v1`).
     pub server: ServerConfig,
 }
 
 /// `[templates]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemplatesConfig {
     /// A folder of `<sink type>/<name>.hbs` files overriding and extending the built-in ones.
@@ -368,6 +379,19 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} missing from {e}");
         }
+    }
+
+    #[test]
+    fn admin_token_is_a_secret_from_the_environment() {
+        let text = "[server]\nlisten = \"0.0.0.0:9464\"\nadmin_token = \"${ADMIN}\"\n";
+        let c = Config::from_toml(text, env(&[("ADMIN", "tok_verysecret")])).expect("loads");
+        let token = c.server.admin_token.as_ref().map(Secret::expose);
+        assert_eq!(token, Some("tok_verysecret"));
+        assert!(!format!("{c:?}").contains("tok_verysecret"));
+        let e = Config::from_toml(text, env(&[("ADMIN", " ")])).expect_err("empty");
+        assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
+        let e = Config::from_toml(text, env(&[])).expect_err("unset");
+        assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
     }
 
     #[test]

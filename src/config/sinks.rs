@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::de::{lenient_string, Problem};
 use crate::redact::strip_userinfo;
@@ -20,18 +21,19 @@ pub fn default_api_base() -> String {
 }
 
 /// `[sinks.NAME]`: where notifications go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schemars(transform = type_from_variable)]
 pub enum SinkConfig {
     /// A Slack incoming webhook.
     Slack(SlackSinkConfig),
     /// A generic HTTP webhook, signed per Standard Webhooks.
     Webhook(WebhookSinkConfig),
-    /// A Slack app (bot token): one thread per session ([`crate::sink::slack_app`]).
+    /// A Slack app (bot token): one thread per session (`sink::slack_app`).
     SlackApp(SlackAppSinkConfig),
-    /// A Discord channel webhook ([`crate::sink::discord`]).
+    /// A Discord channel webhook (`sink::discord`).
     Discord(DiscordSinkConfig),
-    /// A Microsoft Teams Workflows webhook ([`crate::sink::teams`]).
+    /// A Microsoft Teams Workflows webhook (`sink::teams`).
     Teams(TeamsSinkConfig),
 }
 
@@ -84,37 +86,55 @@ impl SinkConfig {
     }
 }
 
+/// The schema of a sink whose `type` is a `${VAR}` reference, beside those of the types: the
+/// loader reads the reference's value, and the sink's other keys with it.
+fn type_from_variable(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(types)) = schema.get_mut("oneOf") {
+        types.push(serde_json::json!({
+            "description": "A sink whose `type` is a ${VAR} reference: its other keys are checked once the variable is known (`devin-notify check`).",
+            "type": "object",
+            "properties": { "type": crate::de::schema::variable() },
+            "required": ["type"]
+        }));
+    }
+}
+
 /// `type = "slack"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlackSinkConfig {
     /// The incoming-webhook URL (a secret: it is the credential).
     pub url: Secret,
     /// The most messages a second (default 1, Slack's documented rate).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
 }
 
 /// `type = "webhook"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSinkConfig {
     /// The endpoint (treated as a secret: URLs often carry tokens).
     pub url: Secret,
     /// `whsec_<base64>`: signs deliveries per Standard Webhooks.
     #[serde(default, deserialize_with = "secret_opt")]
+    #[schemars(with = "Secret")]
     pub secret: Option<Secret>,
     /// Extra headers sent with every delivery (values are secrets: they often carry tokens).
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
     /// The most deliveries a second (default: no limit).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 8).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
     /// The body: `standard` (devin-notify's JSON), or `cloudevents` (CloudEvents 1.0,
     /// structured mode). Standard Webhooks headers and signature either way.
@@ -122,8 +142,9 @@ pub struct WebhookSinkConfig {
     pub format: WebhookFormat,
 }
 
-/// `sinks.NAME.format` of a webhook sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// `sinks.NAME.format` of a webhook sink: the body's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[schemars(transform = crate::de::schema::or_variable)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookFormat {
     #[default]
@@ -133,54 +154,62 @@ pub enum WebhookFormat {
 
 /// `type = "discord"`: a Discord channel webhook
 /// (`https://discord.com/api/webhooks/<id>/<token>`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordSinkConfig {
     /// The webhook URL (a secret: its path is the credential).
     pub url: Secret,
     /// The most messages a second (default 2.5: a webhook's limit is about 5 per 2 s).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
 }
 
 /// `type = "teams"`: a Microsoft Teams channel, through a Workflows "When a Teams webhook
 /// request is received" URL.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamsSinkConfig {
     /// The Workflows URL (a secret: its query carries the signature).
     pub url: Secret,
     /// The most messages a second (default 1).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
 }
 
 /// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlackAppSinkConfig {
     /// The bot token (`xoxb-...`, scope `chat:write`).
     pub token: Secret,
     /// The channel: an id (`C0123ABCD`) or a name. The bot must be a member.
     #[serde(deserialize_with = "lenient_string")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub channel: String,
     /// Update the session's parent message in place with each new message.
     #[serde(default)]
     pub update_parent: bool,
     /// The Web API root (default `https://slack.com/api`).
     #[serde(default = "default_api_base", deserialize_with = "lenient_string")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub api_base: String,
     /// The most messages a second (default 1, Slack's rate for posting to a channel).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_per_second: Option<f64>,
     /// Sends in flight at once (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
 }
 

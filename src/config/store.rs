@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::de::{duration, lenient_string, Problem};
+use crate::de::{duration, lenient_string, write_duration, Problem};
 use crate::secret::Secret;
 
 use super::devin::secret_opt;
 
-/// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[store]`: where devin-notify keeps its state.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The storage engine.
@@ -22,16 +23,20 @@ pub struct StoreConfig {
     /// What the first run does with the sessions it finds.
     pub baseline: Baseline,
     /// sled: the page cache, in bytes.
+    #[schemars(range(min = 1048576))]
     pub cache_capacity: u64,
     /// postgres: `postgres://user:password@host:5432/database` (a secret: it may hold the
     /// password).
     #[serde(deserialize_with = "secret_opt")]
+    #[schemars(with = "Secret")]
     pub url: Option<Secret>,
     /// postgres: the schema, created when missing.
     #[serde(deserialize_with = "lenient_string")]
+    #[schemars(schema_with = "crate::de::schema::text")]
     pub schema: String,
     /// postgres: how long a leader that stopped answering keeps the role.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
     pub lease: Duration,
 }
 
@@ -49,8 +54,9 @@ impl Default for StoreConfig {
     }
 }
 
-/// `store.backend`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// `store.backend`: the storage engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[schemars(transform = crate::de::schema::or_variable)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     /// An embedded database in `store.path`: one process.
@@ -60,8 +66,9 @@ pub enum StoreBackend {
     Postgres,
 }
 
-/// `store.baseline`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// `store.baseline`: what the first run does with the sessions it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[schemars(transform = crate::de::schema::or_variable)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
     /// Record the sessions that exist, send nothing.

@@ -12,18 +12,40 @@ pub fn json_escape(text: &str) -> String {
     quoted[1..quoted.len().saturating_sub(1).max(1)].to_owned()
 }
 
-/// Slack mrkdwn escaping (`&`, `<`, `>`), then JSON string escaping.
+/// Slack mrkdwn escaping: `&`, `<` and `>` as entities (so no value can open a link, a
+/// mention or `<!channel>`), and every formatting character (`*`, `_`, `~`, `` ` ``) that
+/// could open or close formatting wrapped in zero-width spaces, so that no pair of them bolds,
+/// italicises, strikes or codes the text around it while it reads the same. Slack formats only
+/// from a marker next to a word boundary, so a marker between two letters or digits
+/// (`my_branch`, `2*3`) is left as it is, and a value that is one URL (`https://...` without
+/// spaces) keeps its characters so that it still works as a link target (`<{{url}}|...>`).
+/// Then JSON string escaping.
 pub fn slack_escape(text: &str) -> String {
-    let mut mrkdwn = String::with_capacity(text.len());
-    for c in text.chars() {
+    let is_url = (text.starts_with("https://") || text.starts_with("http://"))
+        && !text.chars().any(char::is_whitespace);
+    let chars: Vec<char> = text.chars().collect();
+    let mut mrkdwn = String::with_capacity(text.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
         match c {
             '&' => mrkdwn.push_str("&amp;"),
             '<' => mrkdwn.push_str("&lt;"),
             '>' => mrkdwn.push_str("&gt;"),
+            '*' | '_' | '~' | '`' if !is_url && !inside_word(&chars, i) => {
+                mrkdwn.push('\u{200B}');
+                mrkdwn.push(c);
+                mrkdwn.push('\u{200B}');
+            }
             c => mrkdwn.push(c),
         }
     }
     json_escape(&mrkdwn)
+}
+
+/// True when the character at `i` sits between two letters or digits.
+fn inside_word(chars: &[char], i: usize) -> bool {
+    let before = i.checked_sub(1).and_then(|j| chars.get(j));
+    let after = chars.get(i + 1);
+    matches!((before, after), (Some(b), Some(a)) if b.is_alphanumeric() && a.is_alphanumeric())
 }
 
 /// Discord markdown escaping (a backslash before every character that formats, links,

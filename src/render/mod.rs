@@ -13,10 +13,12 @@ use handlebars::Handlebars;
 use serde_json::Value;
 
 mod escape;
+mod fit;
 mod payload;
 
 use self::escape::registry;
 pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
+pub use self::fit::{cut_text, fit};
 pub use self::payload::{
     cloud_event, color, context, default_webhook_body, discord_limits, headline, slack_limits,
     teams_message, TEAMS_MAX_BYTES,
@@ -345,6 +347,87 @@ mod tests {
         assert_eq!(slack_escape("<a|b> & c"), "&lt;a|b&gt; &amp; c");
         assert_eq!(json_escape(""), "");
         assert_eq!(slack_escape("\u{1}"), "\\u0001");
+    }
+
+    #[test]
+    fn slack_escape_defuses_formatting_but_keeps_words_and_urls() {
+        let z = '\u{200B}';
+        assert_eq!(
+            slack_escape("*bold* _it_ ~gone~ `code`"),
+            format!("{z}*{z}bold{z}*{z} {z}_{z}it{z}_{z} {z}~{z}gone{z}~{z} {z}`{z}code{z}`{z}")
+        );
+        assert_eq!(slack_escape("my_branch 2*3"), "my_branch 2*3");
+        assert_eq!(
+            slack_escape("https://github.com/a/b_/pull/1?x=*_*"),
+            "https://github.com/a/b_/pull/1?x=*_*",
+            "a URL stays a working link target"
+        );
+        assert_eq!(
+            slack_escape("see https://x/_a_"),
+            format!("see https://x/{z}_{z}a{z}_{z}"),
+            "text that holds a URL is text"
+        );
+    }
+
+    /// Every value an attacker controls (a session's title, tags, Devin's message), holding
+    /// every destination's markup at once, rendered by every default template of every
+    /// destination: the payload stays valid JSON and no value pings, links or formats.
+    #[test]
+    fn hostile_values_cannot_break_ping_link_or_format_in_any_destination() {
+        const HOSTILE: &str = "@everyone @here <@123> <!channel> [x](https://evil.example) \
+            <https://evil.example|x> **b** *b* _i_ ~s~ `c` \"q\" \\ back\nslash\n> quote\n# head";
+        let t = Templates::built_in();
+        let mut events = all_events(HOSTILE);
+        for e in &mut events {
+            e.session.tags = vec![HOSTILE.into()];
+            e.last_devin_message = Some(HOSTILE.into());
+        }
+        // Markup that must never appear verbatim in a rendered payload, per destination.
+        let forbidden: &[(&str, &[&str])] = &[
+            (
+                "slack",
+                &[
+                    "<@123>",
+                    "<!channel>",
+                    "<https://evil",
+                    "*b*",
+                    "_i_",
+                    "~s~",
+                    "`c`",
+                ],
+            ),
+            (
+                "discord",
+                &["[x](", " @everyone", "<@123>", "**b**", "*b*", "_i_", "`c`"],
+            ),
+            (
+                "teams",
+                &["[x](", "**b**", "*b*", "_i_", "~s~", "`c`", "\n# head"],
+            ),
+        ];
+        for event in &events {
+            for kind in SINK_KINDS {
+                for name in [None, Some("needs_input")] {
+                    if kind == "webhook" && name.is_some() {
+                        continue;
+                    }
+                    let body = t.render(kind, name, event, "r", "s").expect("renders");
+                    let v: Value = serde_json::from_str(&body).expect("valid JSON");
+                    let text = v.to_string();
+                    for (_, marks) in forbidden.iter().filter(|(k, _)| *k == kind) {
+                        for mark in *marks {
+                            assert!(!text.contains(mark), "{kind}: `{mark}` survived in {text}");
+                        }
+                    }
+                    if kind == "webhook" {
+                        assert_eq!(
+                            v["data"]["session"]["title"], HOSTILE,
+                            "webhooks carry the value as it is"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub fn cloud_event(event: &Event, id: &str, source: &str, data: Value) -> Value 
 
 /// What in a Discord payload exceeds Discord's limits (content 2,000 characters; 10 embeds;
 /// per embed: title 256, description 4,096, 25 fields, field name 256 and value 1,024, footer
-/// 2,048; 6,000 characters across the embeds). Empty when within them.
+/// 2,048; 6,000 characters across the embeds). Empty when within them. Source: Discord's
+/// developer documentation, "Execute Webhook" (content) and "Embed Limits" (Channel resource).
 pub fn discord_limits(payload: &Value) -> Vec<String> {
     let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
     let mut over = Vec::new();

@@ -57,7 +57,7 @@ pub use self::waits::Waiting;
 pub enum StoreError {
     #[error("store at {path}: {source}")]
     Open { path: String, source: ::sled::Error },
-    #[error("store at {path} is in use by another devin-notify process (sled allows one); stop `run` first, or use the admin endpoints of its [server]")]
+    #[error("store at {path} is in use by another devin-notify process (sled allows one); stop `run` first, or give it a [server] listen: the commands then go through its admin API")]
     Locked { path: String },
     #[error("store ({what}): {source}")]
     Sled { what: String, source: ::sled::Error },

@@ -7,6 +7,7 @@
 pub mod fake_devin;
 pub mod fake_slack;
 pub mod receiver;
+pub mod webdriver;
 pub mod webhooks;
 
 #[allow(unused_imports)]

@@ -25,6 +25,8 @@ pub enum Reply {
     Stall(Duration),
     /// Drop the connection (with a reset) without answering.
     Close,
+    /// This status with these headers and a JSON body (as Discord answers `?wait=true`).
+    Json(u16, Vec<(&'static str, String)>, String),
 }
 
 impl Reply {
@@ -81,7 +83,7 @@ impl Received {
 
     /// Whether the receiver answered 2xx.
     pub fn was_accepted(&self) -> bool {
-        matches!(&self.replied, Reply::Status(code, _) if (200..300).contains(code))
+        matches!(&self.replied, Reply::Status(code, _) | Reply::Json(code, _, _) if (200..300).contains(code))
             || matches!(self.replied, Reply::Stall(_))
     }
 }
@@ -289,6 +291,17 @@ impl Receiver {
             Reply::Close => {
                 conn.kill();
                 text(500, String::new())
+            }
+            Reply::Json(code, headers, body) => {
+                let mut answer = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    answer = answer.header(name, value);
+                }
+                answer
+                    .body(Body::from(body))
+                    .expect("Receiver: invalid scripted JSON reply")
             }
         }
     }
