@@ -108,11 +108,15 @@ async fn health_readiness_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_work_while_the_service_holds_the_store() {
-    let (env, _) = served_env(RULES).await;
+    let (env, base) = served_env(RULES).await;
     env.api.upsert_all([session("s1"), session("s2")]);
     let service = Service::start(&env);
     service.wait_log("poll done", 1, WAIT).await;
-    env.hook.script(vec![Reply::Status(400, "bad".into())]);
+    // The receiver echoes a secret of the sink's URL: no log shows it.
+    env.hook.script(vec![Reply::Status(
+        400,
+        "bad: token=hooksecretquery".into(),
+    )]);
     env.api.update("s1", |s| s["status"] = json!("exit"));
     service.wait_log("moved to the dead letters", 1, WAIT).await;
 
@@ -121,6 +125,23 @@ async fn admin_commands_work_while_the_service_holds_the_store() {
     assert!(
         out.contains("1 dead letter(s)") && out.contains("HTTP 400: bad"),
         "{out}"
+    );
+    let (status, body) = get(&format!("{base}/api/v1/deliveries?outcome=dead&limit=5")).await;
+    assert_eq!(status, 200, "{body}");
+    let log: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let entry = &log["deliveries"][0];
+    assert_eq!(
+        (&entry["session_id"], &entry["status"], &entry["outcome"]),
+        (&json!("s1"), &json!(400), &json!("dead")),
+        "{body}"
+    );
+    assert_eq!(log["history"], json!(1000));
+    assert!(!body.contains("hooksecretquery"), "{body}");
+    let (status, body) = get(&format!("{base}/api/v1/events?limit=5")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"routes\":[{\"rule\":\"all\",\"sink\":\"hook\"}]"),
+        "{body}"
     );
     let (code, out) = env.cli(&["dead-letters", "retry", "--all"]).await;
     assert_eq!(code, Some(0), "{out}");
