@@ -1,6 +1,6 @@
 //! The admin console (`/ui`) in a real headless Chromium (through chromedriver): sign in, see a
-//! dead letter, click Retry and see it delivered at the receiver; see a sink paused by 410s,
-//! click Resume and see its queue go out. Everything the browser shows comes from the running
+//! dead letter, click Retry and see it delivered at the receiver; read the delivery log and
+//! filter it; see a sink paused by 410s, click Resume and see its queue go out. Everything the browser shows comes from the running
 //! binary, and every effect is checked at the recording receiver.
 //!
 //! `CONSOLE_SCREENSHOT=path.png cargo test --test console` also saves what the browser
@@ -48,7 +48,7 @@ async fn an_admin_signs_in_retries_a_dead_letter_and_resumes_a_paused_sink() {
         .set_default(Reply::Status(400, "no such channel".into()));
     env.api.update("s1", |s| s["status"] = json!("error"));
 
-    let browser = Browser::start(1280, 1000).await;
+    let browser = Browser::start(1280, 1800).await;
     browser.goto(&format!("{base}/ui")).await;
     let token = browser.find("#token", WAIT).await;
     assert!(browser.url().await.ends_with("/ui/sign-in"));
@@ -85,6 +85,35 @@ async fn an_admin_signs_in_retries_a_dead_letter_and_resumes_a_paused_sink() {
     browser
         .wait_for_text("#dead-letters", WAIT, |t| t.contains("No dead letters."))
         .await;
+
+    // The delivery log tells the story, newest first; the outcome filter narrows it.
+    let log = browser
+        .wait_for_text("#deliveries-table tbody", WAIT, |t| {
+            t.contains("delivered") && t.contains("dead")
+        })
+        .await;
+    assert!(log.contains("Fix the flaky checkout test (s1)"), "{log}");
+    let newest = log.lines().next().unwrap_or_default().to_owned();
+    assert!(newest.contains("delivered"), "newest first: {log}");
+    let dead_only = browser
+        .find("#deliveries-outcome option[value=dead]", WAIT)
+        .await;
+    browser.click(&dead_only).await;
+    let filtered = browser
+        .wait_for_text("#deliveries-table tbody", WAIT, |t| {
+            !t.contains("delivered")
+        })
+        .await;
+    assert!(
+        filtered.contains("dead") && filtered.contains("400"),
+        "{filtered}"
+    );
+    let events = browser
+        .wait_for_text("#events-table tbody", WAIT, |t| {
+            t.contains("session.status_changed")
+        })
+        .await;
+    assert!(events.contains("hook (finished-or-failed)"), "{events}");
 
     // Three 410s pause the sink; the console shows it paused with its queue.
     env.hook.set_default(Reply::Status(410, "gone".into()));

@@ -156,8 +156,6 @@ async fn console(State(ctx): State<Ctx>) -> Response {
     };
     let page = PAGE
         .replace("{{sign_out}}", sign_out)
-        .replace("{{history_nav}}", "")
-        .replace("{{history_sections}}", "")
         .replace("{{version}}", &escape(env!("CARGO_PKG_VERSION")));
     Html(page).into_response()
 }

@@ -169,6 +169,68 @@
     });
   }
 
+  function session(id, title) {
+    return title ? title + " (" + id + ")" : id;
+  }
+
+  function whenMs(ms) {
+    return ms ? new Date(ms).toLocaleString() : "—";
+  }
+
+  function latency(ms) {
+    if (ms === null || ms === undefined) return "—";
+    return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
+  }
+
+  function renderDeliveries(list) {
+    var body = $("deliveries-table").tBodies[0];
+    body.textContent = "";
+    $("deliveries-empty").hidden = list.length > 0;
+    list.forEach(function (d) {
+      var outcome = d.outcome + (d.excerpt && d.outcome !== "delivered" ? ": " + d.excerpt : "");
+      body.appendChild(el("tr", { "data-id": String(d.id) },
+        el("td", { "data-label": "Time", text: whenMs(d.at_ms) }),
+        el("td", { "data-label": "Event", text: d.event_type }),
+        el("td", { "data-label": "Session", text: session(d.session_id, d.session_title) }),
+        el("td", { "data-label": "Sink", text: d.sink }),
+        el("td", { "data-label": "Outcome", text: outcome, class: d.outcome === "delivered" ? "ok" : (d.outcome === "dead" ? "bad" : "warn") }),
+        el("td", { "data-label": "HTTP status", class: "num", text: d.status === null || d.status === undefined ? "—" : String(d.status) }),
+        el("td", { "data-label": "Attempts", class: "num", text: String(d.attempts) }),
+        el("td", { "data-label": "Latency", class: "num", text: latency(d.latency_ms) })));
+    });
+    var select = $("deliveries-sink");
+    var chosen = select.value;
+    var sinks = {};
+    Array.prototype.forEach.call($("dead-sink").options, function (o) { if (o.value) sinks[o.value] = true; });
+    while (select.options.length > 1) select.remove(1);
+    Object.keys(sinks).forEach(function (name) { select.appendChild(el("option", { value: name, text: name })); });
+    select.value = chosen;
+  }
+
+  function renderEvents(list) {
+    var body = $("events-table").tBodies[0];
+    body.textContent = "";
+    $("events-empty").hidden = list.length > 0;
+    list.forEach(function (e) {
+      var unrouted = !e.routes || e.routes.length === 0;
+      var to = unrouted ? "no rule matched" : e.routes.map(function (r) { return r.sink + " (" + r.rule + ")"; }).join(", ");
+      body.appendChild(el("tr", { "data-id": String(e.id) },
+        el("td", { "data-label": "Detected", text: whenMs(e.detected_at_ms) }),
+        el("td", { "data-label": "Event", text: e.event_type }),
+        el("td", { "data-label": "Session", text: session(e.session_id, e.session_title) }),
+        el("td", { "data-label": "Sent to", text: to, class: unrouted ? "small" : undefined })));
+    });
+  }
+
+  function deliveriesPath() {
+    var q = ["limit=50"];
+    [["sink", "deliveries-sink"], ["outcome", "deliveries-outcome"], ["session", "deliveries-session"]].forEach(function (f) {
+      var v = $(f[1]).value.trim();
+      if (v) q.push(f[0] + "=" + enc(v));
+    });
+    return "/deliveries?" + q.join("&");
+  }
+
   function deadPath() {
     var sink = $("dead-sink").value;
     return "/dead-letters" + (sink ? "?sink=" + enc(sink) : "");
@@ -178,12 +240,15 @@
   function refresh() {
     if (busy) return Promise.resolve();
     busy = true;
-    return Promise.all([api("GET", "/status"), api("GET", "/sinks"), api("GET", deadPath()), api("GET", "/rules")])
+    return Promise.all([api("GET", "/status"), api("GET", "/sinks"), api("GET", deadPath()), api("GET", "/rules"),
+                        api("GET", deliveriesPath()), api("GET", "/events?limit=50")])
       .then(function (r) {
         render("status", r[0], renderStatus);
         render("sinks", r[1].sinks, renderSinks);
         render("dead", r[2].dead_letters, renderDead);
         render("rules", r[3].rules, renderRules);
+        render("deliveries", r[4].deliveries, renderDeliveries);
+        render("events", r[5].events, renderEvents);
       })
       .catch(function (e) { if (e.message !== "signed out") notice("Could not refresh: " + e.message, true); })
       .then(function () { busy = false; });
@@ -242,6 +307,9 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     $("dead-sink").addEventListener("change", function () { delete last.dead; refresh(); });
+    ["deliveries-sink", "deliveries-outcome", "deliveries-session"].forEach(function (id) {
+      $(id).addEventListener("change", function () { delete last.deliveries; refresh(); });
+    });
     refresh();
     window.setInterval(function () { if (!document.hidden) refresh(); }, REFRESH_MS);
     document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
