@@ -727,7 +727,10 @@ async fn admin_commands_work_while_run_is_up() {
                 .get::<_, i64>(0)
         }
     };
-    assert_eq!((count("outbox").await, count("dead").await), (1, 0));
+    // Out of the dead letters, back in the outbox: one row, or none already, when the leader's
+    // look at the shared outbox (every poll interval) took it before this count.
+    assert_eq!(count("dead").await, 0);
+    assert!(count("outbox").await <= 1);
 
     // The running leader sends it again, under the same id (alongside the next change; with
     // none, see `a_dead_letter_retried_from_the_command_line_is_sent_without_another_change`).
