@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use super::payload::TEAMS_MAX_BYTES;
+use crate::event::truncate_chars;
 
 /// The most blocks in a Slack message, and characters in a section's text.
 const SLACK_BLOCKS: usize = 50;
@@ -179,9 +180,10 @@ fn cut_value(v: &mut Value, max: usize, place: &str, cut: &mut Vec<String>) {
 
 /// `text` cut to at most `max` characters, ending with `…`, never inside `<...>`.
 pub fn cut_text(text: &str, max: usize) -> String {
-    let keep = max.saturating_sub(1);
-    let end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
-    let mut kept = &text[..end];
+    let cut = truncate_chars(text, max);
+    let Some(mut kept) = cut.strip_suffix('…').filter(|_| cut != text) else {
+        return cut;
+    };
     if let Some(open) = kept.rfind('<') {
         if !kept[open..].contains('>') {
             kept = &kept[..open];
