@@ -368,7 +368,7 @@ impl Drop for Env {
     }
 }
 
-// Helpers for several `run` processes on one store (tests/ha.rs).
+// Helpers for several `run` processes on one store (tests/suite/ha.rs).
 
 impl Env {
     /// Writes a copy of this env's config file as `name` in its directory, with

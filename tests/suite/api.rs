@@ -3,8 +3,8 @@
 //! sign-in lock-out), cross-origin refusals, each action seen through to the receivers, and no
 //! secret in any answer.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

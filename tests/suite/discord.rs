@@ -2,8 +2,8 @@
 //! for Discord markdown, Discord's 429 `retry_after` honoured, and an empty rate-limit bucket
 //! (`X-RateLimit-Remaining: 0`) pacing the next send.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! End to end, in process: the fake Devin API, the real poller, diff, rules, templates, store and
 //! sinks, and recording receivers, all over HTTP on 127.0.0.1.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::Duration;

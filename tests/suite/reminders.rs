@@ -1,7 +1,7 @@
 //! `session.waiting` reminders and `session.acus_exceeded` thresholds, end to end.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,8 @@
 //! shows with the dead letter on screen (the README's picture of the console, docs/console.png,
 //! is taken this way).
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

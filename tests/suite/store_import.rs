@@ -2,8 +2,8 @@
 //! nothing is announced again, queued deliveries and dead letters are kept with their ids,
 //! and the next change is delivered once.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

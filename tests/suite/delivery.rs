@@ -1,8 +1,8 @@
 //! Deliveries that survive failure: retries, classification, dead letters, paused sinks,
 //! ordering, pacing, and `once --wait`.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! Incremental polling: a quiet account costs one request per poll and writes nothing; the
 //! high-water mark survives restarts; a full resync catches what an incremental listing misses.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! rule routes somewhere, once per event, several at a time (at most
 //! `devin.max_concurrent_requests`).
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! status, attempts and latency, newest first and filtered; each event with where it went; at
 //! most `server.history` entries of each, on both engines.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Organization-scoped listings, and Devin's own words quoted in "needs your input".
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The real binary, spawned as an operator would run it.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,7 +1,7 @@
 //! Self-tests of the test support (tests/support): the fake Devin API, the recording receiver
 //! and the Standard Webhooks verifier, all over real HTTP on loopback.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -2,8 +2,8 @@
 //! replies in its thread, the parent updated in place, threads that survive restarts, Slack's
 //! `ok: false` errors classified, and a token that never shows.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

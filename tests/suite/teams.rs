@@ -1,8 +1,8 @@
 //! Microsoft Teams sinks: an Adaptive Card in the Workflows message envelope; Workflows' 202
 //! is success; 429 and 5xx are retried.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
 /// compiled with a JSON Schema 2020-12 validator.
 fn adaptive_card_schema() -> (boon::Schemas, boon::SchemaIndex) {
     const ID: &str = "https://devin-notify.invalid/tests/teams-workflows-adaptive-card-1.4.json";
-    let text = include_str!("schemas/teams-workflows-adaptive-card-1.4.json");
+    let text = include_str!("../schemas/teams-workflows-adaptive-card-1.4.json");
     let schema: Value = serde_json::from_str(text).expect("the schema is JSON");
     let mut compiler = boon::Compiler::new();
     compiler.add_resource(ID, schema).expect("added");

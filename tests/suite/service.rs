@@ -1,8 +1,8 @@
 //! The running service as an operator meets it: health, readiness, metrics, admin commands
 //! while it runs, and hot reloads (good, broken, by SIGHUP, with deliveries in flight).
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! database, a schema owned by someone else, connections killed mid-run, a statement timeout.
 //! Each says what is wrong naming `store.url` (never its password), and loses nothing.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! restarted each time. Every change must be delivered, in order per session, and a redelivery
 //! may only ever repeat a `webhook-id` (never give one change a second id).
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};

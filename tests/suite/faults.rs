@@ -8,8 +8,8 @@
 //! legitimately survivable (the same page twice, one session twice, unknown fields and values, a
 //! large page within the limit) succeed with exactly the right events.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, ExitStatus, Stdio};

@@ -3,8 +3,8 @@
 //! others stand by; a standby takes over when the leader dies or loses its database; a poll
 //! that finds nothing new writes nothing; admin commands work while `run` is up.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

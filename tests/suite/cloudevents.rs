@@ -1,8 +1,8 @@
 //! Webhook sinks with `format = "cloudevents"`: CloudEvents 1.0 in structured mode, with the
 //! Standard Webhooks headers and signature unchanged.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::time::Duration;
 
