@@ -129,6 +129,23 @@ pub fn preview_sessions(
     }
 }
 
+/// The payloads a rule's sinks would receive for a real session (a recent one, from the
+/// store): for each event type the rule routes (or the one asked for), the session as it is now
+/// with a change of that type applied ([`sample::event_on`]).
+pub fn preview_recent(
+    active: &Active,
+    rule_name: &str,
+    event: Option<&str>,
+    session: &Session,
+) -> Result<Vec<PreviewItem>, PreviewError> {
+    let rule = find_rule(&active.config, rule_name)?;
+    let mut items = Vec::new();
+    for kind in event_kinds(rule, event)? {
+        items.extend(payloads(active, rule, &sample::event_on(kind, session))?);
+    }
+    Ok(items)
+}
+
 /// The rule named `name`.
 fn find_rule<'a>(config: &'a Config, name: &str) -> Result<&'a Rule, PreviewError> {
     config.rules.iter().find(|r| r.name == name).ok_or_else(|| {

@@ -1,5 +1,7 @@
 //! `/api/v1/deliveries` (`?sink=&outcome=&session=&limit=&before=`) and `/api/v1/events`
-//! (`?limit=&before=`): the delivery log and the event log, newest first. Entries carry their
+//! (`?limit=&before=`): the delivery log and the event log, newest first; `/api/v1/sessions`
+//! (`?limit=`): the sessions of the event log, each once, newest event first (what a rule's
+//! preview can be made for). Entries carry their
 //! `id`; `before` = the last id of a page reads the next one. Error excerpts are scrubbed of
 //! every configured secret.
 
@@ -57,4 +59,47 @@ pub(super) async fn events(
         events,
         history: ctx.store.history(),
     }))
+}
+
+/// The answer of `GET /api/v1/sessions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecentSessions {
+    pub sessions: Vec<RecentSession>,
+}
+
+/// A session of the event log: its newest event.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecentSession {
+    pub session_id: String,
+    pub title: Option<String>,
+    pub last_event_type: String,
+    pub detected_at_ms: u64,
+}
+
+/// The query of `GET /api/v1/sessions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionsQuery {
+    #[serde(default = "default_sessions")]
+    pub limit: usize,
+}
+
+fn default_sessions() -> usize {
+    20
+}
+
+pub(super) async fn sessions(
+    State(ctx): State<Ctx>,
+    Query(query): Query<SessionsQuery>,
+) -> ApiResult<RecentSessions> {
+    let entries = ctx.store.recent_sessions(query.limit.min(200)).await?;
+    let sessions = entries
+        .into_iter()
+        .map(|e| RecentSession {
+            session_id: e.session_id,
+            title: e.session_title,
+            last_event_type: e.event_type,
+            detected_at_ms: e.detected_at_ms,
+        })
+        .collect();
+    Ok(Json(RecentSessions { sessions }))
 }

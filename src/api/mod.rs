@@ -199,6 +199,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/dead-letters/{id}/retry", post(dead::retry))
         .route("/deliveries", get(history::deliveries))
         .route("/events", get(history::events))
+        .route("/sessions", get(history::sessions))
         .route("/rules", get(rules::list))
         .route("/rules/{name}/preview", post(rules::preview))
         .fallback(not_found)

@@ -5,7 +5,8 @@
 //! (or a webhook body as devin-notify sends it) previews the events it produces as a session
 //! seen for the first time; `{"session": ..., "previous": ...}` the events of the change from
 //! `previous` to `session`. `"event": "TYPE"` in the body, or `?event=TYPE`, picks one event
-//! type of the rule.
+//! type of the rule. `?session_id=ID` previews a recent session (one of the event log, see
+//! `GET /api/v1/sessions`) as the store has it now, with each of the rule's changes applied.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{body, ApiError, ApiResult, Ctx};
-use crate::admin::{preview_sessions, session_of, PreviewError};
+use crate::admin::{preview_recent, preview_sessions, session_of, PreviewError, PreviewItem};
 use crate::model::Session;
 use crate::rules::When;
 
@@ -55,8 +56,10 @@ pub struct PreviewView {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct EventParam {
+pub(super) struct PreviewParams {
     event: Option<String>,
+    /// A recent session to preview, by id.
+    session_id: Option<String>,
 }
 
 pub(super) async fn list(State(ctx): State<Ctx>) -> ApiResult<Rules> {
@@ -121,13 +124,25 @@ fn asked(bytes: &[u8]) -> Result<Asked, ApiError> {
 pub(super) async fn preview(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
-    Query(param): Query<EventParam>,
+    Query(params): Query<PreviewParams>,
     bytes: Bytes,
 ) -> ApiResult<Preview> {
     let (event, sessions) = asked(&bytes)?;
-    let event = param.event.or(event).filter(|e| !e.is_empty());
+    let event = params.event.or(event).filter(|e| !e.is_empty());
     let active = ctx.active();
-    let items = preview_sessions(&active, &name, event.as_deref(), sessions).map_err(|e| {
+    let items = match params.session_id.filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let session = ctx.store.recent_session(&id).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("session `{id}` is not among the recent events (GET /api/v1/sessions lists them)"),
+                )
+            })?;
+            preview_recent(&active, &name, event.as_deref(), &session)
+        }
+        None => preview_sessions(&active, &name, event.as_deref(), sessions),
+    };
+    let items = items.map_err(|e| {
         let status = match e {
             PreviewError::NoRule(..) => StatusCode::NOT_FOUND,
             PreviewError::Render { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,14 +150,19 @@ pub(super) async fn preview(
         };
         ApiError::new(status, e.to_string())
     })?;
-    let items = items
-        .into_iter()
-        .map(|item| PreviewView {
+    Ok(Json(Preview {
+        rule: name,
+        items: items.into_iter().map(PreviewView::from).collect(),
+    }))
+}
+
+impl From<PreviewItem> for PreviewView {
+    fn from(item: PreviewItem) -> PreviewView {
+        PreviewView {
             payload: serde_json::from_str(&item.body).unwrap_or(Value::String(item.body)),
             sink: item.sink,
             sink_type: item.sink_type,
             event_type: item.event_type,
-        })
-        .collect();
-    Ok(Json(Preview { rule: name, items }))
+        }
+    }
 }

@@ -155,6 +155,7 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
         event_type: event.kind.as_str().to_owned(),
         session_id: event.session.session_id.clone(),
         session_title: event.session.title.clone(),
+        session_created_at: Some(event.session.created_at),
         detected_at_ms,
         routes: routed,
     });

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_ms, on_engine, Backend, Delivery, Engine, Store, StoreError};
+use super::{now_ms, on_engine, Backend, Delivery, Engine, SnapshotKey, Store, StoreError};
+use crate::model::Session;
 
 pub use crate::config::{DEFAULT_HISTORY, MAX_HISTORY};
 /// The most entries written between two trims.
@@ -179,6 +180,10 @@ pub struct EventLogEntry {
     pub session_id: String,
     #[serde(default)]
     pub session_title: Option<String>,
+    /// The session's `created_at`: with its id, where its snapshot is (absent in entries
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_created_at: Option<i64>,
     /// When the poller detected it (Unix ms).
     pub detected_at_ms: u64,
     /// Where it went; empty: unrouted (no rule matched it).
@@ -272,6 +277,40 @@ impl Store {
             return Ok(Vec::new());
         }
         on_engine!(self.recent_events(limit, before_id, history))
+    }
+
+    /// The sessions of the event log, newest event first, each once: (the newest entry of
+    /// each, in the log's order), at most `limit`.
+    pub async fn recent_sessions(&self, limit: usize) -> Result<Vec<EventLogEntry>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut sessions = Vec::new();
+        for entry in self.recent_events(self.history(), None).await? {
+            if sessions.len() == limit {
+                break;
+            }
+            if seen.insert(entry.session_id.clone()) {
+                sessions.push(entry);
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// A session of the event log as its snapshot has it now (`None`: not in the log, or
+    /// logged before the log kept where its snapshot is).
+    pub async fn recent_session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        let entries = self.recent_events(self.history(), None).await?;
+        let Some(created_at) = entries
+            .iter()
+            .filter(|e| e.session_id == session_id)
+            .find_map(|e| e.session_created_at)
+        else {
+            return Ok(None);
+        };
+        self.snapshot(&SnapshotKey {
+            created_at,
+            session_id: session_id.to_owned(),
+        })
+        .await
     }
 
     /// Notes `n` entries written to `log`, and trims it when due: at this process's first write

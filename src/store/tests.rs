@@ -288,6 +288,7 @@ fn event(n: u32, routed: bool) -> EventLogEntry {
         event_type: "session.created".into(),
         session_id: format!("sess_{n}"),
         session_title: Some(format!("Title {n}")),
+        session_created_at: Some(i64::from(n)),
         detected_at_ms: u64::from(n),
         routes: if routed {
             vec![EventRoute {

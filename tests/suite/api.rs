@@ -607,6 +607,78 @@ async fn rules_are_listed_and_previewed() {
     assert!(ok, "{log}");
 }
 
+/// The console's "Preview for a recent session": the sessions of the event log, newest first,
+/// each once; a rule previewed for one of them carries that session as the store has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_previews_for_a_recent_session() {
+    let (env, base) = served("127.0.0.1", true).await;
+    let service = Service::start(&env);
+    service.wait_log("poll done", 1, WAIT).await;
+    let none = get_api(&base, "/sessions").await;
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert_eq!(none.json()["sessions"], json!([]));
+
+    let mut older = session("s-older");
+    older["title"] = json!("Bump the checkout SDK");
+    env.api.upsert_all([older]);
+    api_until(&base, "/sessions", |s| {
+        s["sessions"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let mut newer = session("s-newer");
+    newer["title"] = json!("Migrate billing to v2");
+    newer["tags"] = json!(["team-billing"]);
+    env.api.upsert_all([newer.clone()]);
+    let listed = api_until(&base, "/sessions", |s| {
+        s["sessions"].as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    assert_eq!(listed["sessions"][0]["session_id"], "s-newer");
+    assert_eq!(listed["sessions"][0]["title"], "Migrate billing to v2");
+    assert_eq!(listed["sessions"][1]["session_id"], "s-older");
+    // A change of the newer session: still listed once, newest first.
+    newer["status_detail"] = json!("waiting_for_user");
+    env.api.upsert_all([newer]);
+    let changed = api_until(&base, "/sessions", |s| {
+        s["sessions"][0]["last_event_type"] == "session.status_changed"
+    })
+    .await;
+    assert_eq!(changed["sessions"].as_array().map(Vec::len), Some(2));
+
+    // Every event type the rule routes, for that session as it is now.
+    let preview = post_api(&base, "/rules/all/preview?session_id=s-newer", None).await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    let items = preview.json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(items.len(), 5, "{items:?}");
+    for item in &items {
+        let s = &item["payload"]["data"]["session"];
+        assert_eq!(s["session_id"], "s-newer", "{item}");
+        assert_eq!(s["title"], "Migrate billing to v2", "{item}");
+        assert_eq!(s["tags"], json!(["team-billing"]), "{item}");
+    }
+    let one = post_api(
+        &base,
+        "/rules/all/preview?session_id=s-older&event=pull_request.opened",
+        None,
+    )
+    .await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["items"][0]["event_type"], "pull_request.opened");
+    assert_eq!(
+        one.json()["items"][0]["payload"]["data"]["session"]["title"],
+        "Bump the checkout SDK"
+    );
+
+    let unknown = post_api(&base, "/rules/all/preview?session_id=s-never", None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(unknown.body.contains("s-never"), "{}", unknown.body);
+    let (ok, log) = service.stop().await;
+    assert!(ok, "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_shows_a_secret() {
     let (env, base) = served("127.0.0.1", true).await;

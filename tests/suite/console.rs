@@ -1,6 +1,6 @@
 //! The admin console (`/ui`) in a real headless Chromium (through chromedriver): sign in, see a
 //! dead letter, click Retry and see it delivered at the receiver; read the delivery log and
-//! filter it; see a sink paused by 410s, click Resume and see its queue go out. Everything the browser shows comes from the running
+//! filter it; preview a rule for a recent session picked from a list; see a sink paused by 410s, click Resume and see its queue go out. Everything the browser shows comes from the running
 //! binary, and every effect is checked at the recording receiver.
 //!
 //! `CONSOLE_SCREENSHOT=path.png cargo test --test console` also saves what the browser
@@ -114,6 +114,19 @@ async fn an_admin_signs_in_retries_a_dead_letter_and_resumes_a_paused_sink() {
         })
         .await;
     assert!(events.contains("hook (finished-or-failed)"), "{events}");
+
+    // Preview a rule for a recent session, picked from the list: the payload carries it.
+    let recent = browser.find("#preview-recent option[value=s1]", WAIT).await;
+    browser.click(&recent).await;
+    let preview = browser.button("#rules", "Preview", WAIT).await;
+    browser.click(&preview).await;
+    let shown = browser
+        .wait_for_text("#preview-out-finished-or-failed", WAIT, |t| {
+            t.contains("Fix the flaky checkout test")
+        })
+        .await;
+    assert!(shown.contains("hook (webhook)"), "{shown}");
+    assert!(shown.contains("\"session_id\": \"s1\""), "{shown}");
 
     // Three 410s pause the sink; the console shows it paused with its queue.
     env.hook.set_default(Reply::Status(410, "gone".into()));

@@ -207,6 +207,17 @@
     select.value = chosen;
   }
 
+  function renderRecent(sessions) {
+    var select = $("preview-recent");
+    var chosen = select.value;
+    while (select.options.length > 1) select.remove(1);
+    sessions.forEach(function (s) {
+      var label = (s.title || "(untitled)") + " (" + s.session_id + ", " + s.last_event_type + ")";
+      select.appendChild(el("option", { value: s.session_id, text: label }));
+    });
+    select.value = chosen;
+  }
+
   function renderEvents(list) {
     var body = $("events-table").tBodies[0];
     body.textContent = "";
@@ -241,7 +252,7 @@
     if (busy) return Promise.resolve();
     busy = true;
     return Promise.all([api("GET", "/status"), api("GET", "/sinks"), api("GET", deadPath()), api("GET", "/rules"),
-                        api("GET", deliveriesPath()), api("GET", "/events?limit=50")])
+                        api("GET", deliveriesPath()), api("GET", "/events?limit=50"), api("GET", "/sessions")])
       .then(function (r) {
         render("status", r[0], renderStatus);
         render("sinks", r[1].sinks, renderSinks);
@@ -249,25 +260,31 @@
         render("rules", r[3].rules, renderRules);
         render("deliveries", r[4].deliveries, renderDeliveries);
         render("events", r[5].events, renderEvents);
+        render("recent", r[6].sessions, renderRecent);
       })
       .catch(function (e) { if (e.message !== "signed out") notice("Could not refresh: " + e.message, true); })
       .then(function () { busy = false; });
   }
 
   function preview(rule, out) {
+    var recent = $("preview-recent").value;
     var text = $("preview-session").value.trim();
+    var path = "/rules/" + enc(rule) + "/preview";
     var body;
-    if (text) {
+    if (recent) {
+      path += "?session_id=" + enc(recent);
+    } else if (text) {
       try { body = JSON.parse(text); } catch (e) { return Promise.reject(new Error("the session is not JSON: " + e.message)); }
     }
-    return api("POST", "/rules/" + enc(rule) + "/preview", body).then(function (p) {
+    return api("POST", path, body).then(function (p) {
       out.textContent = "";
       if (p.items.length === 0) out.appendChild(el("p", { class: "empty", text: "No sink of this rule is configured." }));
       p.items.forEach(function (item) {
         out.appendChild(el("h4", { text: item.sink + " (" + item.sink_type + "), " + item.event_type }));
         out.appendChild(el("pre", { text: typeof item.payload === "string" ? item.payload : JSON.stringify(item.payload, null, 2) }));
       });
-      return "Preview of " + rule + ": " + p.items.length + " payload(s); nothing was sent.";
+      var of = recent ? " for session " + recent : "";
+      return "Preview of " + rule + of + ": " + p.items.length + " payload(s); nothing was sent.";
     });
   }
 

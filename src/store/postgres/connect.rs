@@ -14,8 +14,10 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// The advisory lock key under which migrations run (one process at a time).
-const MIGRATION_LOCK: i64 = 0x6465_7669_6e5f_6d31; // "devin_m1"
+/// The advisory lock under which a schema's migrations run (one process at a time per
+/// schema; stores in other schemas of the database do not wait for each other): a 64-bit hash
+/// of this prefix and the schema name.
+const MIGRATION_LOCK: &str = "devin-notify migrations of schema ";
 
 /// Time allowed to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,8 +128,12 @@ pub async fn schema_version(config: &StoreConfig) -> Result<Option<i64>, StoreEr
 pub(super) async fn migrate(config: &StoreConfig, place: &str) -> Result<(), StoreError> {
     let (mut client, _task) = connect(config).await?;
     let err = |what: &str| pg_err(format!("{place}: {what}"));
+    let lock_name = format!("{MIGRATION_LOCK}{}", config.schema);
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            &[&lock_name],
+        )
         .await
         .map_err(err("migration lock"))?;
     let result = async {
@@ -146,7 +152,10 @@ pub(super) async fn migrate(config: &StoreConfig, place: &str) -> Result<(), Sto
     .await;
     // The lock ends with the connection anyway; unlocking is a courtesy.
     let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&lock_name],
+        )
         .await;
     if let Ok(report) = &result {
         for m in report.applied_migrations() {
