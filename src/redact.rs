@@ -18,15 +18,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The first 300 characters of a body, on one line, for error messages.
+/// The first 300 characters of a body, on one line, for error messages and logs, with every URL
+/// in it redacted ([`excerpt`]): a receiver may echo the URL it was called at, and a webhook's
+/// URL is its key.
 pub fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(300)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 300 {
+    /// Bytes looked at: a body's start is what an excerpt shows.
+    const HEAD: usize = 4096;
+    let head = String::from_utf8_lossy(&body[..body.len().min(HEAD)]);
+    let mut out = excerpt(&head, 300);
+    if body.len() > HEAD && !out.ends_with('…') {
         out.push('…');
     }
     out
@@ -123,6 +123,25 @@ fn url_start(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippets_redact_echoed_urls_and_stay_short() {
+        let echoed =
+            b"no such hook: https://hooks.slack.com/services/T0/B0/sekret?token=x\n(see docs)";
+        let text = snippet(echoed);
+        assert!(
+            !text.contains("sekret") && !text.contains("token=x"),
+            "{text}"
+        );
+        assert!(text.contains("https://hooks.slack.com/…"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        let long = "é".repeat(10_000);
+        let cut = snippet(long.as_bytes());
+        assert_eq!(cut.chars().count(), 300);
+        assert!(cut.ends_with('…'));
+        assert_eq!(snippet(b"\xff\xfe ok"), "\u{fffd}\u{fffd} ok");
+        assert_eq!(snippet(b""), "");
+    }
 
     #[test]
     fn hosts_only() {
