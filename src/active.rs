@@ -43,10 +43,9 @@ impl Active {
             problems.extend(render_samples(&config, &templates));
         }
         if problems.is_empty() {
-            let active = Active { config, templates };
-            let digests = check_digests(&active);
+            let digests = check_digests(&config, &templates);
             return if digests.is_empty() {
-                Ok(active)
+                Ok(Active { config, templates })
             } else {
                 Err(digests)
             };
@@ -316,31 +315,28 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
 /// Checks every digest's template for each of its sinks: it exists, and renders a sample
 /// digest (with hostile values) into a payload within the destination's limits. Keys are
 /// `digests[i].template`.
-pub fn check_digests(active: &Active) -> Vec<Problem> {
+pub fn check_digests(config: &Config, templates: &Templates) -> Vec<Problem> {
     let mut problems = Vec::new();
     let sample = crate::digest::sample();
-    for (i, d) in active.config.digests.iter().enumerate() {
+    for (i, d) in config.digests.iter().enumerate() {
         for sink_name in &d.sinks {
-            let Some(sink) = active.config.sinks.get(sink_name) else {
+            let Some(sink) = config.sinks.get(sink_name) else {
                 continue;
             };
             let name = format!("{}/{}", template_kind(sink.kind()), d.template_name());
             let key = format!("digests[{i}].template");
-            if !active.templates.has_name(&name) {
+            if !templates.has_name(&name) {
                 problems.push(Problem::new(
                     key,
                     format!("no template `{name}` for sink `{sink_name}` (add templates/{name}.hbs under templates.dir)"),
                 ));
                 continue;
             }
-            let over = match active.templates.render_context(
-                sink.kind(),
-                &name,
-                &sample.context(sink_name),
-            ) {
-                Err(e) => vec![e.to_string()],
-                Ok(body) => limits(sink.kind(), &body),
-            };
+            let over =
+                match templates.render_context(sink.kind(), &name, &sample.context(sink_name)) {
+                    Err(e) => vec![e.to_string()],
+                    Ok(body) => limits(sink.kind(), &body),
+                };
             for e in over {
                 problems.push(Problem::new(
                     key.clone(),

@@ -415,7 +415,8 @@ fn shown(record: &Activity, sessions: &HashMap<String, Session>) -> (String, Str
     }
 }
 
-/// The sessions with a record of `kind`, each once (its first), in the order they happened.
+/// The sessions with a record of `kind`, each once (its first), in the order they happened
+/// (seen in the same poll: in the order they were created).
 fn session_items(
     records: &[&Activity],
     kind: ActivityKind,
@@ -467,7 +468,15 @@ fn pr_items(
 
 fn sorted<'a>(records: &[&'a Activity], kind: ActivityKind) -> Vec<&'a Activity> {
     let mut of_kind: Vec<&Activity> = records.iter().copied().filter(|r| r.kind == kind).collect();
-    of_kind.sort_by_key(|r| r.at_ms);
+    if kind == ActivityKind::Created {
+        // Sessions created: by their creation time (a listing's pages are seen one by one).
+        of_kind.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
+    } else {
+        // Seen together (one poll): oldest session first.
+        of_kind.sort_by(|a, b| {
+            (a.at_ms, a.created_at, &a.session_id).cmp(&(b.at_ms, b.created_at, &b.session_id))
+        });
+    }
     of_kind
 }
 

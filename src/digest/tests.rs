@@ -736,3 +736,50 @@ fn a_clock_gone_back_is_not_due() {
     let cron = parse_schedule("* * * * *").expect("cron");
     assert_eq!(due(&cron, &tz("UTC"), Some(DAY + H), DAY), Due::NotYet);
 }
+
+#[test]
+fn seen_together_lists_the_oldest_session_first() {
+    let mut newer = rec(DAY + 5, ActivityKind::Finished, "newer");
+    newer.created_at = 20;
+    let mut older = rec(DAY + 5, ActivityKind::Finished, "older");
+    older.created_at = 10;
+    let earlier = rec(DAY + 4, ActivityKind::Finished, "earlier");
+    let d = run(
+        &[newer, older, earlier],
+        &HashMap::new(),
+        &[],
+        &When::default(),
+        period(DAY, DAY + H),
+        DAY + H,
+    );
+    let ids: Vec<&str> = d
+        .finished
+        .items
+        .iter()
+        .map(|i| i.session_id.as_str())
+        .collect();
+    assert_eq!(ids, ["earlier", "older", "newer"]);
+}
+
+#[test]
+fn sessions_created_are_listed_by_creation_time() {
+    let mut second = rec(DAY + 1, ActivityKind::Created, "second");
+    second.created_at = 20;
+    let mut first = rec(DAY + 9, ActivityKind::Created, "first");
+    first.created_at = 10;
+    let d = run(
+        &[second, first],
+        &HashMap::new(),
+        &[],
+        &When::default(),
+        period(DAY, DAY + H),
+        DAY + H,
+    );
+    let ids: Vec<&str> = d
+        .created
+        .items
+        .iter()
+        .map(|i| i.session_id.as_str())
+        .collect();
+    assert_eq!(ids, ["first", "second"]);
+}
