@@ -492,3 +492,70 @@ timezone = "America/New_York"
     let (code, out) = env.cli(&["check"]).await;
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
+    use devin_notify::render::{discord_limits, slack_limits, teams_message, Templates};
+    let templates = Templates::built_in();
+    let (schemas, index) = crate::teams::adaptive_card_schema();
+    let full = devin_notify::digest::sample();
+    let quiet = devin_notify::digest::compute(devin_notify::digest::Inputs {
+        name: "quiet",
+        period: devin_notify::digest::Period {
+            start_ms: 0,
+            end_ms: MINUTE,
+        },
+        now_ms: MINUTE,
+        timezone: &jiff::tz::TimeZone::UTC,
+        records: &[],
+        sessions: &Default::default(),
+        waiting: &[],
+        when: &Default::default(),
+    });
+    assert!(quiet.quiet);
+    for digest in [&full, &quiet] {
+        let ctx = digest.context("sink");
+        let card = templates
+            .render_context("teams", "teams/digest", &ctx)
+            .expect("teams renders");
+        let message = teams_message(serde_json::from_str(&card).expect("JSON"));
+        if let Err(e) = schemas.validate(&message, index) {
+            panic!("{e:#}\n{message:#}");
+        }
+        let discord: Value = serde_json::from_str(
+            &templates
+                .render_context("discord", "discord/digest", &ctx)
+                .expect("discord renders"),
+        )
+        .expect("JSON");
+        assert_eq!(
+            discord_limits(&discord),
+            Vec::<String>::new(),
+            "{discord:#}"
+        );
+        let slack: Value = serde_json::from_str(
+            &templates
+                .render_context("slack", "slack/digest", &ctx)
+                .expect("slack renders"),
+        )
+        .expect("JSON");
+        assert_eq!(slack_limits(&slack), Vec::<String>::new(), "{slack:#}");
+        // Hostile values stay data: no mention or link injected.
+        let text = slack.to_string();
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<https://evil"),
+            "{text}"
+        );
+        let webhook: Value = serde_json::from_str(
+            &templates
+                .render_context("webhook", "webhook/digest", &ctx)
+                .expect("webhook renders"),
+        )
+        .expect("JSON");
+        assert_eq!(
+            webhook,
+            digest.webhook_body(),
+            "the same data as the default body"
+        );
+    }
+}
