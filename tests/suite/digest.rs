@@ -412,6 +412,7 @@ on_both_backends!(
     a_scripted_day_is_summarised_with_counts_and_links,
     a_digest_is_not_sent_twice_across_a_restart,
     a_run_missed_while_down_is_sent_once_covering_the_gap,
+    history_older_than_the_retention_is_pruned_in_bounded_steps,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,4 +559,70 @@ fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
             "the same data as the default body"
         );
     }
+}
+
+/// `n` records of a session created, seen at `at_ms`.
+fn records(n: usize, at_ms: u64) -> Vec<devin_notify::digest::Activity> {
+    (0..n)
+        .map(|i| devin_notify::digest::Activity {
+            at_ms: at_ms + i as u64,
+            kind: devin_notify::digest::ActivityKind::Created,
+            session_id: format!("s{i}"),
+            created_at: 1,
+            title: Some(format!("Session {i}")),
+            url: format!("https://app.devin.ai/sessions/s{i}"),
+            tags: vec!["t".into()],
+            pr_url: None,
+            acus: 0.0,
+        })
+        .collect()
+}
+
+async fn history_older_than_the_retention_is_pruned_in_bounded_steps(backend: Backend) {
+    use devin_notify::store::activity::PRUNE_BATCH;
+    let mut env = Env::start_on(backend, "").await;
+    env.tweak("[store]\n", "[store]\nhistory_retention = \"1d\"\n");
+    let store = store_of(&env).await;
+    let now = now_ms();
+    let old = now - 3 * 24 * 60 * MINUTE;
+    let commit = devin_notify::store::Commit {
+        activity: [records(2 * PRUNE_BATCH + 7, old), records(3, now - MINUTE)].concat(),
+        ..Default::default()
+    };
+    store.commit(&commit).await.expect("commit");
+    assert_eq!(
+        store.activity(0, now).await.expect("read").len(),
+        2 * PRUNE_BATCH + 10
+    );
+    // (start, end]: the bounds of a period.
+    assert_eq!(store.activity(old, old + 2).await.expect("read").len(), 2);
+    // One step deletes at most a batch, oldest first.
+    let before = now - 24 * 60 * MINUTE;
+    assert_eq!(
+        store
+            .prune_activity(before, PRUNE_BATCH)
+            .await
+            .expect("prune"),
+        PRUNE_BATCH
+    );
+    let left = store.activity(0, now).await.expect("read");
+    assert_eq!(left.len(), PRUNE_BATCH + 10);
+    assert_eq!(
+        left[0].at_ms,
+        old + PRUNE_BATCH as u64,
+        "the oldest went first"
+    );
+    // The background prune (after each poll) finishes the job in a few steps; recent
+    // history stays.
+    digests::prune(&store, &env.active()).await;
+    let left = store.activity(0, now).await.expect("read");
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|r| r.at_ms > before));
+    assert_eq!(
+        store
+            .prune_activity(before, PRUNE_BATCH)
+            .await
+            .expect("prune"),
+        0
+    );
 }
