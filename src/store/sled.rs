@@ -303,6 +303,7 @@ impl SledEngine {
             waiting: self.read_waits()?,
             outbox: Self::by_seq(&self.outbox, "outbox")?,
             dead: Self::by_seq(&self.dead, "dead")?,
+            activity: self.read_activity(0, u64::MAX)?,
             ..Export::default()
         };
         for item in self.sessions.iter() {

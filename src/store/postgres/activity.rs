@@ -12,7 +12,7 @@ fn ms(value: u64) -> i64 {
 
 impl PgEngine {
     /// Writes a commit's activity records and marks.
-    pub(super) async fn write_activity(
+    pub(crate) async fn write_activity(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         commit: &Commit,
