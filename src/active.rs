@@ -43,10 +43,14 @@ impl Active {
             problems.extend(render_samples(&config, &templates));
         }
         if problems.is_empty() {
-            Ok(Active { config, templates })
-        } else {
-            Err(problems)
+            let digests = check_digests(&config, &templates);
+            return if digests.is_empty() {
+                Ok(Active { config, templates })
+            } else {
+                Err(digests)
+            };
         }
+        Err(problems)
     }
 }
 
@@ -89,6 +93,61 @@ impl Active {
             _ => body,
         };
         Ok(fit_to_limits(sink.kind(), sink_name, template, body))
+    }
+}
+
+impl Active {
+    /// The exact payload a sink receives for a digest: its template (`digests.template`, or
+    /// `digest`) rendered with the digest's context; for Teams in the message envelope, for
+    /// a CloudEvents webhook in a CloudEvent of type `ai.devin.digest`; cut to the
+    /// destination's limits.
+    pub fn digest_payload(
+        &self,
+        digest: &crate::config::DigestConfig,
+        sink_name: &str,
+        data: &crate::digest::Digest,
+        id: &str,
+    ) -> Result<String, RenderError> {
+        let Some(sink) = self.config.sinks.get(sink_name) else {
+            return Err(RenderError::Missing {
+                template: format!("(sink `{sink_name}` is not configured)"),
+            });
+        };
+        let name = format!("{}/{}", template_kind(sink.kind()), digest.template_name());
+        let body = self
+            .templates
+            .render_context(sink.kind(), &name, &data.context(sink_name))?;
+        let body = match sink {
+            SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
+                let source = match &self.config.devin.org_id {
+                    Some(org) => format!("devin-notify/{org}"),
+                    None => "devin-notify".to_owned(),
+                };
+                let payload = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                serde_json::json!({
+                    "specversion": "1.0",
+                    "id": delivery_id(id, &format!("digest:{}", digest.name), sink_name),
+                    "source": source,
+                    "type": "ai.devin.digest",
+                    "subject": digest.name,
+                    "time": data.period.end,
+                    "datacontenttype": "application/json",
+                    "data": payload.get("data").cloned().unwrap_or(payload),
+                })
+                .to_string()
+            }
+            SinkConfig::Teams(_) => {
+                let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                teams_message(card).to_string()
+            }
+            _ => body,
+        };
+        Ok(fit_to_limits(
+            sink.kind(),
+            sink_name,
+            Some(digest.template_name()),
+            body,
+        ))
     }
 }
 
@@ -251,4 +310,57 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Checks every digest's template for each of its sinks: it exists, and renders a sample
+/// digest (with hostile values) into a payload within the destination's limits. Keys are
+/// `digests[i].template`.
+pub fn check_digests(config: &Config, templates: &Templates) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let sample = crate::digest::sample();
+    for (i, d) in config.digests.iter().enumerate() {
+        for sink_name in &d.sinks {
+            let Some(sink) = config.sinks.get(sink_name) else {
+                continue;
+            };
+            let name = format!("{}/{}", template_kind(sink.kind()), d.template_name());
+            let key = format!("digests[{i}].template");
+            if !templates.has_name(&name) {
+                problems.push(Problem::new(
+                    key,
+                    format!("no template `{name}` for sink `{sink_name}` (add templates/{name}.hbs under templates.dir)"),
+                ));
+                continue;
+            }
+            let over =
+                match templates.render_context(sink.kind(), &name, &sample.context(sink_name)) {
+                    Err(e) => vec![e.to_string()],
+                    Ok(body) => limits(sink.kind(), &body),
+                };
+            for e in over {
+                problems.push(Problem::new(
+                    key.clone(),
+                    format!("for sink `{sink_name}` and a sample digest: {e}"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// What in a rendered payload is over its destination's limits.
+fn limits(kind: &str, body: &str) -> Vec<String> {
+    match template_kind(kind) {
+        "discord" => serde_json::from_str(body)
+            .map(|v| discord_limits(&v))
+            .unwrap_or_default(),
+        "slack" => serde_json::from_str(body)
+            .map(|v| slack_limits(&v))
+            .unwrap_or_default(),
+        "teams" if body.len() > TEAMS_MAX_BYTES => vec![format!(
+            "the card is {} bytes (Teams takes about {TEAMS_MAX_BYTES})",
+            body.len()
+        )],
+        _ => Vec::new(),
+    }
 }

@@ -278,6 +278,18 @@ pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
     Ok(text)
 }
 
+/// `preview --digest NAME`: the digest's payloads now, from the store the config names
+/// (read only; a sled store held by `run` cannot be opened meanwhile).
+pub async fn preview_digest(
+    active: &Active,
+    name: &str,
+) -> Result<Vec<crate::admin::PreviewItem>, AppError> {
+    let store = Store::open_existing(&active.config.store).await?;
+    crate::admin::preview_digest(active, &store, name, crate::store::now_ms())
+        .await
+        .map_err(|e| AppError::Admin(e.to_string()))
+}
+
 /// `store import --sled PATH`: copies a sled store into the configured PostgreSQL store.
 pub async fn import_store(active: &Active, sled: &std::path::Path) -> Result<String, AppError> {
     let config = &active.config.store;

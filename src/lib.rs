@@ -40,6 +40,7 @@ pub mod delivery;
 pub mod demo;
 pub mod devin;
 pub mod diff;
+pub mod digest;
 pub mod event;
 pub mod health;
 pub mod http;

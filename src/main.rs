@@ -41,11 +41,16 @@ enum Command {
     ///
     /// Lists every problem with its key; exit 0 when clean, 1 otherwise.
     Check,
-    /// Print the exact payload each of a rule's sinks would receive, sending nothing.
+    /// Print the exact payload each of a rule's sinks would receive, sending nothing; or,
+    /// with --digest, a digest as it would be sent now, from the store.
     Preview {
         /// The rule's name.
-        #[arg(long)]
-        rule: String,
+        #[arg(long, required_unless_present = "digest")]
+        rule: Option<String>,
+        /// A digest's name: its payloads for the period from the end of the last one sent to
+        /// now (never sent: store.history_retention ago), from the store.
+        #[arg(long, conflicts_with_all = ["rule", "event", "session", "previous"])]
+        digest: Option<String>,
         /// One event type of the rule (default: each of them).
         #[arg(long, value_name = "TYPE")]
         event: Option<String>,
@@ -188,11 +193,22 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&config),
         Command::Preview {
+            digest: Some(name), ..
+        } => with_active(&config, |active| {
+            block_on_result(async move {
+                let items = app::preview_digest(&active, &name).await?;
+                print_items(items);
+                Ok(())
+            })
+        }),
+        Command::Preview {
             rule,
             event,
             session,
             previous,
+            digest: None,
         } => with_active(&config, |active| {
+            let rule = rule.unwrap_or_default();
             let items = admin::preview(
                 &active,
                 &rule,
@@ -201,13 +217,7 @@ fn main() -> ExitCode {
                 previous.as_deref(),
             )
             .map_err(|e| AppError::Admin(e.to_string()))?;
-            for item in items {
-                println!(
-                    "── sink `{}` ({}), {} ──",
-                    item.sink, item.sink_type, item.event_type
-                );
-                println!("{}\n", item.body);
-            }
+            print_items(items);
             Ok(())
         }),
         Command::DeadLetters(cmd) => admin_command(
@@ -268,6 +278,17 @@ fn check(config: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Prints preview payloads, each under a line naming its sink.
+fn print_items(items: Vec<admin::PreviewItem>) {
+    for item in items {
+        println!(
+            "── sink `{}` ({}), {} ──",
+            item.sink, item.sink_type, item.event_type
+        );
+        println!("{}\n", item.body);
     }
 }
 

@@ -209,6 +209,40 @@ impl When {
     }
 }
 
+impl When {
+    /// The keys that describe a change rather than a session: they never select a session
+    /// ([`When::matches_session`]).
+    pub const EVENT_KEYS: [&'static str; 3] = ["from_status", "from_status_detail", "pr_state"];
+
+    /// The event keys given ([`When::EVENT_KEYS`]).
+    pub fn event_keys(&self) -> Vec<&'static str> {
+        let given = [
+            self.from_status.is_some(),
+            self.from_status_detail.is_some(),
+            self.pr_state.is_some(),
+        ];
+        Self::EVENT_KEYS
+            .into_iter()
+            .zip(given)
+            .filter_map(|(k, g)| g.then_some(k))
+            .collect()
+    }
+
+    /// Whether a session, as listed, satisfies every condition (digests select sessions with
+    /// the same matcher as rules select events): the session's own keys as for an event that
+    /// announces it; `repos` any of its PRs'; `acus_over` its ACUs.
+    pub fn matches_session(&self, session: &Session) -> bool {
+        self.matches(&Event {
+            id: String::new(),
+            kind: EventType::SessionCreated,
+            session: session.clone(),
+            previous: None,
+            change: Change::Session {},
+            last_devin_message: None,
+        })
+    }
+}
+
 impl Rule {
     /// Whether this rule routes the event. A reminder (`session.waiting`) belongs to the rule
     /// whose `remind_after` it is for.

@@ -166,12 +166,13 @@ impl Input {
     }
 }
 
-/// Every (sink type, template) pair to render: each built-in template, and the webhook default
-/// body (`None`).
+/// Every (sink type, template) pair to render: each built-in event template (digest templates
+/// take a digest, not an event), and the webhook default body (`None`).
 fn targets() -> Vec<(&'static str, Option<&'static str>)> {
     let mut t: Vec<_> = BUILT_IN
         .iter()
         .filter_map(|(name, _)| name.split_once('/'))
+        .filter(|(_, name)| *name != "digest")
         .map(|(kind, name)| (kind, Some(name)))
         .collect();
     t.push(("webhook", None));

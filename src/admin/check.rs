@@ -42,13 +42,15 @@ pub async fn check(path: &Path) -> CheckReport {
     };
     problems.extend(active::check_rules(&config, &templates));
     problems.extend(active::render_samples(&config, &templates));
+    problems.extend(active::check_digests(&config, &templates));
     let store = store_summary(&config.store, &mut problems).await;
     CheckReport {
         summary: format!(
-            "{}: {} sink(s), {} rule(s), {} template(s){store}: {}",
+            "{}: {} sink(s), {} rule(s), {} digest(s), {} template(s){store}: {}",
             path.display(),
             config.sinks.len(),
             config.rules.len(),
+            config.digests.len(),
             templates.names().count(),
             if problems.is_empty() {
                 "OK".to_owned()

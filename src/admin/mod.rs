@@ -3,12 +3,14 @@
 //! delivery log and the event log behind `deliveries` and `events` ([`logs`]).
 
 mod check;
+mod digest;
 pub mod logs;
 mod ops;
 mod preview;
 pub mod view;
 
 pub use self::check::{check, CheckReport};
+pub use self::digest::preview_digest;
 pub use self::logs::LogQuery;
 pub use self::ops::{
     dead_letters_table, dead_letters_text, execute, purge_dead_letters, purge_text, resume_sink,

@@ -31,6 +31,10 @@ pub enum PreviewError {
     NoSuchChange { event: String, found: String },
     #[error("sink `{sink}`: {message}")]
     Render { sink: String, message: String },
+    #[error("no digest named `{0}` (digests: {1})")]
+    NoDigest(String, String),
+    #[error("{0}")]
+    Store(String),
 }
 
 /// One payload a preview shows.

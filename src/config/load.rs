@@ -24,6 +24,7 @@ pub(super) fn from_dict(
     let mut config = Config::default();
     // The position of each parsed rule in the file, for messages when an earlier one failed.
     let mut rule_index: Vec<usize> = Vec::new();
+    let mut digest_index: Vec<usize> = Vec::new();
     for (key, value) in raw {
         match key.as_str() {
             "devin" => section(&key, value, &mut problems, |v| config.devin = v),
@@ -53,17 +54,30 @@ pub(super) fn from_dict(
                 }
                 _ => problems.push(Problem::new("rules", "must be an array of [[rules]] tables")),
             },
+            "digests" => match value {
+                Value::Array(_, digests) => {
+                    for (i, digest) in digests.into_iter().enumerate() {
+                        section(&format!("digests[{i}]"), digest, &mut problems, |v| {
+                            config.digests.push(v);
+                            digest_index.push(i);
+                        });
+                    }
+                }
+                _ => problems.push(Problem::new("digests", "must be an array of [[digests]] tables")),
+            },
             other => problems.push(Problem::new(
                 other,
-                "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log, server)",
+                "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, digests, log, server)",
             )),
         }
     }
     problems.extend(config.validate().into_iter().map(|mut p| {
-        if let Some(rest) = p.key.strip_prefix("rules[") {
-            if let Some((i, tail)) = rest.split_once(']') {
-                if let Some(orig) = i.parse::<usize>().ok().and_then(|i| rule_index.get(i)) {
-                    p.key = format!("rules[{orig}]{tail}");
+        for (list, index) in [("rules", &rule_index), ("digests", &digest_index)] {
+            if let Some(rest) = p.key.strip_prefix(&format!("{list}[")) {
+                if let Some((i, tail)) = rest.split_once(']') {
+                    if let Some(orig) = i.parse::<usize>().ok().and_then(|i| index.get(i)) {
+                        p.key = format!("{list}[{orig}]{tail}");
+                    }
                 }
             }
         }

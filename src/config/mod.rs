@@ -13,6 +13,7 @@
 
 mod delivery;
 mod devin;
+mod digests;
 mod load;
 mod schema;
 mod server;
@@ -35,6 +36,7 @@ use crate::secret::Secret;
 
 pub use self::delivery::DeliveryConfig;
 pub use self::devin::{DevinConfig, Filters};
+pub use self::digests::{DigestConfig, DEFAULT_DIGEST_TEMPLATE};
 pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
@@ -66,6 +68,8 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkConfig>,
     /// `[[rules]]`: which events go to which sinks.
     pub rules: Vec<Rule>,
+    /// `[[digests]]`: summaries of a period's activity, sent on a schedule.
+    pub digests: Vec<DigestConfig>,
     /// `[log]`: the format and level of the log.
     pub log: LogConfig,
     /// `[server]`: health, readiness, metrics, the admin console (`/ui`) and API (`/api/v1`).
@@ -194,6 +198,7 @@ impl Config {
         }
         let sinks: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
         p.extend(crate::rules::validate(&self.rules, &sinks));
+        self::digests::validate(&self.digests, &sinks, &mut p);
         p
     }
 }

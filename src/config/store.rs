@@ -38,7 +38,14 @@ pub struct StoreConfig {
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     #[schemars(schema_with = "crate::de::schema::duration")]
     pub lease: Duration,
+    /// How long the activity history that digests summarise is kept (pruned in small steps).
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
+    pub history_retention: Duration,
 }
+
+/// `store.history_retention`'s default: 35 days.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(35 * 24 * 3600);
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -50,6 +57,7 @@ impl Default for StoreConfig {
             url: None,
             schema: "devin_notify".into(),
             lease: Duration::from_secs(15),
+            history_retention: DEFAULT_HISTORY_RETENTION,
         }
     }
 }
@@ -121,6 +129,12 @@ impl StoreConfig {
         }
         if self.lease < Duration::from_secs(1) {
             p.push(Problem::new("store.lease", "must be at least 1s"));
+        }
+        if self.history_retention < Duration::from_secs(60) {
+            p.push(Problem::new(
+                "store.history_retention",
+                "must be at least 1m (digests summarise what it keeps)",
+            ));
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Devin's question to waiting events, route and render ([`route`]), commit; then finish (the
 //! high-water mark and meta on the last page, then [`reminders`]).
 
+pub mod digests;
 pub mod listing;
 pub mod page;
 pub mod reminders;
@@ -81,9 +82,17 @@ pub async fn poll(
         last: Instant::now(),
     };
     let result = list_all(client, store, active, &mut flusher).await;
+    // Digests are due on the clock, whether or not the listing went through.
+    let digests = digests::run(store, active, now_ms()).await;
+    if matches!(&digests, Ok(n) if *n > 0) {
+        flusher.dirty = true;
+    }
     // Whatever happened, what was committed is made durable (and so sendable) now.
     flusher.flush_if_dirty().await?;
-    result
+    digests::prune(store, active).await;
+    let stats = result?;
+    digests?;
+    Ok(stats)
 }
 
 /// The pipeline of one listing.
@@ -143,6 +152,11 @@ async fn handle_page(
     let read_for = enrich(client, store, active, &mut events).await?;
     commit.uncache.extend(read_for);
     let detected_at_ms = now_ms();
+    if plan.mode == Mode::Diff {
+        // What digests will count, with the snapshots it comes from.
+        let facts = crate::digest::activity_of(&events, detected_at_ms);
+        commit.activity.extend(facts);
+    }
     for event in &events {
         crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);
         tracing::info!(session_id = %event.session.session_id, event_id = %event.id, event_type = %event.kind, "event detected");

@@ -89,6 +89,14 @@ async fn diff_page(
             }
         };
         let events = session_events(mode, old.as_ref(), session, acus_thresholds);
+        if mode == Mode::Diff {
+            // The ACUs consumed since the snapshot, for digests (with the snapshot).
+            commit.activity.extend(crate::digest::acus_activity(
+                old.as_ref(),
+                session,
+                now_ms(),
+            ));
+        }
         track_wait(commit, old.as_ref(), session);
         push_snapshot(commit, &mut pending, key, new_bytes);
         changed.push(Changed { old, events });

@@ -123,6 +123,22 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "teams/session.acus_exceeded",
         include_str!("../../templates/teams/session.acus_exceeded.hbs"),
     ),
+    (
+        "slack/digest",
+        include_str!("../../templates/slack/digest.hbs"),
+    ),
+    (
+        "discord/digest",
+        include_str!("../../templates/discord/digest.hbs"),
+    ),
+    (
+        "teams/digest",
+        include_str!("../../templates/teams/digest.hbs"),
+    ),
+    (
+        "webhook/digest",
+        include_str!("../../templates/webhook/digest.hbs"),
+    ),
 ];
 
 /// The sink types that have template folders.
@@ -259,7 +275,19 @@ impl Templates {
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };
-        let hb = match kind {
+        self.render_context(kind, &name, &context(event, rule, sink))
+    }
+
+    /// Renders template `name` (`slack/digest`) of a sink of type `kind` with a context of
+    /// its own (a digest's), escaping per the sink type; the payload, compact JSON.
+    pub fn render_context(
+        &self,
+        kind: &str,
+        name: &str,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
+        let name = name.to_owned();
+        let hb = match template_kind(kind) {
             "slack" => &self.slack,
             "discord" => &self.discord,
             "teams" => &self.teams,
@@ -268,15 +296,13 @@ impl Templates {
         if !hb.has_template(&name) {
             return Err(RenderError::Missing { template: name });
         }
-        let text =
-            hb.render(&name, &context(event, rule, sink))
-                .map_err(|e| RenderError::Template {
-                    template: name.clone(),
-                    message: match (e.line_no, e.column_no) {
-                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
-                        _ => e.reason().to_string(),
-                    },
-                })?;
+        let text = hb.render(&name, ctx).map_err(|e| RenderError::Template {
+            template: name.clone(),
+            message: match (e.line_no, e.column_no) {
+                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                _ => e.reason().to_string(),
+            },
+        })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: name.clone(),
             message: format!(

@@ -115,4 +115,15 @@ pub(crate) trait Engine {
     ) -> Result<Vec<EventLogEntry>, StoreError>;
     /// Deletes all but the newest `keep` entries of a log.
     async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError>;
+
+    // The activity history ([`super::activity`]).
+
+    /// The records seen in `(start_ms, end_ms]`, oldest first; an unreadable one is skipped.
+    async fn activity(
+        &self,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<crate::digest::Activity>, StoreError>;
+    /// Deletes up to `limit` of the oldest records seen before `before_ms`; how many.
+    async fn prune_activity(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
 }

@@ -1,6 +1,6 @@
 //! Moving a sled store into PostgreSQL (`devin-notify store import --sled PATH`): every record
 //! (snapshots, once-per-subject records, cached messages, waits, outbox and dead letters with
-//! their numbers, marks and meta, paused sinks, Slack threads) copied in one transaction, so
+//! their numbers, marks and meta, paused sinks, Slack threads, the activity history) copied in one transaction, so
 //! that switching engines announces nothing again and sends nothing twice under new ids.
 
 use std::path::Path;
@@ -24,13 +24,15 @@ pub struct Export {
     pub paused: Vec<(String, Paused)>,
     /// (sink, session id, thread).
     pub threads: Vec<(String, String, SlackThread)>,
+    /// The activity history digests read.
+    pub activity: Vec<crate::digest::Activity>,
 }
 
 impl Export {
     /// One line saying what was copied.
     pub fn summary(&self) -> String {
         format!(
-            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s)",
+            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s), {} history record(s)",
             self.sessions.len(),
             self.outbox.len(),
             self.dead.len(),
@@ -39,6 +41,7 @@ impl Export {
             self.threads.len(),
             self.paused.len(),
             self.meta.len(),
+            self.activity.len(),
         )
     }
 }
@@ -117,6 +120,13 @@ impl PgEngine {
             ..Commit::default()
         };
         self.write_state(&tx, &rest).await?;
+        for chunk in data.activity.chunks(1000) {
+            let commit = Commit {
+                activity: chunk.to_vec(),
+                ..Commit::default()
+            };
+            self.write_activity(&tx, &commit).await?;
+        }
         self.import_rows(&tx, data).await?;
         tx.commit().await.map_err(self.err("import"))
     }

@@ -18,6 +18,7 @@
 //! ([`Store::commit`]); deliveries become sendable once that write is durable
 //! ([`Store::durable_below`], [`Store::flush`]).
 
+pub mod activity;
 pub mod engine;
 pub mod history;
 pub mod import;

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+mod activity;
 mod journal;
 
 use super::engine::Engine;
@@ -110,6 +111,7 @@ pub struct SledEngine {
     threads: sled::Tree,
     pub(super) delivery_log: sled::Tree,
     pub(super) event_log: sled::Tree,
+    activity: sled::Tree,
 }
 
 impl SledEngine {
@@ -148,6 +150,7 @@ impl SledEngine {
             threads: tree("threads")?,
             delivery_log: tree("delivery_log")?,
             event_log: tree("event_log")?,
+            activity: tree("activity")?,
             db,
         };
         super::migrate::id_keyed_snapshots(&engine)?;
@@ -201,9 +204,21 @@ impl SledEngine {
             &self.messages,
             &self.delivery_log,
             &self.event_log,
+            &self.activity,
         );
         let result = trees.transaction(
-            |(sessions, outbox, dead, meta, waiting, announced, messages, logs, events)| {
+            |(
+                sessions,
+                outbox,
+                dead,
+                meta,
+                waiting,
+                announced,
+                messages,
+                logs,
+                events,
+                history,
+            )| {
                 for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
@@ -219,6 +234,12 @@ impl SledEngine {
                 }
                 for (name, value) in &commit.meta {
                     meta.insert(*name, value.as_slice())?;
+                }
+                for (name, value) in &commit.marks {
+                    meta.insert(name.as_bytes(), value.as_slice())?;
+                }
+                for record in &commit.activity {
+                    activity::append(history, record)?;
                 }
                 for (id, wait) in &commit.waiting {
                     match wait {
@@ -282,6 +303,7 @@ impl SledEngine {
             waiting: self.read_waits()?,
             outbox: Self::by_seq(&self.outbox, "outbox")?,
             dead: Self::by_seq(&self.dead, "dead")?,
+            activity: self.read_activity(0, u64::MAX)?,
             ..Export::default()
         };
         for item in self.sessions.iter() {
@@ -584,6 +606,18 @@ impl Engine for SledEngine {
         history: usize,
     ) -> Result<Vec<EventLogEntry>, StoreError> {
         self.read_events(limit, before_id, history)
+    }
+
+    async fn activity(
+        &self,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<crate::digest::Activity>, StoreError> {
+        self.read_activity(start_ms, end_ms)
+    }
+
+    async fn prune_activity(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.prune(before_ms, limit)
     }
 
     async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError> {

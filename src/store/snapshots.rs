@@ -57,6 +57,11 @@ pub struct Commit {
     /// Delivery log entries of outcomes decided at detection (the dead letters of payloads
     /// that could not be rendered).
     pub logged: Vec<DeliveryLogEntry>,
+    /// The activity history these changes add, for digests ([`super::activity`]).
+    pub activity: Vec<crate::digest::Activity>,
+    /// Named values of the meta tree or table with names made at run time (a digest's last
+    /// period end, written with the digest's deliveries).
+    pub marks: Vec<(String, Vec<u8>)>,
 }
 
 impl Commit {
@@ -71,6 +76,8 @@ impl Commit {
             && self.uncache.is_empty()
             && self.events.is_empty()
             && self.logged.is_empty()
+            && self.activity.is_empty()
+            && self.marks.is_empty()
     }
 
     /// True when the commit holds snapshots only (a baseline page, a page of quiet changes).
@@ -83,6 +90,8 @@ impl Commit {
             && self.uncache.is_empty()
             && self.events.is_empty()
             && self.logged.is_empty()
+            && self.activity.is_empty()
+            && self.marks.is_empty()
     }
 }
 

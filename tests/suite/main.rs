@@ -19,6 +19,7 @@ mod console;
 mod crash;
 mod delivery;
 mod diff_props;
+mod digest;
 mod discord;
 mod e2e;
 mod faults;

@@ -81,7 +81,7 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
 /// The JSON Schema of what a Teams sink may send (tests/schemas: the Workflows envelope and the
 /// Adaptive Card 1.4 elements the templates use, with only their documented properties),
 /// compiled with a JSON Schema 2020-12 validator.
-fn adaptive_card_schema() -> (boon::Schemas, boon::SchemaIndex) {
+pub(crate) fn adaptive_card_schema() -> (boon::Schemas, boon::SchemaIndex) {
     const ID: &str = "https://devin-notify.invalid/tests/teams-workflows-adaptive-card-1.4.json";
     let text = include_str!("../schemas/teams-workflows-adaptive-card-1.4.json");
     let schema: Value = serde_json::from_str(text).expect("the schema is JSON");

@@ -27,6 +27,7 @@ use super::{
     decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
     StoreError, Waiting,
 };
+mod activity;
 mod connect;
 mod journal;
 
@@ -458,6 +459,7 @@ impl Engine for PgEngine {
         self.write_state(&tx, commit).await?;
         let seqs = self.write_queue(&tx, commit).await?;
         self.write_logs(&tx, commit).await?;
+        self.write_activity(&tx, commit).await?;
         tx.commit().await.map_err(self.err("commit"))?;
         Ok(seqs)
     }
@@ -738,6 +740,18 @@ impl Engine for PgEngine {
         history: usize,
     ) -> Result<Vec<EventLogEntry>, StoreError> {
         self.read_events(limit, before_id, history).await
+    }
+
+    async fn activity(
+        &self,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<crate::digest::Activity>, StoreError> {
+        self.read_activity(start_ms, end_ms).await
+    }
+
+    async fn prune_activity(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.prune(before_ms, limit).await
     }
 
     async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError> {

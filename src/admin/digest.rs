@@ -1,0 +1,69 @@
+//! `preview --digest NAME`: the digest as it would be sent now, from the store, for each of
+//! its sinks, sending nothing and writing nothing.
+
+use serde_json::Value;
+
+use super::preview::{PreviewError, PreviewItem};
+use crate::active::Active;
+use crate::digest::parse_timezone;
+use crate::poller::digests::{build, digest_id, preview_period, DIGEST_EVENT};
+use crate::store::Store;
+
+/// The payload each of the digest's sinks would receive now: the period from the end of the
+/// last one sent (a digest never sent: `store.history_retention` ago) to `now_ms`.
+pub async fn preview_digest(
+    active: &Active,
+    store: &Store,
+    name: &str,
+    now_ms: u64,
+) -> Result<Vec<PreviewItem>, PreviewError> {
+    let Some(d) = active.config.digests.iter().find(|d| d.name == name) else {
+        let names: Vec<&str> = active
+            .config
+            .digests
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        return Err(PreviewError::NoDigest(
+            name.to_owned(),
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            },
+        ));
+    };
+    let store_err = |e: crate::store::StoreError| PreviewError::Store(e.to_string());
+    let tz = parse_timezone(&d.timezone)
+        .map_err(|e| PreviewError::Store(format!("digest `{name}`: {e}")))?;
+    let period = preview_period(store, active, name, now_ms)
+        .await
+        .map_err(store_err)?;
+    let digest = build(store, d, &tz, period, now_ms)
+        .await
+        .map_err(store_err)?;
+    let id = digest_id(name, period);
+    let mut items = Vec::new();
+    for sink_name in &d.sinks {
+        let Some(sink) = active.config.sinks.get(sink_name) else {
+            continue;
+        };
+        let body = active
+            .digest_payload(d, sink_name, &digest, &id)
+            .map_err(|e| PreviewError::Render {
+                sink: sink_name.clone(),
+                message: e.to_string(),
+            })?;
+        let pretty = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or(body);
+        items.push(PreviewItem {
+            sink: sink_name.clone(),
+            sink_type: sink.kind().to_owned(),
+            event_type: DIGEST_EVENT.to_owned(),
+            body: pretty,
+        });
+    }
+    Ok(items)
+}
