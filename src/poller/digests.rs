@@ -220,6 +220,7 @@ pub fn enqueue(
         event_type: DIGEST_EVENT.to_owned(),
         session_id: lane,
         session_title: Some(digest.headline()),
+        session_created_at: None,
         detected_at_ms: now_ms,
         routes,
     });

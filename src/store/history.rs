@@ -280,7 +280,8 @@ impl Store {
     }
 
     /// The sessions of the event log, newest event first, each once: (the newest entry of
-    /// each, in the log's order), at most `limit`.
+    /// each, in the log's order), at most `limit`. Entries that are not about a session (a
+    /// digest, an account signal) or that do not say where its snapshot is are left out.
     pub async fn recent_sessions(&self, limit: usize) -> Result<Vec<EventLogEntry>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let mut sessions = Vec::new();
@@ -288,7 +289,7 @@ impl Store {
             if sessions.len() == limit {
                 break;
             }
-            if seen.insert(entry.session_id.clone()) {
+            if entry.session_created_at.is_some() && seen.insert(entry.session_id.clone()) {
                 sessions.push(entry);
             }
         }
