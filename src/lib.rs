@@ -43,6 +43,7 @@ pub mod diff;
 pub mod event;
 pub mod health;
 pub mod http;
+pub mod intervals;
 pub mod leader;
 pub mod metrics;
 pub mod model;
