@@ -9,6 +9,7 @@
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`]; `dead`: the same key -> a [`DeadLetter`]; `quarantine`: outbox rows that
 //!   could not be read.
+//! - `held`: sequence number (as the outbox's) -> a [`Held`] delivery of a muted rule.
 //! - `threads`: `sink\0session_id` -> a [`SlackThread`].
 //! - `meta`: named values, and `paused/<sink>` -> [`Paused`].
 //! - `delivery_log`, `event_log`: entry id (u64, big-endian) -> the entry ([`journal`]).
@@ -30,7 +31,7 @@ use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::import::Export;
 use super::queue::Row;
 use super::{
-    decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
+    decode, encode, Commit, DeadLetter, Delivery, Held, Paused, Settle, SlackThread, SnapshotKey,
     StoreError, Waiting,
 };
 
@@ -110,6 +111,7 @@ pub struct SledEngine {
     threads: sled::Tree,
     pub(super) delivery_log: sled::Tree,
     pub(super) event_log: sled::Tree,
+    pub(super) held: sled::Tree,
 }
 
 impl SledEngine {
@@ -148,6 +150,7 @@ impl SledEngine {
             threads: tree("threads")?,
             delivery_log: tree("delivery_log")?,
             event_log: tree("event_log")?,
+            held: tree("held")?,
             db,
         };
         super::migrate::id_keyed_snapshots(&engine)?;
@@ -201,9 +204,20 @@ impl SledEngine {
             &self.messages,
             &self.delivery_log,
             &self.event_log,
+            &self.held,
         );
         let result = trees.transaction(
-            |(sessions, outbox, dead, meta, waiting, announced, messages, logs, events)| {
+            |(sessions, outbox, dead, meta, waiting, announced, messages, logs, events, held)| {
+                for seq in &commit.unhold {
+                    if held.remove(&key(*seq))?.is_none() {
+                        // Released already (or never held): write nothing.
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                }
+                for h in &commit.held {
+                    let seq = held.generate_id()?;
+                    held.insert(&key(seq), encode(h))?;
+                }
                 for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
@@ -417,6 +431,10 @@ impl Engine for SledEngine {
 
     async fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
         self.read_waits()
+    }
+
+    async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError> {
+        Self::by_seq(&self.held, "held")
     }
 
     async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError> {

@@ -10,7 +10,9 @@
 //! reads the messages at most once.
 
 use super::history::{DeliveryLogEntry, EventLogEntry};
-use super::{decode, on_engine, Backend, DeadLetter, Delivery, Engine, Store, StoreError, Waiting};
+use super::{
+    decode, on_engine, Backend, DeadLetter, Delivery, Engine, Held, Store, StoreError, Waiting,
+};
 use crate::model::Session;
 
 /// Where a session's snapshot is kept: its creation time, then its id. `created_at` never
@@ -57,6 +59,12 @@ pub struct Commit {
     /// Delivery log entries of outcomes decided at detection (the dead letters of payloads
     /// that could not be rendered).
     pub logged: Vec<DeliveryLogEntry>,
+    /// Deliveries of muted rules, held instead of queued ([`super::held`]).
+    pub held: Vec<Held>,
+    /// Held deliveries (by number) released by this commit: they leave the held set as
+    /// `deliveries` enter the outbox; the commit fails, writing nothing, if one is no longer
+    /// held.
+    pub unhold: Vec<u64>,
 }
 
 impl Commit {
@@ -71,6 +79,8 @@ impl Commit {
             && self.uncache.is_empty()
             && self.events.is_empty()
             && self.logged.is_empty()
+            && self.held.is_empty()
+            && self.unhold.is_empty()
     }
 
     /// True when the commit holds snapshots only (a baseline page, a page of quiet changes).
@@ -83,6 +93,8 @@ impl Commit {
             && self.uncache.is_empty()
             && self.events.is_empty()
             && self.logged.is_empty()
+            && self.held.is_empty()
+            && self.unhold.is_empty()
     }
 }
 
