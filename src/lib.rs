@@ -48,6 +48,7 @@ pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod poller;
+pub mod quiet;
 pub mod redact;
 pub mod reload;
 pub mod render;

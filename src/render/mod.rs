@@ -15,6 +15,7 @@ use serde_json::Value;
 mod escape;
 mod fit;
 mod payload;
+pub mod summary;
 
 use self::escape::registry;
 pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
@@ -122,6 +123,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "teams/session.acus_exceeded",
         include_str!("../../templates/teams/session.acus_exceeded.hbs"),
+    ),
+    (
+        "slack/held_summary",
+        include_str!("../../templates/slack/held_summary.hbs"),
+    ),
+    (
+        "discord/held_summary",
+        include_str!("../../templates/discord/held_summary.hbs"),
+    ),
+    (
+        "teams/held_summary",
+        include_str!("../../templates/teams/held_summary.hbs"),
     ),
 ];
 
@@ -259,7 +272,19 @@ impl Templates {
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };
-        let hb = match kind {
+        self.render_named(kind, &name, &context(event, rule, sink))
+    }
+
+    /// Renders the template `name` (`slack/held_summary`) of a sink type with any context
+    /// (a summary of held deliveries has no single event): valid JSON, or an error.
+    pub fn render_named(
+        &self,
+        kind: &str,
+        name: &str,
+        context: &Value,
+    ) -> Result<String, RenderError> {
+        let name = name.to_owned();
+        let hb = match template_kind(kind) {
             "slack" => &self.slack,
             "discord" => &self.discord,
             "teams" => &self.teams,
@@ -268,15 +293,15 @@ impl Templates {
         if !hb.has_template(&name) {
             return Err(RenderError::Missing { template: name });
         }
-        let text =
-            hb.render(&name, &context(event, rule, sink))
-                .map_err(|e| RenderError::Template {
-                    template: name.clone(),
-                    message: match (e.line_no, e.column_no) {
-                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
-                        _ => e.reason().to_string(),
-                    },
-                })?;
+        let text = hb
+            .render(&name, context)
+            .map_err(|e| RenderError::Template {
+                template: name.clone(),
+                message: match (e.line_no, e.column_no) {
+                    (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                    _ => e.reason().to_string(),
+                },
+            })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: name.clone(),
             message: format!(
