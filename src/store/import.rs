@@ -1,6 +1,6 @@
 //! Moving a sled store into PostgreSQL (`devin-notify store import --sled PATH`): every record
 //! (snapshots, once-per-subject records, cached messages, waits, outbox and dead letters with
-//! their numbers, marks and meta, paused sinks, Slack threads) copied in one transaction, so
+//! their numbers, marks and meta, paused sinks, Slack threads, held deliveries) copied in one transaction, so
 //! that switching engines announces nothing again and sends nothing twice under new ids.
 
 use std::path::Path;
@@ -8,7 +8,8 @@ use std::path::Path;
 use super::postgres::{json_text, no_nul, PgEngine};
 use super::sled::SledEngine;
 use super::{
-    Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, Store, StoreError, Waiting,
+    Commit, DeadLetter, Delivery, Held, Paused, SlackThread, SnapshotKey, Store, StoreError,
+    Waiting,
 };
 
 /// Everything a store holds.
@@ -24,13 +25,15 @@ pub struct Export {
     pub paused: Vec<(String, Paused)>,
     /// (sink, session id, thread).
     pub threads: Vec<(String, String, SlackThread)>,
+    /// Deliveries held while their rule is muted, by number.
+    pub held: Vec<(u64, Held)>,
 }
 
 impl Export {
     /// One line saying what was copied.
     pub fn summary(&self) -> String {
         format!(
-            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s)",
+            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s), {} held deliveries",
             self.sessions.len(),
             self.outbox.len(),
             self.dead.len(),
@@ -39,6 +42,7 @@ impl Export {
             self.threads.len(),
             self.paused.len(),
             self.meta.len(),
+            self.held.len(),
         )
     }
 }
@@ -143,11 +147,25 @@ impl PgEngine {
             .await
             .map_err(self.err(&format!("dead/{seq}")))?;
         }
+        for (seq, h) in &data.held {
+            tx.execute(
+                "INSERT INTO held (seq, sink, rule, record) VALUES ($1, $2, $3, $4::text::jsonb)",
+                &[
+                    &(*seq as i64),
+                    &h.delivery.sink,
+                    &h.delivery.rule,
+                    &json_text(h),
+                ],
+            )
+            .await
+            .map_err(self.err(&format!("held/{seq}")))?;
+        }
         let highest = data
             .outbox
             .iter()
             .map(|(s, _)| *s)
             .chain(data.dead.iter().map(|(s, _)| *s))
+            .chain(data.held.iter().map(|(s, _)| *s))
             .max();
         if let Some(highest) = highest {
             tx.execute("SELECT setval('delivery_seq', $1)", &[&(highest as i64)])

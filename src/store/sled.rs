@@ -296,6 +296,7 @@ impl SledEngine {
             waiting: self.read_waits()?,
             outbox: Self::by_seq(&self.outbox, "outbox")?,
             dead: Self::by_seq(&self.dead, "dead")?,
+            held: Self::by_seq(&self.held, "held")?,
             ..Export::default()
         };
         for item in self.sessions.iter() {

@@ -396,7 +396,81 @@ async fn the_held_gauge_counts_per_sink() {
     assert_eq!(env.hook.count(), 0);
 }
 
+/// Drops a test's PostgreSQL schema when the test ends.
+struct Schema(String);
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        harness::drop_schema(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_deliveries_move_with_a_store_import_and_keep_their_ids() {
+    let muted = rule("quiet", "\"hook\"", "mute_during = [\"always\"]");
+    let mut env = Env::start(&muted).await;
+    env.set_extra(ALWAYS);
+    env.api.upsert(session("s0"));
+    env.once().await.expect("baseline");
+    create_in_order(&env, &["s1", "s2"]).await;
+    let held = held_ids(&env).await;
+    assert_eq!(held.len(), 2);
+
+    let schema = Schema(harness::fresh_schema());
+    let sled_path = env.dir.path().join("store");
+    env.tweak(
+        &format!("path = \"{}\"", sled_path.display()),
+        &format!(
+            "backend = \"postgres\"\nurl = \"{}\"\nschema = \"{}\"",
+            harness::database_url(),
+            schema.0
+        ),
+    );
+    let sled_arg = sled_path.display().to_string();
+    let (code, out) = env.cli(&["store", "import", "--sled", &sled_arg]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 held deliveries"), "{out}");
+    assert_eq!(held_ids(&env).await, held, "the same, in the same order");
+
+    env.set_rules(&rule("quiet", "\"hook\"", ""));
+    env.once().await.expect("release on PostgreSQL");
+    env.hook.wait_for(2, WAIT).await;
+    let sent: HashSet<String> = hooks(&env).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(sent, held.into_iter().collect::<HashSet<_>>());
+}
+
+async fn a_reload_that_unmutes_a_rule_releases_its_held_deliveries(backend: Backend) {
+    let mut env = Env::start_on(
+        backend,
+        &rule("quiet", "\"hook\"", "mute_during = [\"always\"]"),
+    )
+    .await;
+    env.set_extra(ALWAYS);
+    env.api.upsert(session("s0"));
+    let service = Service::start(&env);
+    service.wait_log("poll done", 1, WAIT).await;
+    env.api.upsert(session("s1"));
+    service
+        .wait_log("held: the rule is muted now", 1, WAIT)
+        .await;
+    assert_eq!(env.hook.count(), 0);
+    // The rule is renamed by the new configuration: the old one's held deliveries are
+    // released (never dropped), one by one, and the log says so.
+    env.set_rules(&rule("renamed", "\"hook\"", "mute_during = [\"always\"]"));
+    service.signal("HUP");
+    let got = env.hook.wait_for(1, WAIT).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        Some(delivery_id(&event_id(&got[0].json()), "quiet", "hook").as_str())
+    );
+    let (clean, log) = service.stop().await;
+    assert!(clean, "{log}");
+    assert!(log.contains("no longer exists: releasing them"), "{log}");
+    assert_eq!(env.hook.count(), 1);
+}
+
 on_both_backends!(
+    a_reload_that_unmutes_a_rule_releases_its_held_deliveries,
     muted_deliveries_are_held_in_order_and_sent_in_order_when_unmuted,
     an_unmuted_rule_on_the_same_sink_is_not_blocked,
     collapse_held_sends_one_summary_per_rule_and_sink,
