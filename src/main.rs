@@ -201,7 +201,12 @@ fn main() -> ExitCode {
                 previous.as_deref(),
             )
             .map_err(|e| AppError::Admin(e.to_string()))?;
-            for item in items {
+            let (quiet, summaries) = admin::preview_quiet(&active, &rule, jiff::Timestamp::now())
+                .map_err(|e| AppError::Admin(e.to_string()))?;
+            if let Some(line) = quiet {
+                println!("{line}\n");
+            }
+            for item in items.into_iter().chain(summaries) {
                 println!(
                     "── sink `{}` ({}), {} ──",
                     item.sink, item.sink_type, item.event_type

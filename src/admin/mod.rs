@@ -15,4 +15,6 @@ pub use self::ops::{
     resume_text, retry_dead_letters, retry_sink_dead_letters, retry_text, sinks_table, sinks_text,
     AdminError, AdminOp, Selection,
 };
-pub use self::preview::{preview, preview_sessions, session_of, PreviewError, PreviewItem};
+pub use self::preview::{
+    preview, preview_quiet, preview_sessions, session_of, PreviewError, PreviewItem,
+};

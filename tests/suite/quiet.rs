@@ -356,6 +356,21 @@ async fn check_names_interval_keys_and_unknown_interval_names() {
     ));
     let (code, out) = env.cli(&["check"]).await;
     assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 time interval(s)"), "{out}");
+    // preview says whether the rule is muted now, and shows each sink's summary.
+    let (code, out) = env.cli(&["preview", "--rule", "a"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("rule `a` is"), "{out}");
+    assert!(
+        out.contains("muted now") && out.contains("until 20"),
+        "{out}"
+    );
+    assert!(out.contains("sink `hook` (webhook), held.summary"), "{out}");
+    assert!(out.contains("sink `slack` (slack), held.summary"), "{out}");
+    assert!(
+        out.contains("3 notifications held during quiet hours"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
