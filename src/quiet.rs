@@ -114,13 +114,15 @@ fn summary(
     let shown: Vec<HeldItem> = items.iter().map(|(_, h)| item(h)).collect();
     let body = active.summary_payload(rule, sink, &shown, &id, now_ms)?;
     let first = &items[0].1.delivery;
+    // Its own lane: it waits on no session's deliveries (and a Slack app sink posts it in the
+    // channel, not in an earlier summary's thread).
+    let lane = format!("held/{rule}/{id}");
     Ok(Delivery {
         event_id: stable_id("evt_", &parts),
         id,
         sink: sink.to_owned(),
         rule: rule.to_owned(),
-        // Its own lane: it waits on no session's deliveries.
-        session_id: format!("held/{rule}"),
+        session_id: lane,
         session_title: Some(crate::render::summary::headline(items.len())),
         event_type: SUMMARY_TYPE.to_owned(),
         body,

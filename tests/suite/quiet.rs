@@ -173,6 +173,48 @@ async fn an_unmuted_rule_on_the_same_sink_is_not_blocked(backend: Backend) {
     assert_eq!(held_ids(&env).await.len(), 3, "the quiet rule's are held");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_shows_whether_each_rule_is_muted_now() {
+    let rules = format!(
+        "{}{}",
+        rule(
+            "quiet",
+            "\"hook\"",
+            "mute_during = [\"always\"]\ncollapse_held = true"
+        ),
+        rule("loud", "\"hook\"", "")
+    );
+    let mut env = Env::start(&rules).await;
+    let port = harness::free_port();
+    env.set_extra(&format!(
+        "{ALWAYS}\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+    ));
+    let service = Service::start(&env);
+    service.wait_log("poll done", 1, WAIT).await;
+    let rules: Value = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/rules"))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let quiet = &rules["rules"][0];
+    assert_eq!(
+        quiet["mute_during"],
+        serde_json::json!(["always"]),
+        "{rules}"
+    );
+    assert_eq!(
+        (
+            quiet["muted_now"].as_bool(),
+            quiet["collapse_held"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(rules["rules"][1]["muted_now"], false, "{rules}");
+    let (clean, _) = service.stop().await;
+    assert!(clean);
+}
+
 async fn collapse_held_sends_one_summary_per_rule_and_sink(backend: Backend) {
     let muted = "mute_during = [\"always\"]\ncollapse_held = true";
     let mut env = Env::start_on(backend, &rule("quiet", "\"hook\", \"slack\"", muted)).await;
