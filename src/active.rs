@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
 use crate::event::{delivery_id, Event};
+use crate::intervals::Intervals;
+use crate::render::summary::{self, HeldItem, SUMMARY_TEMPLATE};
 use crate::render::{
     cloud_event, default_webhook_body, discord_limits, fit, slack_limits, teams_message,
     template_kind, RenderError, TEAMS_MAX_BYTES,
@@ -22,6 +24,8 @@ use crate::sample;
 pub struct Active {
     pub config: Config,
     pub templates: Templates,
+    /// `[time_intervals]`, compiled.
+    pub intervals: Intervals,
 }
 
 impl Active {
@@ -38,19 +42,24 @@ impl Active {
     /// renders every (rule, sink, event type) against a sample event, as `check` does.
     pub fn from_config(config: Config) -> Result<Active, Vec<Problem>> {
         let templates = load_templates(config.templates.dir.as_deref())?;
+        let intervals = crate::intervals::compile(&config.time_intervals)?;
         let mut problems = check_rules(&config, &templates);
         if problems.is_empty() {
             problems.extend(render_samples(&config, &templates));
+            problems.extend(render_summary_samples(&config, &templates));
         }
         if problems.is_empty() {
-            let digests = check_digests(&config, &templates);
-            return if digests.is_empty() {
-                Ok(Active { config, templates })
-            } else {
-                Err(digests)
-            };
+            problems.extend(check_digests(&config, &templates));
         }
-        Err(problems)
+        if problems.is_empty() {
+            Ok(Active {
+                config,
+                templates,
+                intervals,
+            })
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -97,6 +106,130 @@ impl Active {
 }
 
 impl Active {
+    /// Whether `rule` holds its deliveries at `at_ms` (Unix milliseconds): one of its
+    /// `mute_during` intervals is on, or none of its `active_during`.
+    pub fn holds(&self, rule: &Rule, at_ms: u64) -> bool {
+        if rule.mute_during.is_empty() && rule.active_during.is_empty() {
+            return false;
+        }
+        let at = jiff::Timestamp::from_millisecond(at_ms as i64).unwrap_or(jiff::Timestamp::MAX);
+        crate::intervals::held(&rule.mute_during, &rule.active_during, &self.intervals, at)
+    }
+
+    /// The payload of one summary of held deliveries (`collapse_held`) for `sink_name`: the
+    /// sink type's `held_summary` template (a webhook without one: the default summary body),
+    /// in the sink's format, cut to its limits. `id` is the summary's delivery id.
+    pub fn summary_payload(
+        &self,
+        rule: &str,
+        sink_name: &str,
+        items: &[HeldItem],
+        id: &str,
+        now_ms: u64,
+    ) -> Result<String, RenderError> {
+        let Some(sink) = self.config.sinks.get(sink_name) else {
+            return Err(RenderError::Missing {
+                template: format!("(sink `{sink_name}` is not configured)"),
+            });
+        };
+        let kind = template_kind(sink.kind());
+        let body = if self.templates.has(kind, SUMMARY_TEMPLATE) {
+            let context = summary::summary_context(rule, sink_name, items, now_ms);
+            self.templates
+                .render_named(kind, &format!("{kind}/{SUMMARY_TEMPLATE}"), &context)?
+        } else if kind == "webhook" {
+            summary::default_summary_body(rule, sink_name, items, now_ms).to_string()
+        } else {
+            return Err(RenderError::Missing {
+                template: format!("{kind}/{SUMMARY_TEMPLATE}"),
+            });
+        };
+        let body = match sink {
+            SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
+                let data = match self.templates.has(kind, SUMMARY_TEMPLATE) {
+                    true => serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    false => summary::summary_data(rule, sink_name, items),
+                };
+                let source = match &self.config.devin.org_id {
+                    Some(org) => format!("devin-notify/{org}"),
+                    None => "devin-notify".to_owned(),
+                };
+                summary::summary_cloud_event(id, &source, rule, now_ms, data).to_string()
+            }
+            SinkConfig::Teams(_) => {
+                let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                teams_message(card).to_string()
+            }
+            _ => body,
+        };
+        Ok(fit_to_limits(
+            sink.kind(),
+            sink_name,
+            Some(SUMMARY_TEMPLATE),
+            body,
+        ))
+    }
+}
+
+/// Renders the held-deliveries summary of every rule with `collapse_held`, for each of its
+/// sinks, against sample held events (many, with long titles), as `check` does for events:
+/// a missing or failing template, or a payload over the destination's limits, is a problem.
+pub fn render_summary_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let items = summary::sample_items(30);
+    for (i, rule) in config.rules.iter().enumerate() {
+        if !rule.collapse_held {
+            continue;
+        }
+        for sink_name in &rule.sinks {
+            let Some(sink) = config.sinks.get(sink_name) else {
+                continue;
+            };
+            let kind = template_kind(sink.kind());
+            if !templates.has(kind, SUMMARY_TEMPLATE) {
+                if kind != "webhook" {
+                    problems.push(Problem::new(
+                        format!("rules[{i}].collapse_held"),
+                        format!("no template `{kind}/{SUMMARY_TEMPLATE}` for sink `{sink_name}`"),
+                    ));
+                }
+                continue;
+            }
+            let context = summary::summary_context(&rule.name, sink_name, &items, 0);
+            let name = format!("{kind}/{SUMMARY_TEMPLATE}");
+            let over = match templates.render_named(kind, &name, &context) {
+                Err(e) => vec![e.to_string()],
+                Ok(body) => over_limits(kind, &body),
+            };
+            for e in over {
+                problems.push(Problem::new(
+                    format!("rules[{i}].collapse_held"),
+                    format!("for sink `{sink_name}` and a sample summary of held deliveries: {e}"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// What a rendered payload of a sink type exceeds of its destination's limits.
+fn over_limits(kind: &str, body: &str) -> Vec<String> {
+    match kind {
+        "discord" => serde_json::from_str(body)
+            .map(|v| discord_limits(&v))
+            .unwrap_or_default(),
+        "slack" => serde_json::from_str(body)
+            .map(|v| slack_limits(&v))
+            .unwrap_or_default(),
+        "teams" if body.len() > TEAMS_MAX_BYTES => vec![format!(
+            "the card is {} bytes (Teams takes about {TEAMS_MAX_BYTES})",
+            body.len()
+        )],
+        _ => Vec::new(),
+    }
+}
+
+impl Active {
     /// The exact payload a sink receives for a digest: its template (`digests.template`, or
     /// `digest`) rendered with the digest's context; for Teams in the message envelope, for
     /// a CloudEvents webhook in a CloudEvent of type `ai.devin.digest`; cut to the
@@ -116,7 +249,7 @@ impl Active {
         let name = format!("{}/{}", template_kind(sink.kind()), digest.template_name());
         let body = self
             .templates
-            .render_context(sink.kind(), &name, &data.context(sink_name))?;
+            .render_named(sink.kind(), &name, &data.context(sink_name))?;
         let body = match sink {
             SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
                 let source = match &self.config.devin.org_id {
@@ -332,11 +465,11 @@ pub fn check_digests(config: &Config, templates: &Templates) -> Vec<Problem> {
                 ));
                 continue;
             }
-            let over =
-                match templates.render_context(sink.kind(), &name, &sample.context(sink_name)) {
-                    Err(e) => vec![e.to_string()],
-                    Ok(body) => limits(sink.kind(), &body),
-                };
+            let over = match templates.render_named(sink.kind(), &name, &sample.context(sink_name))
+            {
+                Err(e) => vec![e.to_string()],
+                Ok(body) => over_limits(template_kind(sink.kind()), &body),
+            };
             for e in over {
                 problems.push(Problem::new(
                     key.clone(),
@@ -346,21 +479,4 @@ pub fn check_digests(config: &Config, templates: &Templates) -> Vec<Problem> {
         }
     }
     problems
-}
-
-/// What in a rendered payload is over its destination's limits.
-fn limits(kind: &str, body: &str) -> Vec<String> {
-    match template_kind(kind) {
-        "discord" => serde_json::from_str(body)
-            .map(|v| discord_limits(&v))
-            .unwrap_or_default(),
-        "slack" => serde_json::from_str(body)
-            .map(|v| slack_limits(&v))
-            .unwrap_or_default(),
-        "teams" if body.len() > TEAMS_MAX_BYTES => vec![format!(
-            "the card is {} bytes (Teams takes about {TEAMS_MAX_BYTES})",
-            body.len()
-        )],
-        _ => Vec::new(),
-    }
 }

@@ -152,6 +152,10 @@ async fn poll_and_drain(
     let active = active_rx.borrow().clone();
     let wake = Arc::new(Notify::new());
     let polled = poll(&client, &store, &active, &wake).await;
+    // Held deliveries whose rule is no longer muted go out with the rest.
+    if let Err(e) = crate::quiet::release_and_wake(&store, &active, &wake).await {
+        tracing::error!(error = %e, "cannot release held deliveries");
+    }
     match &polled {
         Ok(stats) => log_poll(stats),
         Err(e) => tracing::error!(error = %e, "poll failed"),

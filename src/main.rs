@@ -217,7 +217,12 @@ fn main() -> ExitCode {
                 previous.as_deref(),
             )
             .map_err(|e| AppError::Admin(e.to_string()))?;
-            print_items(items);
+            let (quiet, summaries) = admin::preview_quiet(&active, &rule, jiff::Timestamp::now())
+                .map_err(|e| AppError::Admin(e.to_string()))?;
+            if let Some(line) = quiet {
+                println!("{line}\n");
+            }
+            print_items(items.into_iter().chain(summaries).collect());
             Ok(())
         }),
         Command::DeadLetters(cmd) => admin_command(

@@ -175,6 +175,13 @@ pub const RELOADS: Metric = metric(
     "Configuration reloads, by outcome (applied, rejected).",
 );
 
+/// `sink`: deliveries held while their rule is muted (quiet hours), waiting for its release.
+pub const HELD: Metric = metric(
+    "devin_notify_held_deliveries",
+    Kind::Gauge,
+    "Deliveries held while their rule is muted (quiet hours), by sink.",
+);
+
 /// 1 on the process that leads (polls and delivers), 0 on a standby.
 pub const LEADER: Metric = metric(
     "devin_notify_leader",
@@ -196,6 +203,7 @@ pub const ALL: &[Metric] = &[
     LAST_SUCCESSFUL_POLL,
     RELOADS,
     LEADER,
+    HELD,
 ];
 
 fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>) -> String {

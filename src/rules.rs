@@ -38,6 +38,17 @@ pub struct Rule {
     #[serde(default, deserialize_with = "crate::de::duration_opt")]
     #[schemars(schema_with = "crate::de::schema::duration")]
     pub repeat_every: Option<std::time::Duration>,
+    /// Names of `[time_intervals]`: while any of them is on, the rule's deliveries are held
+    /// in the store, and sent when none is.
+    #[serde(default)]
+    pub mute_during: Vec<String>,
+    /// Names of `[time_intervals]`: the rule's deliveries are held while none of them is on.
+    #[serde(default)]
+    pub active_during: Vec<String>,
+    /// Held deliveries go out as one summary per sink (listing the held events) instead of
+    /// one by one.
+    #[serde(default)]
+    pub collapse_held: bool,
 }
 
 /// `[rules.when]`: each key holds one value or a list of values, any of which matches.
@@ -277,6 +288,40 @@ impl Rule {
     pub fn event_types(&self) -> impl Iterator<Item = EventType> + '_ {
         self.events.iter().filter_map(|e| EventType::parse(e))
     }
+}
+
+/// Checks that every interval a rule's `mute_during` and `active_during` name exists
+/// (`intervals` lists the names defined); keys are `rules[i].mute_during[j]`.
+pub fn validate_intervals(rules: &[Rule], intervals: &[&str]) -> Vec<Problem> {
+    let mut p = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let lists = [
+            ("mute_during", &rule.mute_during),
+            ("active_during", &rule.active_during),
+        ];
+        for (field, names) in lists {
+            for (j, name) in names.iter().enumerate() {
+                if !intervals.contains(&name.as_str()) {
+                    let defined = if intervals.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        intervals.join(", ")
+                    };
+                    p.push(Problem::new(
+                        format!("rules[{i}].{field}[{j}]"),
+                        format!("unknown time interval `{name}` (defined in [time_intervals]: {defined})"),
+                    ));
+                }
+            }
+        }
+        if rule.collapse_held && rule.mute_during.is_empty() && rule.active_during.is_empty() {
+            p.push(Problem::new(
+                format!("rules[{i}].collapse_held"),
+                "applies to held deliveries only: add mute_during or active_during",
+            ));
+        }
+    }
+    p
 }
 
 /// Checks every rule: unique names, known event types and sinks (`sinks` lists the sink names

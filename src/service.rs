@@ -166,11 +166,20 @@ impl Loops {
                 tracing::error!(error = %e, "keeping the previous API client");
                 self.client.clone()
             });
+            // Held deliveries are released when their rule's mute ends; checked after each poll.
+            let recheck = Arc::new(Notify::new());
+            let holder = tokio::spawn(crate::quiet::hold_loop(
+                self.store.clone(),
+                self.active.clone(),
+                self.wake.clone(),
+                recheck.clone(),
+                stop_rx.clone(),
+            ));
             let poller = tokio::spawn(poll_loop(
                 client,
                 self.store.clone(),
                 self.active.clone(),
-                self.wake.clone(),
+                (self.wake.clone(), recheck),
                 self.health.clone(),
                 stop_rx,
             ));
@@ -181,11 +190,12 @@ impl Loops {
             if lost {
                 // Stop sending now: the next leader may start once the lease expires.
                 poller.abort();
+                holder.abort();
                 deliverer.abort();
             } else {
                 let _ = stop_tx.send(true);
             }
-            for task in [poller, deliverer] {
+            for task in [poller, holder, deliverer] {
                 if let Err(e) = task.await {
                     if !e.is_cancelled() {
                         tracing::error!(error = %e, "a leader's loop failed");
@@ -202,11 +212,12 @@ impl Loops {
 
 /// Polls every `poll_interval` of the active configuration, backing off on failures (honouring
 /// the API's Retry-After), and rebuilding the API client when the configuration changes.
+/// `wakes`: the delivery loop's, and the release loop's (notified after each poll).
 async fn poll_loop(
     mut client: Client,
     store: Store,
     active_rx: watch::Receiver<Arc<Active>>,
-    wake: Arc<Notify>,
+    (wake, recheck): (Arc<Notify>, Arc<Notify>),
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -259,6 +270,7 @@ async fn poll_loop(
                 delay
             }
         };
+        recheck.notify_one();
         health.next_poll_in(delay);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

@@ -42,11 +42,16 @@ pub async fn check(path: &Path) -> CheckReport {
     };
     problems.extend(active::check_rules(&config, &templates));
     problems.extend(active::render_samples(&config, &templates));
+    problems.extend(active::render_summary_samples(&config, &templates));
     problems.extend(active::check_digests(&config, &templates));
     let store = store_summary(&config.store, &mut problems).await;
+    let intervals = match config.time_intervals.len() {
+        0 => String::new(),
+        n => format!(", {n} time interval(s)"),
+    };
     CheckReport {
         summary: format!(
-            "{}: {} sink(s), {} rule(s), {} digest(s), {} template(s){store}: {}",
+            "{}: {} sink(s), {} rule(s){intervals}, {} digest(s), {} template(s){store}: {}",
             path.display(),
             config.sinks.len(),
             config.rules.len(),

@@ -18,5 +18,5 @@ pub use self::ops::{
     AdminError, AdminOp, Selection,
 };
 pub use self::preview::{
-    preview, preview_recent, preview_sessions, session_of, PreviewError, PreviewItem,
+    preview, preview_quiet, preview_recent, preview_sessions, session_of, PreviewError, PreviewItem,
 };

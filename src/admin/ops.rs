@@ -156,6 +156,9 @@ fn rerender(active: &Active, letter: &DeadLetter) -> Result<String, String> {
         when: Default::default(),
         remind_after: None,
         repeat_every: None,
+        mute_during: Vec::new(),
+        active_during: Vec::new(),
+        collapse_held: false,
     };
     let rule = active
         .config

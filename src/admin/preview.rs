@@ -201,3 +201,54 @@ fn payloads(active: &Active, rule: &Rule, event: &Event) -> Result<Vec<PreviewIt
     }
     Ok(items)
 }
+
+/// What quiet hours do to a rule at `now`: a line saying whether its deliveries are held and
+/// until when (`None` for a rule without `mute_during` or `active_during`), and with
+/// `collapse_held`, the summary each of its sinks would receive for three sample held events.
+pub fn preview_quiet(
+    active: &Active,
+    rule_name: &str,
+    now: jiff::Timestamp,
+) -> Result<(Option<String>, Vec<PreviewItem>), PreviewError> {
+    let rule = find_rule(&active.config, rule_name)?;
+    if rule.mute_during.is_empty() && rule.active_during.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let now_ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+    let names = rule.mute_during.iter().chain(&rule.active_during);
+    let next = crate::intervals::next_change(names, &active.intervals, now);
+    let until = next.map_or("no change ahead".to_owned(), |t| {
+        format!("until {}", t.round(jiff::Unit::Second).unwrap_or(t))
+    });
+    let line = if active.holds(rule, now_ms) {
+        format!("rule `{rule_name}` is muted now: its deliveries are held ({until}), then sent")
+    } else {
+        format!("rule `{rule_name}` is not muted now: its deliveries are sent ({until})")
+    };
+    let mut items = Vec::new();
+    if rule.collapse_held {
+        let samples = crate::render::summary::sample_items(3);
+        for sink_name in &rule.sinks {
+            let Some(sink) = active.config.sinks.get(sink_name) else {
+                continue;
+            };
+            let body = active
+                .summary_payload(&rule.name, sink_name, &samples, "msg_preview", now_ms)
+                .map_err(|e| PreviewError::Render {
+                    sink: sink_name.clone(),
+                    message: e.to_string(),
+                })?;
+            let pretty = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or(body);
+            items.push(PreviewItem {
+                sink: sink_name.clone(),
+                sink_type: sink.kind().to_owned(),
+                event_type: crate::render::summary::SUMMARY_TYPE.to_owned(),
+                body: pretty,
+            });
+        }
+    }
+    Ok((Some(line), items))
+}

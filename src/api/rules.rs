@@ -36,6 +36,14 @@ pub struct RuleView {
     pub when: When,
     pub remind_after: Option<String>,
     pub repeat_every: Option<String>,
+    /// Quiet hours: the intervals that mute the rule, or outside which it is muted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mute_during: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub active_during: Vec<String>,
+    pub collapse_held: bool,
+    /// Whether the rule's deliveries are held now.
+    pub muted_now: bool,
 }
 
 /// The answer of a preview.
@@ -78,6 +86,10 @@ pub(super) async fn list(State(ctx): State<Ctx>) -> ApiResult<Rules> {
             when: r.when.clone(),
             remind_after: text(r.remind_after),
             repeat_every: text(r.repeat_every),
+            mute_during: r.mute_during.clone(),
+            active_during: r.active_during.clone(),
+            collapse_held: r.collapse_held,
+            muted_now: active.holds(r, crate::store::now_ms()),
         })
         .collect();
     Ok(Json(Rules { rules }))

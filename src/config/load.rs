@@ -43,6 +43,19 @@ pub(super) fn from_dict(
                 }
                 _ => problems.push(Problem::new("sinks", "must be a table of [sinks.NAME] tables")),
             },
+            "time_intervals" => match value {
+                Value::Dict(_, intervals) => {
+                    for (name, interval) in intervals {
+                        section(&format!("time_intervals.{name}"), interval, &mut problems, |v| {
+                            config.time_intervals.insert(name.clone(), v);
+                        });
+                    }
+                }
+                _ => problems.push(Problem::new(
+                    "time_intervals",
+                    "must be a table of [time_intervals.NAME] tables",
+                )),
+            },
             "rules" => match value {
                 Value::Array(_, rules) => {
                     for (i, rule) in rules.into_iter().enumerate() {
@@ -67,7 +80,7 @@ pub(super) fn from_dict(
             },
             other => problems.push(Problem::new(
                 other,
-                "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, digests, log, server)",
+                "unknown key (expected one of: devin, store, templates, delivery, sinks, time_intervals, rules, digests, log, server)",
             )),
         }
     }

@@ -74,6 +74,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `[server]`: health, readiness, metrics, the admin console (`/ui`) and API (`/api/v1`).
     pub server: ServerConfig,
+    /// `[time_intervals.NAME]`: named times (quiet hours) that rules' `mute_during` and
+    /// `active_during` refer to.
+    pub time_intervals: BTreeMap<String, crate::intervals::IntervalSpec>,
 }
 
 /// `[templates]`.
@@ -198,6 +201,11 @@ impl Config {
         }
         let sinks: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
         p.extend(crate::rules::validate(&self.rules, &sinks));
+        if let Err(problems) = crate::intervals::compile(&self.time_intervals) {
+            p.extend(problems);
+        }
+        let intervals: Vec<&str> = self.time_intervals.keys().map(String::as_str).collect();
+        p.extend(crate::rules::validate_intervals(&self.rules, &intervals));
         self::digests::validate(&self.digests, &sinks, &mut p);
         p
     }
@@ -397,6 +405,62 @@ mod tests {
         assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
         let e = Config::from_toml(text, env(&[])).expect_err("unset");
         assert_eq!(e.problems[0].key, "server.admin_token", "{e}");
+    }
+
+    #[test]
+    fn time_intervals_and_their_names_in_rules_are_checked_by_key() {
+        let text = r#"
+            [sinks.s]
+            type = "webhook"
+            url = "https://x.example.com"
+            [time_intervals.nights]
+            timezone = "Europe/Pariss"
+            times = [{ from = "7pm", to = "08:00" }]
+            [time_intervals.weekend]
+            weekdays = ["saturday", "sunday"]
+            [[rules]]
+            name = "a"
+            events = ["session.created"]
+            sinks = ["s"]
+            [[rules]]
+            name = "b"
+            events = ["session.created"]
+            sinks = ["s"]
+            active_during = ["weekend", "office"]
+            [[rules]]
+            name = "c"
+            events = ["session.created"]
+            sinks = ["s"]
+            mute_during = ["nigths"]
+            collapse_held = true
+        "#;
+        let e = Config::from_toml(text, env(&[])).expect_err("bad");
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "time_intervals.nights.timezone",
+                "time_intervals.nights.times[0].from",
+                "rules[1].active_during[1]",
+                "rules[2].mute_during[0]",
+            ],
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("unknown time interval `nigths`"),
+            "{e}"
+        );
+        let e = Config::from_toml("[time_intervals.x]\nweekday = [\"monday\"]\n", env(&[]))
+            .expect_err("typo");
+        assert_eq!(e.problems[0].key, "time_intervals.x.weekday", "{e}");
+        let good = text
+            .replace("Europe/Pariss", "Europe/Paris")
+            .replace("7pm", "19:00")
+            .replace(", \"office\"", "")
+            .replace("nigths", "nights");
+        let c = Config::from_toml(&good, env(&[])).expect("valid");
+        assert_eq!(c.rules[2].mute_during, ["nights"]);
+        assert!(c.rules[2].collapse_held);
     }
 
     #[test]

@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     /// The files whose types the loader deserializes.
-    const SOURCES: [(&str, &str); 7] = [
+    const SOURCES: [(&str, &str); 8] = [
         ("config/mod.rs", include_str!("mod.rs")),
         ("config/devin.rs", include_str!("devin.rs")),
         ("config/delivery.rs", include_str!("delivery.rs")),
@@ -84,6 +84,7 @@ mod tests {
         ("config/sinks.rs", include_str!("sinks.rs")),
         ("config/store.rs", include_str!("store.rs")),
         ("rules.rs", include_str!("../rules.rs")),
+        ("intervals.rs", include_str!("../intervals.rs")),
     ];
 
     /// schemars does not see `deserialize_with`: without a `#[schemars(...)]` beside it, the

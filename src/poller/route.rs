@@ -8,12 +8,12 @@ use tokio::task::JoinSet;
 
 use crate::active::Active;
 use crate::devin::Client;
-use crate::event::{delivery_id, truncate_chars, Event};
-use crate::render::default_webhook_body;
+use crate::event::{delivery_id, truncate_chars, Change, Event};
+use crate::render::{default_webhook_body, headline};
 use crate::rules::routes;
 use crate::store::{
-    Commit, DeadLetter, Delivery, DeliveryLogEntry, EventLogEntry, EventRoute, Outcome, Store,
-    StoreError,
+    Commit, DeadLetter, Delivery, DeliveryLogEntry, EventLogEntry, EventRoute, Held, Outcome,
+    Store, StoreError,
 };
 
 /// Adds the latest Devin message to the events of sessions that start waiting and that some
@@ -101,7 +101,8 @@ impl MessageRead {
 
 /// Renders an event for every (rule, sink) it matches: a delivery each, or a dead letter
 /// carrying the event when its template fails (so nothing is lost; a retry renders again).
-/// Records the event, and where it went, in the event log.
+/// Records the event, and where it went, in the event log. A delivery of a rule muted at
+/// `detected_at_ms` ([`Active::holds`]) is held in the store instead of queued.
 pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: &mut Commit) {
     let mut routed = Vec::new();
     for route in routes(&active.config.rules, event) {
@@ -127,6 +128,12 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             last_error: None,
         };
         match active.payload(route.rule, route.sink, event) {
+            Ok(body) if active.holds(route.rule, detected_at_ms) => {
+                tracing::info!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, "held: the rule is muted now");
+                commit
+                    .held
+                    .push(held(event, delivery(body), detected_at_ms));
+            }
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, error = %e, "cannot render; the event is kept in the dead letters");
@@ -159,4 +166,18 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
         detected_at_ms,
         routes: routed,
     });
+}
+
+/// A delivery held, with what a summary of held deliveries shows of its event.
+fn held(event: &Event, delivery: Delivery, held_at_ms: u64) -> Held {
+    let link = match &event.change {
+        Change::PullRequest { pr_url, .. } => Some(pr_url.clone()),
+        _ => Some(event.session.url.clone()),
+    };
+    Held {
+        delivery,
+        headline: Some(headline(event).1),
+        link: link.filter(|l| !l.is_empty()),
+        held_at_ms,
+    }
 }

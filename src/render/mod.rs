@@ -15,6 +15,7 @@ use serde_json::Value;
 mod escape;
 mod fit;
 mod payload;
+pub mod summary;
 
 use self::escape::registry;
 pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
@@ -138,6 +139,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "webhook/digest",
         include_str!("../../templates/webhook/digest.hbs"),
+    ),
+    (
+        "slack/held_summary",
+        include_str!("../../templates/slack/held_summary.hbs"),
+    ),
+    (
+        "discord/held_summary",
+        include_str!("../../templates/discord/held_summary.hbs"),
+    ),
+    (
+        "teams/held_summary",
+        include_str!("../../templates/teams/held_summary.hbs"),
     ),
 ];
 
@@ -275,16 +288,16 @@ impl Templates {
         let Some(name) = self.resolve(kind, rule_template, event.kind) else {
             return Ok(default_webhook_body(event).to_string());
         };
-        self.render_context(kind, &name, &context(event, rule, sink))
+        self.render_named(kind, &name, &context(event, rule, sink))
     }
 
-    /// Renders template `name` (`slack/digest`) of a sink of type `kind` with a context of
-    /// its own (a digest's), escaping per the sink type; the payload, compact JSON.
-    pub fn render_context(
+    /// Renders the template `name` (`slack/held_summary`) of a sink type with any context
+    /// (a summary of held deliveries has no single event): valid JSON, or an error.
+    pub fn render_named(
         &self,
         kind: &str,
         name: &str,
-        ctx: &Value,
+        context: &Value,
     ) -> Result<String, RenderError> {
         let name = name.to_owned();
         let hb = match template_kind(kind) {
@@ -296,13 +309,15 @@ impl Templates {
         if !hb.has_template(&name) {
             return Err(RenderError::Missing { template: name });
         }
-        let text = hb.render(&name, ctx).map_err(|e| RenderError::Template {
-            template: name.clone(),
-            message: match (e.line_no, e.column_no) {
-                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
-                _ => e.reason().to_string(),
-            },
-        })?;
+        let text = hb
+            .render(&name, context)
+            .map_err(|e| RenderError::Template {
+                template: name.clone(),
+                message: match (e.line_no, e.column_no) {
+                    (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                    _ => e.reason().to_string(),
+                },
+            })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: name.clone(),
             message: format!(

@@ -17,7 +17,8 @@
 use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
 use super::{
-    Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey, StoreError, Waiting,
+    Commit, DeadLetter, Delivery, Held, Paused, Settle, SlackThread, SnapshotKey, StoreError,
+    Waiting,
 };
 
 pub(crate) trait Engine {
@@ -73,6 +74,11 @@ pub(crate) trait Engine {
     ) -> Result<(), StoreError>;
     async fn update_dead(&self, seq: u64, letter: &DeadLetter) -> Result<(), StoreError>;
     async fn purge_dead(&self, seq: u64) -> Result<(), StoreError>;
+
+    // Held deliveries ([`super::held`]); a commit writes and releases them.
+
+    /// Every held delivery, in detection order.
+    async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError>;
 
     // Marks, meta and paused sinks ([`super::meta`]).
 

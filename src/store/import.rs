@@ -1,6 +1,7 @@
 //! Moving a sled store into PostgreSQL (`devin-notify store import --sled PATH`): every record
 //! (snapshots, once-per-subject records, cached messages, waits, outbox and dead letters with
-//! their numbers, marks and meta, paused sinks, Slack threads, the activity history) copied in one transaction, so
+//! their numbers, marks and meta, paused sinks, Slack threads, held deliveries, the activity
+//! history) copied in one transaction, so
 //! that switching engines announces nothing again and sends nothing twice under new ids.
 
 use std::path::Path;
@@ -8,7 +9,8 @@ use std::path::Path;
 use super::postgres::{json_text, no_nul, PgEngine};
 use super::sled::SledEngine;
 use super::{
-    Commit, DeadLetter, Delivery, Paused, SlackThread, SnapshotKey, Store, StoreError, Waiting,
+    Commit, DeadLetter, Delivery, Held, Paused, SlackThread, SnapshotKey, Store, StoreError,
+    Waiting,
 };
 
 /// Everything a store holds.
@@ -26,13 +28,15 @@ pub struct Export {
     pub threads: Vec<(String, String, SlackThread)>,
     /// The activity history digests read.
     pub activity: Vec<crate::digest::Activity>,
+    /// Deliveries held while their rule is muted, by number.
+    pub held: Vec<(u64, Held)>,
 }
 
 impl Export {
     /// One line saying what was copied.
     pub fn summary(&self) -> String {
         format!(
-            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s), {} history record(s)",
+            "{} session(s), {} queued deliveries, {} dead letter(s), {} wait(s), {} once-per-subject record(s), {} Slack thread(s), {} paused sink(s), {} meta value(s), {} held deliveries, {} history record(s)",
             self.sessions.len(),
             self.outbox.len(),
             self.dead.len(),
@@ -41,6 +45,7 @@ impl Export {
             self.threads.len(),
             self.paused.len(),
             self.meta.len(),
+            self.held.len(),
             self.activity.len(),
         )
     }
@@ -153,11 +158,25 @@ impl PgEngine {
             .await
             .map_err(self.err(&format!("dead/{seq}")))?;
         }
+        for (seq, h) in &data.held {
+            tx.execute(
+                "INSERT INTO held (seq, sink, rule, record) VALUES ($1, $2, $3, $4::text::jsonb)",
+                &[
+                    &(*seq as i64),
+                    &h.delivery.sink,
+                    &h.delivery.rule,
+                    &json_text(h),
+                ],
+            )
+            .await
+            .map_err(self.err(&format!("held/{seq}")))?;
+        }
         let highest = data
             .outbox
             .iter()
             .map(|(s, _)| *s)
             .chain(data.dead.iter().map(|(s, _)| *s))
+            .chain(data.held.iter().map(|(s, _)| *s))
             .max();
         if let Some(highest) = highest {
             tx.execute("SELECT setval('delivery_seq', $1)", &[&(highest as i64)])

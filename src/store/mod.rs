@@ -5,6 +5,8 @@
 //!   Devin messages read for waiting events, and [`Commit`], what one page changes at once.
 //! - [`waits`]: the sessions that wait on a person, for reminders.
 //! - [`outbox`]: queued deliveries in detection order, and the dead letters.
+//! - [`held`]: deliveries held while their rule is muted (quiet hours), moved to the outbox
+//!   when it no longer is.
 //! - [`meta`]: small named values (baseline, high-water mark, scope) and paused sinks.
 //! - [`threads`]: the Slack thread of each (Slack app sink, session).
 //! - [`history`]: the delivery log (each delivery's outcomes) and the event log (each event
@@ -20,6 +22,7 @@
 
 pub mod activity;
 pub mod engine;
+pub mod held;
 pub mod history;
 pub mod import;
 pub mod meta;
@@ -43,6 +46,7 @@ use crate::config::{StoreBackend, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 use self::engine::Engine;
+pub use self::held::Held;
 pub use self::history::{
     DeliveryFilter, DeliveryLogEntry, EventLogEntry, EventRoute, Outcome, DEFAULT_HISTORY,
     MAX_HISTORY,

@@ -9,6 +9,7 @@
 //! - `outbox`: sequence number (u64, big-endian, so sled's order is detection order) -> a
 //!   [`Delivery`]; `dead`: the same key -> a [`DeadLetter`]; `quarantine`: outbox rows that
 //!   could not be read.
+//! - `held`: sequence number (as the outbox's) -> a [`Held`] delivery of a muted rule.
 //! - `threads`: `sink\0session_id` -> a [`SlackThread`].
 //! - `meta`: named values, and `paused/<sink>` -> [`Paused`].
 //! - `delivery_log`, `event_log`: entry id (u64, big-endian) -> the entry ([`journal`]).
@@ -31,7 +32,7 @@ use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::import::Export;
 use super::queue::Row;
 use super::{
-    decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
+    decode, encode, Commit, DeadLetter, Delivery, Held, Paused, Settle, SlackThread, SnapshotKey,
     StoreError, Waiting,
 };
 
@@ -112,6 +113,7 @@ pub struct SledEngine {
     pub(super) delivery_log: sled::Tree,
     pub(super) event_log: sled::Tree,
     activity: sled::Tree,
+    pub(super) held: sled::Tree,
 }
 
 impl SledEngine {
@@ -151,6 +153,7 @@ impl SledEngine {
             delivery_log: tree("delivery_log")?,
             event_log: tree("event_log")?,
             activity: tree("activity")?,
+            held: tree("held")?,
             db,
         };
         super::migrate::id_keyed_snapshots(&engine)?;
@@ -205,6 +208,7 @@ impl SledEngine {
             &self.delivery_log,
             &self.event_log,
             &self.activity,
+            &self.held,
         );
         let result = trees.transaction(
             |(
@@ -218,7 +222,18 @@ impl SledEngine {
                 logs,
                 events,
                 history,
+                held,
             )| {
+                for seq in &commit.unhold {
+                    if held.remove(&key(*seq))?.is_none() {
+                        // Released already (or never held): write nothing.
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                }
+                for h in &commit.held {
+                    let seq = held.generate_id()?;
+                    held.insert(&key(seq), encode(h))?;
+                }
                 for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
@@ -304,6 +319,7 @@ impl SledEngine {
             outbox: Self::by_seq(&self.outbox, "outbox")?,
             dead: Self::by_seq(&self.dead, "dead")?,
             activity: self.read_activity(0, u64::MAX)?,
+            held: Self::by_seq(&self.held, "held")?,
             ..Export::default()
         };
         for item in self.sessions.iter() {
@@ -439,6 +455,10 @@ impl Engine for SledEngine {
 
     async fn waiting(&self) -> Result<Vec<(String, Waiting)>, StoreError> {
         self.read_waits()
+    }
+
+    async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError> {
+        Self::by_seq(&self.held, "held")
     }
 
     async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError> {

@@ -10,7 +10,9 @@
 //! reads the messages at most once.
 
 use super::history::{DeliveryLogEntry, EventLogEntry};
-use super::{decode, on_engine, Backend, DeadLetter, Delivery, Engine, Store, StoreError, Waiting};
+use super::{
+    decode, on_engine, Backend, DeadLetter, Delivery, Engine, Held, Store, StoreError, Waiting,
+};
 use crate::model::Session;
 
 /// Where a session's snapshot is kept: its creation time, then its id. `created_at` never
@@ -62,6 +64,12 @@ pub struct Commit {
     /// Named values of the meta tree or table with names made at run time (a digest's last
     /// period end, written with the digest's deliveries).
     pub marks: Vec<(String, Vec<u8>)>,
+    /// Deliveries of muted rules, held instead of queued ([`super::held`]).
+    pub held: Vec<Held>,
+    /// Held deliveries (by number) released by this commit: they leave the held set as
+    /// `deliveries` enter the outbox; the commit fails, writing nothing, if one is no longer
+    /// held.
+    pub unhold: Vec<u64>,
 }
 
 impl Commit {
@@ -78,6 +86,8 @@ impl Commit {
             && self.logged.is_empty()
             && self.activity.is_empty()
             && self.marks.is_empty()
+            && self.held.is_empty()
+            && self.unhold.is_empty()
     }
 
     /// True when the commit holds snapshots only (a baseline page, a page of quiet changes).
@@ -92,6 +102,8 @@ impl Commit {
             && self.logged.is_empty()
             && self.activity.is_empty()
             && self.marks.is_empty()
+            && self.held.is_empty()
+            && self.unhold.is_empty()
     }
 }
 

@@ -455,3 +455,60 @@ fn deliveries_of_earlier_versions_decode_without_a_title() {
     let d: Delivery = decode("outbox/1", old).expect("decodes");
     assert_eq!(d.session_title, None);
 }
+
+fn held(n: u32) -> Held {
+    Held {
+        delivery: delivery(n),
+        headline: Some("Devin finished".into()),
+        link: Some(format!("https://app.devin.ai/sessions/{n}")),
+        held_at_ms: 1,
+    }
+}
+
+#[tokio::test]
+async fn held_deliveries_are_kept_in_order_and_released_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    for batch in [vec![held(0), held(1)], vec![held(2)]] {
+        let commit = Commit {
+            held: batch,
+            ..Commit::default()
+        };
+        store.commit(&commit).await.expect("hold");
+    }
+    let kept = store.held().await.expect("held");
+    let ids: Vec<&str> = kept.iter().map(|(_, h)| h.delivery.id.as_str()).collect();
+    assert_eq!(ids, ["msg_0", "msg_1", "msg_2"]);
+    assert!(outbox(&store).await.is_empty(), "held, not queued");
+    // The first two move to the outbox in one commit.
+    let release = Commit {
+        deliveries: kept[..2].iter().map(|(_, h)| h.delivery.clone()).collect(),
+        unhold: kept[..2].iter().map(|(seq, _)| *seq).collect(),
+        ..Commit::default()
+    };
+    store.commit(&release).await.expect("release");
+    store.flush().await.expect("flush");
+    let queued: Vec<String> = outbox(&store).await.into_iter().map(|d| d.id).collect();
+    assert_eq!(queued, ["msg_0", "msg_1"]);
+    let left: Vec<u64> = store
+        .held()
+        .await
+        .expect("held")
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(left, [kept[2].0]);
+    // Releasing them again fails and writes nothing: never queued twice.
+    let again = Commit {
+        deliveries: vec![delivery(0), delivery(2)],
+        unhold: vec![kept[0].0, kept[2].0],
+        ..Commit::default()
+    };
+    assert!(store.commit(&again).await.is_err());
+    assert_eq!(outbox(&store).await.len(), 2);
+    assert_eq!(store.held().await.expect("held").len(), 1);
+    // They survive a reopen.
+    drop(store);
+    let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+    assert_eq!(store.held().await.expect("held")[0].1, held(2));
+}

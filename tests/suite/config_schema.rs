@@ -103,6 +103,7 @@ fn prints_a_draft_2020_12_schema_without_a_config_file() {
         "rules",
         "log",
         "server",
+        "time_intervals",
     ] {
         assert!(sections.iter().any(|s| *s == section), "{section}");
     }
@@ -260,6 +261,13 @@ const AGREEMENT: &[(&str, bool)] = &[
     ("[sinks.a]\ntype = \"slack\"\nurl = \"https://x.test\"\n[[rules]]\nname = \"r\"\nevents = [\"session.created\"]\nsinks = []\n", false),
     ("[sinks.a]\ntype = \"slack\"\nurl = \"https://x.test\"\n[[rules]]\nname = \"r\"\nevents = \"session.created\"\nsinks = [\"a\"]\n", false),
     ("[sinks.a]\ntype = \"slack\"\nurl = \"https://x.test\"\n[[rules]]\nname = \"r\"\nevents = [\"session.acus_exceeded\"]\nsinks = [\"a\"]\n[rules.when]\nacus_over = -1\n", false),
+    ("[time_intervals.n]\ntimezone = \"Europe/Paris\"\ntimes = [{ from = \"19:00\", to = \"08:00\" }, { from = \"12:00\", to = \"24:00\" }]\nweekdays = [\"monday:friday\"]\ndays_of_month = [1, \"-3:-1\"]\nmonths = [\"june:august\", 12]\n", true),
+    ("[time_intervals.n]\ntimes = [{ from = \"7pm\", to = \"08:00\" }]\n", false),
+    ("[time_intervals.n]\ntimes = [{ from = \"19:00\" }]\n", false),
+    ("[time_intervals.n]\nweekday = [\"monday\"]\n", false),
+    ("[time_intervals.n]\nweekdays = []\n", false),
+    ("[sinks.a]\ntype = \"slack\"\nurl = \"https://x.test\"\n[time_intervals.n]\n[[rules]]\nname = \"r\"\nevents = [\"session.created\"]\nsinks = [\"a\"]\nmute_during = [\"n\"]\nactive_during = [\"n\"]\ncollapse_held = true\n", true),
+    ("[sinks.a]\ntype = \"slack\"\nurl = \"https://x.test\"\n[time_intervals.n]\n[[rules]]\nname = \"r\"\nevents = [\"session.created\"]\nsinks = [\"a\"]\nmute_during = \"n\"\n", false),
 ];
 
 const RULE: &str = r#"

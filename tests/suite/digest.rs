@@ -517,7 +517,7 @@ fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
     for digest in [&full, &quiet] {
         let ctx = digest.context("sink");
         let card = templates
-            .render_context("teams", "teams/digest", &ctx)
+            .render_named("teams", "teams/digest", &ctx)
             .expect("teams renders");
         let message = teams_message(serde_json::from_str(&card).expect("JSON"));
         if let Err(e) = schemas.validate(&message, index) {
@@ -525,7 +525,7 @@ fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
         }
         let discord: Value = serde_json::from_str(
             &templates
-                .render_context("discord", "discord/digest", &ctx)
+                .render_named("discord", "discord/digest", &ctx)
                 .expect("discord renders"),
         )
         .expect("JSON");
@@ -536,7 +536,7 @@ fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
         );
         let slack: Value = serde_json::from_str(
             &templates
-                .render_context("slack", "slack/digest", &ctx)
+                .render_named("slack", "slack/digest", &ctx)
                 .expect("slack renders"),
         )
         .expect("JSON");
@@ -549,7 +549,7 @@ fn the_default_digest_payloads_meet_teams_schema_and_discords_limits() {
         );
         let webhook: Value = serde_json::from_str(
             &templates
-                .render_context("webhook", "webhook/digest", &ctx)
+                .render_named("webhook", "webhook/digest", &ctx)
                 .expect("webhook renders"),
         )
         .expect("JSON");

@@ -29,6 +29,7 @@ mod incremental;
 mod messages_cost;
 mod org_and_messages;
 mod pg_faults;
+mod quiet;
 mod reminders;
 mod service;
 mod slack_app;

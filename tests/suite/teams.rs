@@ -130,3 +130,26 @@ fn every_default_teams_card_validates_against_the_adaptive_card_schema() {
         assert!(schemas.validate(&message, index).is_err(), "accepted {bad}");
     }
 }
+
+#[test]
+fn the_held_summary_card_validates_against_the_adaptive_card_schema() {
+    use devin_notify::render::summary::{sample_items, summary_context};
+    use devin_notify::render::{teams_message, Templates};
+    let (schemas, index) = adaptive_card_schema();
+    let templates = Templates::built_in();
+    let hostile = "**b** [x](https://evil.example) <at>x</at> \"q\" \\ \n# head";
+    for n in [1, 3, 30] {
+        let mut items = sample_items(n);
+        items[0].title = hostile.into();
+        items[0].link = None;
+        let context = summary_context("rule", "sink", &items, 1_764_460_800_000);
+        let card = templates
+            .render_named("teams", "teams/held_summary", &context)
+            .expect("renders");
+        let message = teams_message(serde_json::from_str(&card).expect("JSON"));
+        if let Err(e) = schemas.validate(&message, index) {
+            panic!("{n} held: {e:#}\n{message:#}");
+        }
+        assert!(!card.contains("[x](https://evil.example)"), "{card}");
+    }
+}

@@ -24,7 +24,7 @@ use super::engine::Engine;
 use super::history::{DeliveryFilter, DeliveryLogEntry, EventLogEntry, Log};
 use super::queue::Row;
 use super::{
-    decode, encode, Commit, DeadLetter, Delivery, Paused, Settle, SlackThread, SnapshotKey,
+    decode, encode, Commit, DeadLetter, Delivery, Held, Paused, Settle, SlackThread, SnapshotKey,
     StoreError, Waiting,
 };
 mod activity;
@@ -292,6 +292,55 @@ impl PgEngine {
         Ok(seqs.into_iter().map(|s| s as u64).collect())
     }
 
+    /// Releases a commit's `unhold` rows (all of them, or the commit fails) and holds its
+    /// `held` deliveries.
+    async fn write_held(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        commit: &Commit,
+    ) -> Result<(), StoreError> {
+        if !commit.unhold.is_empty() {
+            let seqs: Vec<i64> = commit.unhold.iter().map(|s| *s as i64).collect();
+            let gone = tx
+                .execute("DELETE FROM held WHERE seq = ANY($1::bigint[])", &[&seqs])
+                .await
+                .map_err(self.err("held"))?;
+            if gone != seqs.len() as u64 {
+                return Err(StoreError::Postgres {
+                    what: format!("{}: held", self.place),
+                    message: format!(
+                        "{} of the {} held deliveries to release are no longer held (released by another process?): nothing written",
+                        seqs.len() as u64 - gone,
+                        seqs.len()
+                    ),
+                });
+            }
+        }
+        let seqs = self.next_seqs(tx, commit.held.len()).await?;
+        if !seqs.is_empty() {
+            let sinks: Vec<&str> = commit
+                .held
+                .iter()
+                .map(|h| h.delivery.sink.as_str())
+                .collect();
+            let rules: Vec<&str> = commit
+                .held
+                .iter()
+                .map(|h| h.delivery.rule.as_str())
+                .collect();
+            let records: Vec<String> = commit.held.iter().map(json_text).collect();
+            tx.execute(
+                "INSERT INTO held (seq, sink, rule, record) \
+                 SELECT u.seq, u.sink, u.rule, u.rec::jsonb \
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(seq, sink, rule, rec)",
+                &[&seqs, &sinks, &rules, &records],
+            )
+            .await
+            .map_err(self.err("held"))?;
+        }
+        Ok(())
+    }
+
     /// Sets an unreadable outbox row aside (table `quarantine`), out of the outbox.
     async fn quarantine(
         &self,
@@ -457,6 +506,7 @@ impl Engine for PgEngine {
         let tx = client.transaction().await.map_err(self.err("commit"))?;
         self.check_fence(&tx).await?;
         self.write_state(&tx, commit).await?;
+        self.write_held(&tx, commit).await?;
         let seqs = self.write_queue(&tx, commit).await?;
         self.write_logs(&tx, commit).await?;
         self.write_activity(&tx, commit).await?;
@@ -516,6 +566,15 @@ impl Engine for PgEngine {
             }
         }
         Ok(out)
+    }
+
+    async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT seq, record::text FROM held ORDER BY seq", &[])
+            .await
+            .map_err(self.err("held"))?;
+        Self::decode_rows(&rows, "held")
     }
 
     async fn outbox_len(&self) -> Result<usize, StoreError> {
