@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::DevinConfig;
-use crate::model::{null_as_default, Page};
+use crate::model::{null_as_default, Page, QueueInfo};
 use crate::redact::{error_chain, snippet, strip_userinfo};
 use crate::secret::Secret;
 
@@ -261,6 +261,43 @@ impl Client {
             "messages listing cut short; quoting the latest Devin message read"
         );
         Ok(latest)
+    }
+
+    /// `GET /v3/enterprise/queue` (ViewAccountMetrics).
+    pub async fn queue(&self) -> Result<QueueInfo, ApiError> {
+        self.get_json(
+            "/v3/enterprise/queue",
+            &[],
+            "ViewAccountMetrics",
+            "a queue answer",
+        )
+        .await
+    }
+
+    /// A GET whose answer is one JSON value of type `T`; a 403 names `permission`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        permission: &str,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let (url, body) = match self.get(path, query, self.timeout).await {
+            Err(ApiError::Auth {
+                url, status: 403, ..
+            }) => {
+                return Err(ApiError::Auth {
+                    url,
+                    status: 403,
+                    hint: format!("the service user lacks the {permission} permission"),
+                })
+            }
+            other => other?,
+        };
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+            url,
+            message: format!("not {what}: {e}"),
+        })
     }
 
     /// One GET of `path` with `query`: the printable URL and the body of a 2xx answer, or the

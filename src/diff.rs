@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::event::{stable_id, Change, Event, EventType};
-use crate::model::{PullRequest, Session};
+use crate::model::{PullRequest, QueueInfo, Session};
 
 /// The events that take a session from `old` (the snapshot, if any) to `new`, in the order they
 /// are emitted: created, status changed, archived, then pull requests in listing order.
@@ -156,6 +156,29 @@ pub fn acus_crossings(old: Option<&Session>, new: &Session, thresholds: &[f64]) 
     events
 }
 
+/// `queue.status_changed` when the queue's status differs from the one last stored (`None`:
+/// this is the first observation, a silent baseline). `observed_at` is epoch seconds; the id
+/// hashes the two statuses and the time, so the same change seen again (a retried poll, which
+/// finds the stored status unchanged) is not a second event.
+pub fn queue_change(stored: Option<&str>, now: &QueueInfo, observed_at: i64) -> Option<Event> {
+    let from = stored?;
+    if from == now.status {
+        return None;
+    }
+    let at = observed_at.to_string();
+    Some(Event::account(
+        EventType::QueueStatusChanged,
+        "queue",
+        observed_at,
+        Change::Queue {
+            from_status: from.to_owned(),
+            status: now.status.clone(),
+            queue_size: now.queue_size,
+        },
+        &[from, &now.status, &at],
+    ))
+}
+
 /// Whether a session waits on a person.
 pub fn is_waiting(session: &Session) -> bool {
     matches!(
@@ -215,6 +238,29 @@ pub fn reminder(session: &Session, rule: &str, since_ms: i64, now_ms: u64, remin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn queue_changes_after_a_silent_baseline() {
+        use crate::model::QueueInfo;
+        let q = |status: &str| QueueInfo {
+            queue_size: 12,
+            status: status.into(),
+        };
+        assert!(super::queue_change(None, &q("high"), 100).is_none());
+        assert!(super::queue_change(Some("high"), &q("high"), 100).is_none());
+        let e = super::queue_change(Some("normal"), &q("high"), 100).expect("a change");
+        assert_eq!(e.kind, super::EventType::QueueStatusChanged);
+        assert_eq!(e.subject(), "queue");
+        assert_eq!(e.timestamp(), 100);
+        assert_eq!(
+            serde_json::to_value(&e.change).expect("ser"),
+            serde_json::json!({"from_status": "normal", "status": "high", "queue_size": 12})
+        );
+        let again = super::queue_change(Some("normal"), &q("high"), 100).expect("same");
+        assert_eq!(again.id, e.id);
+        let later = super::queue_change(Some("normal"), &q("high"), 160).expect("later");
+        assert_ne!(later.id, e.id);
+    }
+
     use super::*;
     use crate::model::PullRequest;
 

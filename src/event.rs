@@ -29,11 +29,15 @@ pub enum EventType {
     /// `acus_consumed` crossed a rule's `when.acus_over`.
     #[serde(rename = "session.acus_exceeded")]
     SessionAcusExceeded,
+    /// The account's queue (`GET /v3/enterprise/queue`) changed status (normal, elevated,
+    /// high). Not about a session: an account signal.
+    #[serde(rename = "queue.status_changed")]
+    QueueStatusChanged,
 }
 
 impl EventType {
     /// Every event type, in the order a session's events are emitted.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::SessionCreated,
         EventType::SessionStatusChanged,
         EventType::SessionArchived,
@@ -41,6 +45,7 @@ impl EventType {
         EventType::PullRequestStateChanged,
         EventType::SessionWaiting,
         EventType::SessionAcusExceeded,
+        EventType::QueueStatusChanged,
     ];
 
     /// The wire name, e.g. `session.status_changed`.
@@ -53,6 +58,7 @@ impl EventType {
             EventType::PullRequestStateChanged => "pull_request.state_changed",
             EventType::SessionWaiting => "session.waiting",
             EventType::SessionAcusExceeded => "session.acus_exceeded",
+            EventType::QueueStatusChanged => "queue.status_changed",
         }
     }
 
@@ -67,6 +73,11 @@ impl EventType {
                 | EventType::PullRequestOpened
                 | EventType::SessionAcusExceeded
         )
+    }
+
+    /// Whether events of this type are about a session (all but the account signals).
+    pub fn about_session(self) -> bool {
+        !matches!(self, EventType::QueueStatusChanged)
     }
 
     /// Parses a wire name.
@@ -86,6 +97,13 @@ impl std::fmt::Display for EventType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Change {
+    /// `queue.status_changed`: the queue's status before and now, and its size now. (First:
+    /// an untagged read tries the variants in order, and `Status` would take these fields.)
+    Queue {
+        from_status: String,
+        status: String,
+        queue_size: u64,
+    },
     /// `session.status_changed`: the old and new status and detail.
     Status {
         from_status: String,
@@ -122,13 +140,17 @@ pub enum Change {
     Session {},
 }
 
-/// One detected change of one session.
+/// One detected change: of one session, or of an account signal (the queue;
+/// [`EventType::about_session`] tells which).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Stable id: the same change seen again yields the same id. `evt_` + 32 hex digits.
     pub id: String,
     pub kind: EventType,
-    /// The session as listed now.
+    /// The session as listed now. For an account signal, the subject only: `session_id` is
+    /// the subject's key (`queue`), `updated_at` when it was
+    /// observed, every other field empty; payloads and templates show no session for it, and
+    /// rules' session conditions do not match it.
     pub session: Session,
     /// The session as the snapshot had it (`None` for a session seen for the first time).
     pub previous: Option<Session>,
@@ -148,10 +170,53 @@ impl Event {
         )
     }
 
+    /// An account signal's event (not about a session): `subject` is its key (`queue`), `observed_at` (epoch seconds) its timestamp; the id hashes the type
+    /// and `id_parts`.
+    pub fn account(
+        kind: EventType,
+        subject: &str,
+        observed_at: i64,
+        change: Change,
+        id_parts: &[&str],
+    ) -> Event {
+        let mut parts = vec![kind.as_str()];
+        parts.extend_from_slice(id_parts);
+        let mut session = Session::new(subject, "");
+        session.updated_at = observed_at;
+        Event {
+            id: stable_id("evt_", &parts),
+            kind,
+            session,
+            previous: None,
+            change,
+            last_devin_message: None,
+        }
+    }
+
+    /// The key of what the event is about: the session id, or the account signal's subject.
+    /// Deliveries of one subject to one sink go out in order.
+    pub fn subject(&self) -> &str {
+        &self.session.session_id
+    }
+
     /// Reads an event back from its default webhook body (as stored with a dead letter).
     pub fn from_webhook_body(body: &serde_json::Value) -> Option<Event> {
         let kind = EventType::parse(body.get("type")?.as_str()?)?;
         let data = body.get("data")?;
+        if !kind.about_session() {
+            let at = body.get("timestamp")?.as_str()?;
+            let at = humantime::parse_rfc3339(at).ok()?;
+            let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            let mut event = Event::account(
+                kind,
+                data.get("subject")?.as_str()?,
+                i64::try_from(at).ok()?,
+                serde_json::from_value(data.get("change")?.clone()).ok()?,
+                &[],
+            );
+            event.id = data.get("event_id")?.as_str()?.to_owned();
+            return Some(event);
+        }
         Some(Event {
             id: data.get("event_id")?.as_str()?.to_owned(),
             kind,

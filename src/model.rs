@@ -154,6 +154,15 @@ pub struct Page {
     pub raw: Vec<String>,
 }
 
+/// `GET /v3/enterprise/queue` (ViewAccountMetrics): how many sessions wait for capacity, and
+/// Devin's judgement of it (`normal`, `elevated`, `high`; an open set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub queue_size: u64,
+    pub status: String,
+}
+
 /// A page whose items are not decoded yet.
 #[derive(Deserialize)]
 struct RawPage<'a> {
@@ -289,6 +298,14 @@ mod tests {
         assert!(Page::decode(br#"{"data":[]}"#).is_err());
         assert!(Page::decode(br#"{"items":{}}"#).is_err());
         assert!(Page::decode(br#"{"items":[{"session_id":"a","status":"running""#).is_err());
+    }
+
+    #[test]
+    fn account_signals_decode() {
+        let q: QueueInfo =
+            serde_json::from_str(r#"{"queue_size":7,"status":"elevated","x":1}"#).expect("q");
+        assert_eq!((q.queue_size, q.status.as_str()), (7, "elevated"));
+        assert!(serde_json::from_str::<QueueInfo>(r#"{"queue_size":1}"#).is_err());
     }
 
     #[test]

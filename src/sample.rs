@@ -59,6 +59,14 @@ pub fn event(kind: EventType) -> Event {
                 1,
             );
         }
+        EventType::QueueStatusChanged => {
+            let now = crate::model::QueueInfo {
+                queue_size: 14,
+                status: "high".into(),
+            };
+            return crate::diff::queue_change(Some("normal"), &now, after.updated_at)
+                .expect("a changed status is an event (tested)");
+        }
         EventType::SessionAcusExceeded => {
             after.acus_consumed = 52.5;
             return first(

@@ -16,6 +16,7 @@ mod devin;
 mod load;
 mod schema;
 mod server;
+mod signals;
 mod sinks;
 mod store;
 
@@ -39,6 +40,7 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
+pub use self::signals::QueueConfig;
 pub use self::sinks::{
     DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
     WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,

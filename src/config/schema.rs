@@ -76,11 +76,12 @@ mod tests {
     use super::*;
 
     /// The files whose types the loader deserializes.
-    const SOURCES: [(&str, &str); 7] = [
+    const SOURCES: [(&str, &str); 8] = [
         ("config/mod.rs", include_str!("mod.rs")),
         ("config/devin.rs", include_str!("devin.rs")),
         ("config/delivery.rs", include_str!("delivery.rs")),
         ("config/server.rs", include_str!("server.rs")),
+        ("config/signals.rs", include_str!("signals.rs")),
         ("config/sinks.rs", include_str!("sinks.rs")),
         ("config/store.rs", include_str!("store.rs")),
         ("rules.rs", include_str!("../rules.rs")),

@@ -1,0 +1,138 @@
+//! Account signals beyond sessions (SPEC section 13): the queue (`[devin.queue]`), read every
+//! `every`, turned into events, routed, and committed with their deliveries in one
+//! transaction, as a page of sessions is.
+//!
+//! - The queue's status is stored (meta `queue_status`) with the deliveries its change causes:
+//!   the first observation is a silent baseline, and a restart does not announce it again.
+//! - A failure is logged and tried again at the next `every`. Session polling never waits on
+//!   it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::{route_event, PollError};
+use crate::active::Active;
+use crate::devin::Client;
+use crate::diff::queue_change;
+use crate::event::Event;
+use crate::store::{now_ms, Commit, Store};
+
+/// Meta key: the queue's status as last observed (UTF-8).
+pub const META_QUEUE_STATUS: &str = "queue_status";
+
+/// When each account signal is next due (`None`: at once).
+#[derive(Debug, Default)]
+pub struct Schedule {
+    queue: Option<Instant>,
+}
+
+/// What one round of account signals queued.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SignalStats {
+    pub events: usize,
+    pub deliveries: usize,
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
+}
+
+/// Reads every configured signal that is due, commits what it causes, wakes the delivery loop
+/// when deliveries were queued. Returns what was queued and when the next signal is due
+/// (`None`: none is configured).
+pub async fn poll_due(
+    client: &Client,
+    store: &Store,
+    active: &Active,
+    wake: &Arc<Notify>,
+    schedule: &mut Schedule,
+) -> (SignalStats, Option<Instant>) {
+    let devin = &active.config.devin;
+    let mut stats = SignalStats::default();
+    let now = Instant::now();
+    if let Some(queue) = devin.queue.as_ref() {
+        if schedule.queue.is_none_or(|at| at <= now) {
+            let polled = poll_queue(client, store, active).await;
+            settle("queue", polled, &mut stats);
+            schedule.queue = Some(now + queue.every);
+        }
+    }
+    if stats.deliveries > 0 {
+        if let Err(e) = store.flush().await {
+            tracing::error!(error = %e, "cannot flush the account signals' deliveries");
+        }
+        wake.notify_one();
+    }
+    let next = schedule.queue.filter(|_| devin.queue.is_some());
+    (stats, next)
+}
+
+/// Logs a round's outcome: a failure waits for the next.
+fn settle(feature: &str, polled: Result<SignalStats, PollError>, stats: &mut SignalStats) {
+    match polled {
+        Ok(s) => {
+            stats.events += s.events;
+            stats.deliveries += s.deliveries;
+        }
+        Err(e) => {
+            tracing::warn!(feature, error = %e, "cannot read an account signal; trying again at its next `every`")
+        }
+    }
+}
+
+/// Reads the queue: its status stored, and `queue.status_changed` when it differs from the
+/// stored one (none the first time: a silent baseline).
+pub async fn poll_queue(
+    client: &Client,
+    store: &Store,
+    active: &Active,
+) -> Result<SignalStats, PollError> {
+    let info = client.queue().await?;
+    let stored = store
+        .meta(META_QUEUE_STATUS)
+        .await?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let mut commit = Commit::default();
+    if stored.as_deref() != Some(info.status.as_str()) {
+        commit
+            .meta
+            .push((META_QUEUE_STATUS, info.status.clone().into_bytes()));
+    }
+    let events: Vec<Event> = queue_change(stored.as_deref(), &info, now_secs())
+        .into_iter()
+        .collect();
+    if stored.is_none() {
+        tracing::info!(status = %info.status, queue_size = info.queue_size, "queue baseline recorded (not announced)");
+    }
+    commit_events(store, active, events, commit).await
+}
+
+/// Routes the events into `commit` and writes it (the marks and the deliveries at once).
+async fn commit_events(
+    store: &Store,
+    active: &Active,
+    events: Vec<Event>,
+    mut commit: Commit,
+) -> Result<SignalStats, PollError> {
+    let detected_at_ms = now_ms();
+    for event in &events {
+        crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);
+        tracing::info!(subject = %event.subject(), event_id = %event.id, event_type = %event.kind, "event detected");
+        route_event(active, event, detected_at_ms, &mut commit);
+    }
+    store.commit(&commit).await?;
+    Ok(SignalStats {
+        events: events.len(),
+        deliveries: commit.deliveries.len(),
+    })
+}
+
+/// How long to sleep before the next round: until the next signal is due, or a minute when none
+/// is configured (a reload may add one).
+pub fn sleep_for(next: Option<Instant>) -> Duration {
+    next.map_or(Duration::from_secs(60), |at| {
+        at.saturating_duration_since(Instant::now())
+    })
+}
