@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::DevinConfig;
-use crate::model::{null_as_default, Page, QueueInfo};
+use crate::model::{null_as_default, DailyConsumption, Page, QueueInfo};
 use crate::redact::{error_chain, snippet, strip_userinfo};
 use crate::secret::Secret;
 
@@ -270,6 +270,27 @@ impl Client {
             &[],
             "ViewAccountMetrics",
             "a queue answer",
+        )
+        .await
+    }
+
+    /// `GET /v3/enterprise/consumption/daily` (ViewAccountConsumption) between two times
+    /// (epoch seconds).
+    pub async fn daily_consumption(
+        &self,
+        time_after: i64,
+        time_before: i64,
+    ) -> Result<DailyConsumption, ApiError> {
+        let query = [
+            ("time_after".to_owned(), time_after.to_string()),
+            ("time_before".to_owned(), time_before.to_string()),
+        ];
+        let path = "/v3/enterprise/consumption/daily";
+        self.get_json(
+            path,
+            &query,
+            "ViewAccountConsumption",
+            "a daily consumption answer",
         )
         .await
     }

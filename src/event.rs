@@ -33,11 +33,15 @@ pub enum EventType {
     /// high). Not about a session: an account signal.
     #[serde(rename = "queue.status_changed")]
     QueueStatusChanged,
+    /// A billing day's ACUs (`GET /v3/enterprise/consumption/daily`) crossed one of
+    /// `devin.consumption.daily_acus_over`. Not about a session: an account signal.
+    #[serde(rename = "consumption.daily_exceeded")]
+    ConsumptionDailyExceeded,
 }
 
 impl EventType {
     /// Every event type, in the order a session's events are emitted.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::SessionCreated,
         EventType::SessionStatusChanged,
         EventType::SessionArchived,
@@ -46,6 +50,7 @@ impl EventType {
         EventType::SessionWaiting,
         EventType::SessionAcusExceeded,
         EventType::QueueStatusChanged,
+        EventType::ConsumptionDailyExceeded,
     ];
 
     /// The wire name, e.g. `session.status_changed`.
@@ -59,6 +64,7 @@ impl EventType {
             EventType::SessionWaiting => "session.waiting",
             EventType::SessionAcusExceeded => "session.acus_exceeded",
             EventType::QueueStatusChanged => "queue.status_changed",
+            EventType::ConsumptionDailyExceeded => "consumption.daily_exceeded",
         }
     }
 
@@ -72,12 +78,16 @@ impl EventType {
             EventType::SessionCreated
                 | EventType::PullRequestOpened
                 | EventType::SessionAcusExceeded
+                | EventType::ConsumptionDailyExceeded
         )
     }
 
     /// Whether events of this type are about a session (all but the account signals).
     pub fn about_session(self) -> bool {
-        !matches!(self, EventType::QueueStatusChanged)
+        !matches!(
+            self,
+            EventType::QueueStatusChanged | EventType::ConsumptionDailyExceeded
+        )
     }
 
     /// Parses a wire name.
@@ -103,6 +113,15 @@ pub enum Change {
         from_status: String,
         status: String,
         queue_size: u64,
+    },
+    /// `consumption.daily_exceeded`: a billing day's ACUs crossed `threshold`.
+    Consumption {
+        /// The billing day, as Devin names it (`2026-11-30`; days start at 08:00 UTC).
+        date: String,
+        acus: f64,
+        threshold: f64,
+        /// ACUs by product (`devin`, `cascade`, `terminal`, ... an open set).
+        acus_by_product: serde_json::Map<String, serde_json::Value>,
     },
     /// `session.status_changed`: the old and new status and detail.
     Status {
@@ -140,15 +159,15 @@ pub enum Change {
     Session {},
 }
 
-/// One detected change: of one session, or of an account signal (the queue;
-/// [`EventType::about_session`] tells which).
+/// One detected change: of one session, or of an account signal (the queue, the daily
+/// consumption; [`EventType::about_session`] tells which).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Stable id: the same change seen again yields the same id. `evt_` + 32 hex digits.
     pub id: String,
     pub kind: EventType,
     /// The session as listed now. For an account signal, the subject only: `session_id` is
-    /// the subject's key (`queue`), `updated_at` when it was
+    /// the subject's key (`queue`, `consumption/2026-11-30`), `updated_at` when it was
     /// observed, every other field empty; payloads and templates show no session for it, and
     /// rules' session conditions do not match it.
     pub session: Session,
@@ -170,7 +189,8 @@ impl Event {
         )
     }
 
-    /// An account signal's event (not about a session): `subject` is its key (`queue`), `observed_at` (epoch seconds) its timestamp; the id hashes the type
+    /// An account signal's event (not about a session): `subject` is its key (`queue`,
+    /// `consumption/DATE`), `observed_at` (epoch seconds) its timestamp; the id hashes the type
     /// and `id_parts`.
     pub fn account(
         kind: EventType,

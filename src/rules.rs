@@ -409,7 +409,7 @@ impl Rule {
             for k in self.when.session_keys() {
                 p.push(Problem::new(
                     format!("{key}.when.{k}"),
-                    "is a session condition, and this rule's events (queue) are not about a session: it would never match",
+                    "is a session condition, and this rule's events (queue, consumption) are not about a session: it would never match",
                 ));
             }
         }
@@ -512,17 +512,26 @@ mod tests {
     fn account_rules_are_checked() {
         let bad = rule(
             "tags = \"x\"\nqueue_status = \"high\"",
-            &["queue.status_changed"],
+            &["consumption.daily_exceeded"],
         );
         let problems: Vec<String> = validate(&[bad], &["s"])
             .iter()
             .map(|p| p.to_string())
             .collect();
         assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("rules[0].when.queue_status")),
+            "{problems:?}"
+        );
+        assert!(
             problems.iter().any(|p| p.starts_with("rules[0].when.tags")),
             "{problems:?}"
         );
-        let mixed = rule("tags = \"x\"", &["queue.status_changed", "session.created"]);
+        let mixed = rule(
+            "tags = \"x\"",
+            &["consumption.daily_exceeded", "session.created"],
+        );
         assert!(validate(&[mixed], &["s"]).is_empty());
     }
 

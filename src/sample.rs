@@ -67,6 +67,22 @@ pub fn event(kind: EventType) -> Event {
             return crate::diff::queue_change(Some("normal"), &now, after.updated_at)
                 .expect("a changed status is an event (tested)");
         }
+        EventType::ConsumptionDailyExceeded => {
+            let products = json!({"devin": 480.0, "cascade": 40.5, "terminal": 2.0});
+            let day = crate::model::DayConsumption {
+                date: "2025-11-28".into(),
+                acus: 522.5,
+                acus_by_product: products.as_object().cloned().unwrap_or_default(),
+            };
+            let answer = crate::model::DailyConsumption {
+                consumption_by_date: vec![day],
+                total_acus: 522.5,
+            };
+            return first(
+                crate::diff::consumption_crossings(&answer, &[500.0], after.updated_at),
+                kind,
+            );
+        }
         EventType::SessionAcusExceeded => {
             after.acus_consumed = 52.5;
             return first(

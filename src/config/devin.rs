@@ -69,6 +69,9 @@ pub struct DevinConfig {
     pub max_concurrent_requests: usize,
     /// `[devin.queue]`: poll the account's queue (`queue.status_changed`). Absent: not polled.
     pub queue: Option<super::signals::QueueConfig>,
+    /// `[devin.consumption]`: poll the daily ACU consumption (`consumption.daily_exceeded`).
+    /// Absent: not polled.
+    pub consumption: Option<super::signals::ConsumptionConfig>,
 }
 
 impl Default for DevinConfig {
@@ -89,6 +92,7 @@ impl Default for DevinConfig {
             last_message_max_chars: 500,
             max_concurrent_requests: 8,
             queue: None,
+            consumption: None,
         }
     }
 }
@@ -149,6 +153,9 @@ impl DevinConfig {
         }
         if let Some(queue) = &self.queue {
             queue.validate(p);
+        }
+        if let Some(consumption) = &self.consumption {
+            consumption.validate(p);
         }
         if self.max_response_bytes < 1024 {
             p.push(Problem::new(

@@ -40,7 +40,7 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
-pub use self::signals::QueueConfig;
+pub use self::signals::{ConsumptionConfig, QueueConfig};
 pub use self::sinks::{
     DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
     WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,

@@ -1,9 +1,11 @@
-//! Account signals beyond sessions (SPEC section 13): the queue (`[devin.queue]`), read every
-//! `every`, turned into events, routed, and committed with their deliveries in one
-//! transaction, as a page of sessions is.
+//! Account signals beyond sessions (SPEC section 13): the queue (`[devin.queue]`) and the
+//! daily ACU consumption (`[devin.consumption]`), each read every `every`, turned into events,
+//! routed, and committed with their deliveries in one transaction, as a page of sessions is.
 //!
 //! - The queue's status is stored (meta `queue_status`) with the deliveries its change causes:
 //!   the first observation is a silent baseline, and a restart does not announce it again.
+//! - A (billing day, threshold) crossing is remembered among the once-per-subject ids in the
+//!   commit that queues its deliveries: announced once, across restarts.
 //! - A failure is logged and tried again at the next `every`. Session polling never waits on
 //!   it.
 
@@ -15,7 +17,7 @@ use tokio::sync::Notify;
 use super::{route_event, PollError};
 use crate::active::Active;
 use crate::devin::Client;
-use crate::diff::queue_change;
+use crate::diff::{billing_day_start, consumption_crossings, queue_change};
 use crate::event::Event;
 use crate::store::{now_ms, Commit, Store};
 
@@ -26,6 +28,7 @@ pub const META_QUEUE_STATUS: &str = "queue_status";
 #[derive(Debug, Default)]
 pub struct Schedule {
     queue: Option<Instant>,
+    consumption: Option<Instant>,
 }
 
 /// What one round of account signals queued.
@@ -59,13 +62,27 @@ pub async fn poll_due(
             schedule.queue = Some(now + queue.every);
         }
     }
+    if let Some(config) = devin.consumption.as_ref() {
+        if schedule.consumption.is_none_or(|at| at <= now) {
+            let thresholds = &config.daily_acus_over;
+            let polled = poll_consumption(client, store, active, thresholds).await;
+            settle("consumption", polled, &mut stats);
+            schedule.consumption = Some(now + config.every);
+        }
+    }
     if stats.deliveries > 0 {
         if let Err(e) = store.flush().await {
             tracing::error!(error = %e, "cannot flush the account signals' deliveries");
         }
         wake.notify_one();
     }
-    let next = schedule.queue.filter(|_| devin.queue.is_some());
+    let next = [
+        schedule.queue.filter(|_| devin.queue.is_some()),
+        schedule.consumption.filter(|_| devin.consumption.is_some()),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     (stats, next)
 }
 
@@ -107,6 +124,31 @@ pub async fn poll_queue(
         tracing::info!(status = %info.status, queue_size = info.queue_size, "queue baseline recorded (not announced)");
     }
     commit_events(store, active, events, commit).await
+}
+
+/// Reads the daily consumption of the current and the previous billing day, and announces each
+/// (day, threshold) crossed that was not announced before.
+pub async fn poll_consumption(
+    client: &Client,
+    store: &Store,
+    active: &Active,
+    thresholds: &[f64],
+) -> Result<SignalStats, PollError> {
+    let now = now_secs();
+    let after = billing_day_start(now) - 86_400;
+    let answer = client.daily_consumption(after, now).await?;
+    let events = consumption_crossings(&answer, thresholds, now);
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let known = store.announced(&ids).await?;
+    let mut commit = Commit::default();
+    let mut fresh = Vec::new();
+    for (event, known) in events.iter().zip(known) {
+        if known.is_none() {
+            commit.announced.push((event.id.clone(), String::new()));
+            fresh.push(event.clone());
+        }
+    }
+    commit_events(store, active, fresh, commit).await
 }
 
 /// Routes the events into `commit` and writes it (the marks and the deliveries at once).

@@ -128,12 +128,24 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/slack/queue.status_changed.hbs"),
     ),
     (
+        "slack/consumption.daily_exceeded",
+        include_str!("../../templates/slack/consumption.daily_exceeded.hbs"),
+    ),
+    (
         "discord/queue.status_changed",
         include_str!("../../templates/discord/queue.status_changed.hbs"),
     ),
     (
+        "discord/consumption.daily_exceeded",
+        include_str!("../../templates/discord/consumption.daily_exceeded.hbs"),
+    ),
+    (
         "teams/queue.status_changed",
         include_str!("../../templates/teams/queue.status_changed.hbs"),
+    ),
+    (
+        "teams/consumption.daily_exceeded",
+        include_str!("../../templates/teams/consumption.daily_exceeded.hbs"),
     ),
 ];
 
@@ -585,16 +597,34 @@ mod tests {
             queue_size: 7,
             status: hostile.into(),
         };
-        crate::diff::queue_change(Some("normal"), &queue, 1_700_000_000)
-            .into_iter()
-            .collect()
+        let mut products = serde_json::Map::new();
+        products.insert(hostile.into(), serde_json::json!(3.5));
+        products.insert("devin".into(), serde_json::json!(500));
+        let answer = crate::model::DailyConsumption {
+            consumption_by_date: vec![crate::model::DayConsumption {
+                date: hostile.into(),
+                acus: 503.5,
+                acus_by_product: products,
+            }],
+            total_acus: 503.5,
+        };
+        let mut events: Vec<Event> =
+            crate::diff::queue_change(Some("normal"), &queue, 1_700_000_000)
+                .into_iter()
+                .collect();
+        events.extend(crate::diff::consumption_crossings(
+            &answer,
+            &[500.0],
+            1_700_000_000,
+        ));
+        events
     }
 
     #[test]
     fn account_signals_render_in_every_destination_escaped_and_within_limits() {
         let t = Templates::built_in();
         let events = account_events();
-        assert_eq!(events.len(), 1);
+        assert_eq!(events.len(), 2);
         for event in &events {
             for kind in SINK_KINDS {
                 let body = t.render(kind, None, event, "r", "s").expect("renders");

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::event::{human_duration, rfc3339, Change, Event, EventType};
 
 /// The webhook body when no template is set (SPEC section 5). An account signal's body has no
-/// `session` and `previous`, but the `subject` it is about (`queue`).
+/// `session` and `previous`, but the `subject` it is about (`queue`, `consumption/DATE`).
 pub fn default_webhook_body(event: &Event) -> Value {
     if !event.kind.about_session() {
         return json!({
@@ -132,6 +132,7 @@ pub fn color(event: &Event) -> u32 {
             "high" => 0xE01E5A,
             _ => 0xF5A623,
         },
+        Change::Consumption { .. } => 0xE01E5A,
         _ => 0x5865F2,
     }
 }
@@ -204,6 +205,12 @@ pub fn headline(event: &Event) -> (&'static str, String) {
                 format!("Devin's queue is {s} (was {from_status})"),
             ),
         },
+        Change::Consumption {
+            date, threshold, ..
+        } => (
+            ":money_with_wings:",
+            format!("Daily ACU spend passed {threshold} on {date}"),
+        ),
         Change::Session {} if event.kind == EventType::SessionArchived => {
             (":file_cabinet:", "Session archived".into())
         }
@@ -255,13 +262,16 @@ pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
 pub const DEVIN_APP_URL: &str = "https://app.devin.ai";
 
 /// The data a template sees for an account signal (no session): `event`, `change`, `subject`,
-/// `title` (`Devin queue`), `headline`, `emoji`, `color`, `url` (Devin's web app), `rule` and
-/// `sink`; and, so
+/// `title` (`Devin queue`, `Devin ACU spend`), `headline`, `emoji`, `color`, `url` (Devin's web
+/// app), `acus` (the day's ACUs to one decimal, for consumption), `rule` and `sink`; and, so
 /// that a session template given to a rule of both kinds still renders, `session` with only
 /// `session_id` (the subject) and `url` (Devin's web app).
 fn account_context(event: &Event, rule: &str, sink: &str) -> Value {
     let (emoji, headline) = headline(event);
-    let title = "Devin queue";
+    let (title, acus) = match &event.change {
+        Change::Consumption { acus, .. } => ("Devin ACU spend", format!("{acus:.1}")),
+        _ => ("Devin queue", String::new()),
+    };
     json!({
         "event": {
             "id": event.id,
@@ -274,6 +284,7 @@ fn account_context(event: &Event, rule: &str, sink: &str) -> Value {
         "title": title,
         "headline": headline,
         "emoji": emoji,
+        "acus": acus,
         "color": color(event),
         "url": DEVIN_APP_URL,
         "rule": rule,
