@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::DevinConfig;
-use crate::model::{null_as_default, DailyConsumption, Page, QueueInfo};
+use crate::model::{null_as_default, DailyConsumption, Member, Page, QueueInfo};
 use crate::redact::{error_chain, snippet, strip_userinfo};
 use crate::secret::Secret;
 
@@ -293,6 +293,29 @@ impl Client {
             "a daily consumption answer",
         )
         .await
+    }
+
+    /// `GET /v3/enterprise/members/users/{user_id}` (ManageAccountMembership); `None` when
+    /// Devin knows no such user (404).
+    pub async fn member(&self, user_id: &str) -> Result<Option<Member>, ApiError> {
+        let id: String = user_id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let path = format!("/v3/enterprise/members/users/{id}");
+        match self
+            .get_json(&path, &[], "ManageAccountMembership", "a member")
+            .await
+        {
+            Ok(member) => Ok(Some(member)),
+            Err(ApiError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A GET whose answer is one JSON value of type `T`; a 403 names `permission`.

@@ -259,6 +259,22 @@ impl Event {
     }
 }
 
+/// Prefix of a creator that is a service user (`service:<service_user_id>`): looked up in
+/// `[people]` only, as the members endpoint knows people, not service users.
+pub const SERVICE_USER_PREFIX: &str = "service:";
+
+/// Who started a session, for direct messages: its `user_id`, else its service user
+/// (`service:<service_user_id>`), else nobody.
+pub fn creator_of(session: &Session) -> Option<String> {
+    match (&session.user_id, &session.service_user_id) {
+        (Some(user), _) if !user.is_empty() => Some(user.clone()),
+        (_, Some(service)) if !service.is_empty() => {
+            Some(format!("{SERVICE_USER_PREFIX}{service}"))
+        }
+        _ => None,
+    }
+}
+
 /// The id of the delivery of an event under a rule to a sink (`msg_...`, the `webhook-id`):
 /// stable across retries and restarts.
 pub fn delivery_id(event_id: &str, rule: &str, sink: &str) -> String {

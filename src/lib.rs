@@ -22,7 +22,8 @@
 //!   report), [`server`] (health, metrics, and mounting [`api`], the admin API with its
 //!   access rules, and [`console`], the web console).
 //! - loops and commands: [`poller`] (plan, then per page: diff, once per subject, enrich,
-//!   route and render, commit; then reminders), [`delivery`] (the outbox in order per
+//!   route and render, commit; then reminders; and the account signals, queue and daily
+//!   consumption), [`people`] (who a session's creator is in Slack), [`delivery`] (the outbox in order per
 //!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks),
 //!   [`config::schema()`] (`config schema`: the file's JSON Schema, derived from the types
 //!   the loader reads), [`app`] (once, run), [`demo`].
@@ -46,6 +47,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod people;
 pub mod poller;
 pub mod redact;
 pub mod reload;

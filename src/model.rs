@@ -185,6 +185,14 @@ pub struct DayConsumption {
     pub acus_by_product: Map<String, Value>,
 }
 
+/// `GET /v3/enterprise/members/users/{user_id}` (ManageAccountMembership): what devin-notify
+/// reads of a member, its email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
 /// A page whose items are not decoded yet.
 #[derive(Deserialize)]
 struct RawPage<'a> {
@@ -338,6 +346,8 @@ mod tests {
             serde_json::from_str(r#"{"consumption_by_date":null}"#).expect("nulls");
         assert!(empty.consumption_by_date.is_empty());
         assert!(serde_json::from_str::<QueueInfo>(r#"{"queue_size":1}"#).is_err());
+        let m: Member = serde_json::from_str(r#"{"email":"a@b.c","name":"A"}"#).expect("m");
+        assert_eq!(m.email.as_deref(), Some("a@b.c"));
     }
 
     #[test]

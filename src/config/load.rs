@@ -32,6 +32,7 @@ pub(super) fn from_dict(
             "delivery" => section(&key, value, &mut problems, |v| config.delivery = v),
             "log" => section(&key, value, &mut problems, |v| config.log = v),
             "server" => section(&key, value, &mut problems, |v| config.server = v),
+            "people" => section(&key, value, &mut problems, |v| config.people = v),
             "sinks" => match value {
                 Value::Dict(_, sinks) => {
                     for (name, sink) in sinks {
@@ -55,7 +56,7 @@ pub(super) fn from_dict(
             },
             other => problems.push(Problem::new(
                 other,
-                "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log, server)",
+                "unknown key (expected one of: devin, store, templates, delivery, sinks, rules, log, server, people)",
             )),
         }
     }

@@ -40,10 +40,10 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
-pub use self::signals::{ConsumptionConfig, QueueConfig};
+pub use self::signals::{is_slack_user_id, ConsumptionConfig, People, QueueConfig};
 pub use self::sinks::{
-    DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
-    WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,
+    DiscordSinkConfig, Recipient, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
+    WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE, DEFAULT_LOOKUP_TTL,
 };
 pub use self::store::{Baseline, StoreBackend, StoreConfig};
 
@@ -72,6 +72,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `[server]`: health, readiness, metrics, the admin console (`/ui`) and API (`/api/v1`).
     pub server: ServerConfig,
+    /// `[people]`: Devin user id -> email or Slack user id, for `to = "creator"` sinks when
+    /// the API cannot say (or instead of asking it).
+    pub people: People,
 }
 
 /// `[templates]`.
@@ -191,6 +194,7 @@ impl Config {
         self.delivery.validate(&mut p);
         self.store.validate(&mut p);
         self.server.validate(&mut p);
+        self::signals::validate_people(&self.people, &mut p);
         for (name, sink) in &self.sinks {
             sink.validate(name, &mut p);
         }

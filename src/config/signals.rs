@@ -1,6 +1,7 @@
-//! `[devin.queue]` and `[devin.consumption]`: account signals beyond sessions (SPEC section
-//! 13).
+//! `[devin.queue]`, `[devin.consumption]` (account signals beyond sessions, SPEC section 13)
+//! and `[people]` (who a Devin user is in Slack, when the API cannot say).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -80,5 +81,51 @@ impl ConsumptionConfig {
                 ));
             }
         }
+    }
+}
+
+/// `[people]`: Devin user id -> an email, or a Slack user id (`U0123ABCD`, used as it is).
+pub type People = BTreeMap<String, String>;
+
+/// Whether a `[people]` value is a Slack user id rather than an email.
+pub fn is_slack_user_id(value: &str) -> bool {
+    (value.starts_with('U') || value.starts_with('W'))
+        && value.len() >= 3
+        && value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Checks `[people]`: each value an email or a Slack user id.
+pub fn validate_people(people: &People, p: &mut Vec<Problem>) {
+    for (user, value) in people {
+        let email = value.split_once('@').is_some_and(|(a, b)| {
+            !a.is_empty() && b.contains('.') && !value.chars().any(char::is_whitespace)
+        });
+        if !email && !is_slack_user_id(value) {
+            p.push(Problem::new(
+                format!("people.{user}"),
+                format!("`{value}` is neither an email nor a Slack user id (U0123ABCD)"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_values() {
+        assert!(is_slack_user_id("U0123ABCD") && is_slack_user_id("W42XY"));
+        assert!(!is_slack_user_id("alice@example.com") && !is_slack_user_id("U1"));
+        let mut people = People::new();
+        people.insert("user-1".into(), "alice@example.com".into());
+        people.insert("user-2".into(), "U0123ABCD".into());
+        people.insert("user-3".into(), "bob".into());
+        let mut p = Vec::new();
+        validate_people(&people, &mut p);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].key, "people.user-3");
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::active::Active;
+use crate::config::SinkConfig;
 use crate::devin::Client;
 use crate::event::{delivery_id, truncate_chars, Event};
 use crate::render::default_webhook_body;
@@ -112,6 +113,14 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             rule: route.rule.name.clone(),
             sink: route.sink.to_owned(),
         });
+        let to_creator = matches!(
+            active.config.sinks.get(route.sink),
+            Some(SinkConfig::SlackApp(app)) if app.to_creator()
+        );
+        let creator = match to_creator && event.kind.about_session() {
+            true => crate::event::creator_of(&event.session),
+            false => None,
+        };
         let delivery = |body: String| Delivery {
             id: delivery_id(&event.id, &route.rule.name, route.sink),
             sink: route.sink.to_owned(),
@@ -125,6 +134,7 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             attempts: 0,
             next_attempt_ms: 0,
             last_error: None,
+            creator: creator.clone(),
         };
         match active.payload(route.rule, route.sink, event) {
             Ok(body) => commit.deliveries.push(delivery(body)),

@@ -516,6 +516,13 @@ impl Engine for SledEngine {
             .map_err(sled_err(format!("meta/{name}")))
     }
 
+    async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta
+            .insert(name, value)
+            .map(|_| ())
+            .map_err(sled_err(format!("meta/{name}")))
+    }
+
     async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError> {
         self.meta
             .insert(format!("{PAUSED_PREFIX}{sink}"), encode(paused))

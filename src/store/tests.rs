@@ -34,6 +34,7 @@ fn delivery(n: u32) -> Delivery {
         attempts: 0,
         next_attempt_ms: 0,
         last_error: None,
+        creator: None,
     }
 }
 
@@ -453,4 +454,42 @@ fn deliveries_of_earlier_versions_decode_without_a_title() {
     let old = br#"{"id":"msg_1","sink":"s","rule":"r","session_id":"a","event_id":"e","event_type":"session.created","body":"{}","detected_at_ms":1,"attempts":0,"next_attempt_ms":0}"#;
     let d: Delivery = decode("outbox/1", old).expect("decodes");
     assert_eq!(d.session_title, None);
+}
+
+#[tokio::test]
+async fn creator_lookups_are_cached_per_sink_and_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    assert_eq!(
+        store.cached_person("dm", "user-1").await.expect("read"),
+        None
+    );
+    let found = super::CachedPerson {
+        slack_user: Some("U1".into()),
+        reason: None,
+        at_ms: 5,
+    };
+    let missing = super::CachedPerson {
+        slack_user: None,
+        reason: Some("no Slack user".into()),
+        at_ms: 6,
+    };
+    store
+        .cache_person("dm", "user-1", &found)
+        .await
+        .expect("write");
+    store
+        .cache_person("other", "user-1", &missing)
+        .await
+        .expect("write");
+    assert_eq!(
+        store.cached_person("dm", "user-1").await.expect("read"),
+        Some(found)
+    );
+    assert_eq!(
+        store.cached_person("other", "user-1").await.expect("read"),
+        Some(missing)
+    );
+    // Kept apart from the paused sinks that share the named values.
+    assert!(store.paused_sinks().await.expect("paused").is_empty());
 }

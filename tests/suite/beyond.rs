@@ -1,10 +1,17 @@
-//! Beyond sessions (issue 18, SPEC section 13): the account's queue and daily ACU spend.
+//! Beyond sessions (issue 18, SPEC section 13): the account's queue and daily ACU spend, and
+//! direct messages to a session's creator.
 
 use crate::harness;
+use crate::support;
 
 use devin_notify::event::rfc3339;
+use devin_notify::store::Store;
 use harness::{Backend, Env};
 use serde_json::{json, Value};
+use support::fake_slack::{dm_channel, CHANNEL};
+use support::{session, FakeSlack};
+
+const BOT_TOKEN: &str = "xoxb-0000-1111-BOTTOKENSECRET";
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -166,7 +173,184 @@ async fn daily_spend_is_announced_once_per_day_and_threshold_across_restarts(bac
     }
 }
 
+const DM_RULES: &str = r#"
+[[rules]]
+name = "status"
+events = ["session.status_changed"]
+sinks = ["dm"]
+"#;
+
+/// A `to = "creator"` sink on `fake`, with extra keys.
+fn dm_sink(fake: &FakeSlack, extra: &str) -> String {
+    format!(
+        "[sinks.dm]\ntype = \"slack_app\"\ntoken = \"{BOT_TOKEN}\"\nto = \"creator\"\napi_base = \"{}\"\nmax_per_second = 200\n{extra}\n",
+        fake.api_base()
+    )
+}
+
+fn by(id: &str, user: Option<&str>) -> Value {
+    let mut s = session(id);
+    s["user_id"] = json!(user);
+    s
+}
+
+fn to_exit(env: &Env, ids: &[&str], status: &str) {
+    for id in ids {
+        env.api.update(id, |s| s["status"] = json!(status));
+    }
+}
+
+async fn creators_get_direct_messages_with_one_lookup_each(backend: Backend) {
+    let mut env = Env::start_on(backend, DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    fake.add_user("alice@example.com", "U0ALICE");
+    env.api.set_member("user-alice", "alice@example.com");
+    env.set_extra(&format!(
+        "{}\n[people]\n\"user-bob\" = \"U0BOB\"\n",
+        dm_sink(&fake, "")
+    ));
+    fake.add_user("bob@example.com", "U0BOB");
+    let alice = ["a1", "a2", "a3", "a4"];
+    env.api
+        .upsert_all(alice.iter().map(|id| by(id, Some("user-alice"))));
+    env.api.upsert(by("b1", Some("user-bob")));
+    env.once().await.expect("baseline");
+
+    to_exit(&env, &["a1", "a2", "a3", "a4", "b1"], "error");
+    let report = env.once().await.expect("delivered");
+    assert_eq!(
+        (report.drain.delivered, report.drain.dead),
+        (5, 0),
+        "{report:?}"
+    );
+    assert_eq!(fake.parents(&dm_channel("U0ALICE")).len(), 4);
+    assert_eq!(fake.parents(&dm_channel("U0BOB")).len(), 1);
+    // Later events of a session reply in its DM thread; the lookups are cached in the store.
+    to_exit(&env, &alice, "exit");
+    env.once().await.expect("delivered");
+    assert_eq!(fake.parents(&dm_channel("U0ALICE")).len(), 4);
+    let lookups = fake.calls_to("users.lookupByEmail");
+    assert_eq!(
+        lookups.len(),
+        1,
+        "one lookup for alice, none for bob (a Slack id in [people])"
+    );
+    assert_eq!(lookups[0].body["email"], "alice@example.com");
+    let members: Vec<_> = env
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v3/enterprise/members/users/"))
+        .collect();
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].path, "/v3/enterprise/members/users/user-alice");
+    for call in fake.calls_to("chat.postMessage") {
+        assert!(call.ok(), "{call:?}");
+    }
+}
+
 crate::on_both_backends!(
     the_queue_is_announced_when_its_status_changes,
     daily_spend_is_announced_once_per_day_and_threshold_across_restarts,
+    creators_get_direct_messages_with_one_lookup_each,
 );
+
+/// Sessions whose creator cannot be reached: a service user, a user Devin does not know, a
+/// user whose email Slack does not know.
+fn unreachable_sessions(env: &Env) {
+    let mut service = by("svc", None);
+    service["service_user_id"] = json!("service-ci");
+    env.api.upsert(service);
+    env.api.upsert(by("ghost", Some("user-ghost")));
+    env.api.upsert(by("stranger", Some("user-stranger")));
+    env.api
+        .set_member("user-stranger", "stranger@elsewhere.example");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolvable_creators_go_to_the_fallback_channel() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    env.set_extra(&dm_sink(
+        &fake,
+        &format!("fallback_channel = \"{}\"", CHANNEL.0),
+    ));
+    unreachable_sessions(&env);
+    env.once().await.expect("baseline");
+    to_exit(&env, &["svc", "ghost", "stranger"], "error");
+    let report = env.once().await.expect("delivered");
+    assert_eq!(
+        (report.drain.delivered, report.drain.dead),
+        (3, 0),
+        "{report:?}"
+    );
+    assert_eq!(fake.parents(CHANNEL.1).len(), 3);
+    // The service user is looked up in [people] only: no members request for it.
+    let members: Vec<String> = env
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v3/enterprise/members/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+    // Negative results are cached too: more events, no more lookups.
+    to_exit(&env, &["svc", "ghost", "stranger"], "exit");
+    env.once().await.expect("delivered");
+    assert_eq!(fake.calls_to("users.lookupByEmail").len(), 1);
+    let again = env
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v3/enterprise/members/"))
+        .count();
+    assert_eq!(again, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolvable_creators_without_a_fallback_are_dead_letters_with_the_reason() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    env.set_extra(&dm_sink(&fake, ""));
+    unreachable_sessions(&env);
+    env.once().await.expect("baseline");
+    to_exit(&env, &["svc", "ghost", "stranger"], "error");
+    let report = env.once().await.expect("settled");
+    assert_eq!(
+        (report.drain.delivered, report.drain.dead),
+        (0, 3),
+        "{report:?}"
+    );
+    assert!(fake.calls_to("chat.postMessage").is_empty());
+    let store = Store::from_config(&env.active().config.store)
+        .await
+        .expect("store");
+    let mut reasons: Vec<String> = store
+        .dead_letters()
+        .await
+        .expect("dead letters")
+        .into_iter()
+        .map(|(_, d)| format!("{}: {}", d.delivery.session_id, d.reason))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("ghost: ")
+            && reasons[0].contains("Devin knows no user `user-ghost`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("no Slack user has the email of Devin user `user-stranger`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("service user `service-ci`, not in [people]"),
+        "{reasons:?}"
+    );
+    for r in &reasons {
+        assert!(
+            r.contains("no fallback_channel") && !r.contains(BOT_TOKEN),
+            "{r}"
+        );
+    }
+}
