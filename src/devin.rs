@@ -65,6 +65,11 @@ impl ApiError {
         }
     }
 
+    /// Whether the API refused the token's permission (HTTP 403).
+    pub fn forbidden(&self) -> bool {
+        matches!(self, ApiError::Auth { status: 403, .. })
+    }
+
     /// A short label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

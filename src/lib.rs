@@ -14,7 +14,8 @@
 //!   stable ids), [`diff`] (snapshot + session -> events), [`rules`] (event -> routes),
 //!   [`render`] (event + template -> payload), [`retry`] (backoff), [`de`] (config value
 //!   helpers and [`de::Problem`]).
-//! - leaves: [`redact`], [`signing`], [`secret`], [`metrics`], [`http`], [`sample`].
+//! - leaves: [`redact`], [`signing`], [`secret`], [`metrics`], [`http`], [`sample`],
+//!   [`features`] (features beyond sessions, turned off by a 403).
 //! - edges: [`config`] (one file per section, each validating itself), [`devin`] (the API
 //!   client), [`store`] (one [`store::Store`], one file per concern, the engine behind
 //!   [`store::engine`]'s seam), [`sink`] (one file per destination type behind
@@ -42,6 +43,7 @@ pub mod demo;
 pub mod devin;
 pub mod diff;
 pub mod event;
+pub mod features;
 pub mod health;
 pub mod http;
 pub mod leader;

@@ -263,6 +263,9 @@ fn check(config: &Path) -> ExitCode {
     for problem in &report.problems {
         println!("  - {problem}");
     }
+    for line in &report.features {
+        println!("{line}");
+    }
     println!("{}", report.summary);
     if report.problems.is_empty() {
         ExitCode::SUCCESS

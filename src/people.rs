@@ -5,11 +5,13 @@
 //! email; the sink then asks Slack (`users.lookupByEmail`) for the user, and caches the outcome
 //! in the store ([`crate::store::people`]). Service users (`service:<id>`), and every user of
 //! an organization-scoped account (`devin.org_id`: Devin documents no organization members
-//! endpoint), resolve through `[people]` only.
+//! endpoint), resolve through `[people]` only. A 403 from the members endpoint turns it off
+//! ([`crate::features`]): `[people]` still answers.
 
 use crate::config::{is_slack_user_id, Config, People};
-use crate::devin::{ApiError, Client};
+use crate::devin::Client;
 use crate::event::SERVICE_USER_PREFIX;
+use crate::features::{self, Feature};
 
 /// What is known of a creator before asking Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,13 +94,20 @@ impl Directory {
                 self.no_client
             )));
         };
+        if !features::enabled(Feature::Members) {
+            return Ok(Who::Unknown(format!(
+                "user `{key}` is not in [people], and the members endpoint is off (the service user lacks ManageAccountMembership)"
+            )));
+        }
+        features::configured(Feature::Members);
         match client.member(key).await {
             Ok(Some(member)) => Ok(match member.email.filter(|e| !e.trim().is_empty()) {
                 Some(email) => Who::Email(email),
                 None => Who::Unknown(format!("Devin has no email for user `{key}`")),
             }),
             Ok(None) => Ok(Who::Unknown(format!("Devin knows no user `{key}` (404)"))),
-            Err(ApiError::Auth { status: 403, .. }) => {
+            Err(e) if e.forbidden() => {
+                features::refused(Feature::Members, &e.to_string());
                 Ok(Who::Unknown(format!(
                     "user `{key}` is not in [people], and the members endpoint refused the token (ManageAccountMembership)"
                 )))

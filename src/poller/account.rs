@@ -6,8 +6,8 @@
 //!   the first observation is a silent baseline, and a restart does not announce it again.
 //! - A (billing day, threshold) crossing is remembered among the once-per-subject ids in the
 //!   commit that queues its deliveries: announced once, across restarts.
-//! - A failure is logged and tried again at the next `every`. Session polling never waits on
-//!   it.
+//! - A 403 turns that feature alone off ([`crate::features`]); other failures are logged and
+//!   tried again at the next `every`. Session polling never waits on them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +16,10 @@ use tokio::sync::Notify;
 
 use super::{route_event, PollError};
 use crate::active::Active;
-use crate::devin::Client;
+use crate::devin::{ApiError, Client};
 use crate::diff::{billing_day_start, consumption_crossings, queue_change};
 use crate::event::Event;
+use crate::features::{self, Feature};
 use crate::store::{now_ms, Commit, Store};
 
 /// Meta key: the queue's status as last observed (UTF-8).
@@ -42,9 +43,9 @@ fn now_secs() -> i64 {
     i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
-/// Reads every configured signal that is due, commits what it causes, wakes the delivery loop
-/// when deliveries were queued. Returns what was queued and when the next signal is due
-/// (`None`: none is configured).
+/// Reads every configured (and not refused) signal that is due, commits what it causes, wakes
+/// the delivery loop when deliveries were queued. Returns what was queued and when the next
+/// signal is due (`None`: none is configured).
 pub async fn poll_due(
     client: &Client,
     store: &Store,
@@ -55,18 +56,19 @@ pub async fn poll_due(
     let devin = &active.config.devin;
     let mut stats = SignalStats::default();
     let now = Instant::now();
-    if let Some(queue) = devin.queue.as_ref() {
+    if let Some(queue) = devin.queue.as_ref().filter(|_| enabled(Feature::Queue)) {
         if schedule.queue.is_none_or(|at| at <= now) {
             let polled = poll_queue(client, store, active).await;
-            settle("queue", polled, &mut stats);
+            settle(Feature::Queue, polled, &mut stats);
             schedule.queue = Some(now + queue.every);
         }
     }
-    if let Some(config) = devin.consumption.as_ref() {
+    let consumption = devin.consumption.as_ref();
+    if let Some(config) = consumption.filter(|_| enabled(Feature::Consumption)) {
         if schedule.consumption.is_none_or(|at| at <= now) {
             let thresholds = &config.daily_acus_over;
             let polled = poll_consumption(client, store, active, thresholds).await;
-            settle("consumption", polled, &mut stats);
+            settle(Feature::Consumption, polled, &mut stats);
             schedule.consumption = Some(now + config.every);
         }
     }
@@ -77,8 +79,12 @@ pub async fn poll_due(
         wake.notify_one();
     }
     let next = [
-        schedule.queue.filter(|_| devin.queue.is_some()),
-        schedule.consumption.filter(|_| devin.consumption.is_some()),
+        schedule
+            .queue
+            .filter(|_| devin.queue.is_some() && enabled(Feature::Queue)),
+        schedule
+            .consumption
+            .filter(|_| devin.consumption.is_some() && enabled(Feature::Consumption)),
     ]
     .into_iter()
     .flatten()
@@ -86,15 +92,22 @@ pub async fn poll_due(
     (stats, next)
 }
 
-/// Logs a round's outcome: a failure waits for the next.
-fn settle(feature: &str, polled: Result<SignalStats, PollError>, stats: &mut SignalStats) {
+/// Whether a feature may be used; records it as configured (its gauge at 1) if so.
+fn enabled(feature: Feature) -> bool {
+    features::configured(feature);
+    features::enabled(feature)
+}
+
+/// Logs a round's outcome: a 403 turns the feature off, other failures wait for the next.
+fn settle(feature: Feature, polled: Result<SignalStats, PollError>, stats: &mut SignalStats) {
     match polled {
         Ok(s) => {
             stats.events += s.events;
             stats.deliveries += s.deliveries;
         }
+        Err(PollError::Api(e)) if e.forbidden() => features::refused(feature, &e.to_string()),
         Err(e) => {
-            tracing::warn!(feature, error = %e, "cannot read an account signal; trying again at its next `every`")
+            tracing::warn!(feature = feature.as_str(), error = %e, "cannot read an account signal; trying again at its next `every`")
         }
     }
 }
@@ -177,4 +190,18 @@ pub fn sleep_for(next: Option<Instant>) -> Duration {
     next.map_or(Duration::from_secs(60), |at| {
         at.saturating_duration_since(Instant::now())
     })
+}
+
+/// The error of a failed read, for `check`: a 403 names the permission.
+pub fn describe(feature: Feature, e: &ApiError) -> String {
+    if e.forbidden() {
+        format!(
+            "{}: HTTP 403: the service user lacks the {} permission; the {} feature would be off",
+            feature.endpoint(),
+            feature.permission(),
+            feature.as_str()
+        )
+    } else {
+        e.to_string()
+    }
 }

@@ -1,17 +1,24 @@
 //! Beyond sessions (issue 18, SPEC section 13): the account's queue and daily ACU spend, and
-//! direct messages to a session's creator.
+//! direct messages to a session's creator; each endpoint's 403 turning its feature alone off.
+//!
+//! Tests that make an endpoint answer 403 run the binary (`once`, `run`, `check`) as a process
+//! of its own: a feature turned off stays off for the life of the process, and the in-process
+//! tests share theirs.
 
 use crate::harness;
 use crate::support;
 
+use std::time::Duration;
+
 use devin_notify::event::rfc3339;
 use devin_notify::store::Store;
-use harness::{Backend, Env};
+use harness::{Backend, Env, Service};
 use serde_json::{json, Value};
 use support::fake_slack::{dm_channel, CHANNEL};
 use support::{session, FakeSlack};
 
 const BOT_TOKEN: &str = "xoxb-0000-1111-BOTTOKENSECRET";
+const WAIT: Duration = Duration::from_secs(15);
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -352,5 +359,151 @@ async fn unresolvable_creators_without_a_fallback_are_dead_letters_with_the_reas
             r.contains("no fallback_channel") && !r.contains(BOT_TOKEN),
             "{r}"
         );
+    }
+}
+
+/// Every endpoint beyond sessions answers 403: each feature says so once and turns off, the
+/// gauge says 0, and session notifications keep flowing poll after poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_turns_only_its_feature_off_and_sessions_keep_flowing() {
+    let mut env = Env::start(
+        r#"
+[[rules]]
+name = "status"
+events = ["session.status_changed"]
+sinks = ["hook", "dm"]
+
+[[rules]]
+name = "signals"
+events = ["queue.status_changed", "consumption.daily_exceeded"]
+sinks = ["hook"]
+"#,
+    )
+    .await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    env.set_extra(&format!(
+        "[devin.queue]\nevery = \"200ms\"\n[devin.consumption]\nevery = \"200ms\"\ndaily_acus_over = [1]\n{}\n[people]\n\"user-bob\" = \"U0BOB\"\n",
+        dm_sink(&fake, &format!("fallback_channel = \"{}\"", CHANNEL.0))
+    ));
+    fake.add_user("bob@example.com", "U0BOB");
+    for endpoint in ["queue", "consumption", "members"] {
+        env.api.forbid_endpoint(endpoint);
+    }
+    env.api.upsert(by("s1", Some("user-1")));
+    env.api.upsert(by("s2", Some("user-bob")));
+    let port = harness::free_port();
+    let service = Service::start_config(&env.served_config("served.toml", port));
+    service.wait_log("baseline", 1, WAIT).await;
+    for (round, status) in ["error", "exit", "suspended"].iter().enumerate() {
+        to_exit(&env, &["s1", "s2"], status);
+        env.hook.wait_for(2 * (round + 1), WAIT).await;
+    }
+    // Bob is in [people]: a DM. user-1 is not, and the members endpoint is off: the fallback.
+    fake.wait_calls(
+        |c| c.iter().filter(|c| c.method == "chat.postMessage").count() >= 6,
+        WAIT,
+    )
+    .await;
+    assert_eq!(fake.parents(&dm_channel("U0BOB")).len(), 1);
+    assert_eq!(fake.parents(CHANNEL.1).len(), 1);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for feature in ["queue", "consumption", "members"] {
+        let line = format!("devin_notify_feature_enabled{{feature=\"{feature}\"}} 0");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    let (stopped, log) = service.stop().await;
+    assert!(stopped, "{log}");
+    for permission in [
+        "ViewAccountMetrics",
+        "ViewAccountConsumption",
+        "ManageAccountMembership",
+    ] {
+        let said = log
+            .lines()
+            .filter(|l| {
+                l.contains("ERROR") && l.contains(&format!("lacks the {permission} permission"))
+            })
+            .count();
+        assert_eq!(said, 1, "{permission}:\n{log}");
+    }
+    // Each feature asked its endpoint once, then stopped.
+    let asked = |path: &str| {
+        env.api
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(path))
+            .count()
+    };
+    assert_eq!(asked("/v3/enterprise/queue"), 1);
+    assert_eq!(asked("/v3/enterprise/consumption/daily"), 1);
+    assert_eq!(asked("/v3/enterprise/members/"), 1);
+    assert!(bodies(&env, "session.status_changed").len() >= 6);
+    assert!(!log.contains(BOT_TOKEN) && !log.contains(harness::TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_calls_each_configured_endpoint_once_and_names_a_missing_permission() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    env.set_extra(&format!(
+        "[devin.queue]\n[devin.consumption]\ndaily_acus_over = [500]\n{}",
+        dm_sink(&fake, "")
+    ));
+    env.api.forbid_endpoint("consumption");
+    let (code, out) = env.cli(&["check"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("feature queue: on"), "{out}");
+    assert!(out.contains("feature members: on"), "{out}");
+    assert!(out.contains("feature consumption: OFF"), "{out}");
+    assert!(
+        out.contains("devin.consumption: GET /v3/enterprise/consumption/daily: HTTP 403: the service user lacks the ViewAccountConsumption permission"),
+        "{out}"
+    );
+    let requests = env.api.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(requests.iter().all(|r| r.method == "GET"));
+    // Without the 403, check passes.
+    let mut ok = Env::start(DM_RULES).await;
+    ok.set_extra(&format!("[devin.queue]\n{}", dm_sink(&fake, "")));
+    let (code, out) = ok.cli(&["check"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("feature queue: on") && !out.contains("consumption"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_rules_and_sinks_are_checked_by_key() {
+    let mut env = Env::start(
+        r#"
+[[rules]]
+name = "spend"
+events = ["consumption.daily_exceeded"]
+sinks = ["hook"]
+[rules.when]
+tags = "team-a"
+queue_status = "high"
+"#,
+    )
+    .await;
+    env.set_extra(
+        "[devin.consumption]\ndaily_acus_over = []\n[people]\n\"user-x\" = \"not an email\"\n[sinks.dm]\ntype = \"slack_app\"\ntoken = \"xoxb-1\"\nto = \"creator\"\nchannel = \"general\"\n",
+    );
+    let (code, out) = env.cli(&["check"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    for key in [
+        "rules[0].when.tags",
+        "rules[0].when.queue_status",
+        "devin.consumption.daily_acus_over",
+        "people.user-x",
+        "sinks.dm.channel",
+    ] {
+        assert!(out.contains(&format!("  - {key}: ")), "{key}:\n{out}");
     }
 }
