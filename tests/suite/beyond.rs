@@ -507,3 +507,47 @@ queue_status = "high"
         assert!(out.contains(&format!("  - {key}: ")), "{key}:\n{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_older_than_lookup_ttl_is_made_again() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    fake.add_user("alice@example.com", "U0ALICE");
+    env.api.set_member("user-alice", "alice@example.com");
+    // A time to live of 0s: every delivery finds its cached lookup expired.
+    env.set_extra(&dm_sink(&fake, "lookup_ttl = \"0s\""));
+    env.api
+        .upsert_all(["a1", "a2"].iter().map(|id| by(id, Some("user-alice"))));
+    env.once().await.expect("baseline");
+    to_exit(&env, &["a1", "a2"], "error");
+    let report = env.once().await.expect("delivered");
+    assert_eq!(report.drain.delivered, 2, "{report:?}");
+    assert_eq!(fake.calls_to("users.lookupByEmail").len(), 2);
+    assert_eq!(fake.parents(&dm_channel("U0ALICE")).len(), 2);
+}
+
+/// Under `run`, the queue is read every `every`, beside the sessions' polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reads_the_queue_every_every_and_announces_a_change() {
+    let mut env = Env::start(QUEUE_RULES).await;
+    env.set_extra("[devin.queue]\nevery = \"200ms\"\n");
+    env.api.set_queue(0, "normal");
+    let service = Service::start(&env);
+    service.wait_log("queue baseline recorded", 1, WAIT).await;
+    env.api.set_queue(9, "elevated");
+    let got = env.hook.wait_for(1, WAIT).await;
+    assert_eq!(
+        got[0].json()["data"]["change"],
+        json!({"from_status": "normal", "status": "elevated", "queue_size": 9})
+    );
+    let (stopped, log) = service.stop().await;
+    assert!(stopped, "{log}");
+    let reads = env
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v3/enterprise/queue")
+        .count();
+    assert!(reads >= 2, "{reads} reads");
+    assert_eq!(env.slack.count(), 0, "the `high` rule did not match");
+}
