@@ -94,6 +94,17 @@ impl CallError {
     fn verdict(self) -> Verdict {
         self.class.verdict(self.failure)
     }
+
+    /// The verdict of a post to one person (a direct message, `one_person`): a channel that
+    /// is gone there (`channel_not_found`, `is_archived`: a deactivated user...) fails that
+    /// delivery alone, to the dead letters, instead of pausing the sink for everyone.
+    fn verdict_for(self, one_person: bool) -> Verdict {
+        let per_channel = ["channel_not_found", "is_archived"];
+        match self.slack_error.as_deref() {
+            Some(err) if one_person && per_channel.contains(&err) => Verdict::GiveUp(self.failure),
+            _ => self.verdict(),
+        }
+    }
 }
 
 /// At most [`BODY_KEEP`] bytes of `text`, cut on a character boundary.
@@ -147,6 +158,9 @@ impl SlackApp {
         } else {
             self.config.channel.clone().unwrap_or_default()
         };
+        // A direct message to one person whose channel is gone fails for that person only.
+        let one_person = self.config.to_creator()
+            && self.config.fallback_channel.as_deref() != Some(target.as_str());
         let thread = match store.slack_thread(name, &delivery.session_id).await {
             Ok(thread) => thread,
             Err(e) => return Verdict::Retry(Failure::unanswered(format!("sink `{name}`: {e}"))),
@@ -165,7 +179,7 @@ impl SlackApp {
                         .as_deref()
                         .is_some_and(|err| THREAD_ERRORS.contains(&err)) =>
                 {
-                    return e.verdict()
+                    return e.verdict_for(one_person)
                 }
                 Err(e) => {
                     tracing::warn!(sink = %name, session_id = %delivery.session_id, delivery_id = %delivery.id, error = %e.failure.message, "the session's Slack thread is gone; starting a new one");
@@ -177,7 +191,7 @@ impl SlackApp {
             .await
         {
             Ok(()) => Verdict::Delivered { status: 200 },
-            Err(e) => e.verdict(),
+            Err(e) => e.verdict_for(one_person),
         }
     }
 

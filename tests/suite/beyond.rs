@@ -551,3 +551,39 @@ async fn run_reads_the_queue_every_every_and_announces_a_change() {
     assert!(reads >= 2, "{reads} reads");
     assert_eq!(env.slack.count(), 0, "the `high` rule did not match");
 }
+
+/// A DM whose Slack user is gone (`channel_not_found`) is a dead letter for that person only:
+/// the sink is not paused, and the others' DMs go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_dm_channel_fails_that_person_only() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    fake.add_user("bob@example.com", "U0BOB");
+    env.set_extra(&format!(
+        "{}\n[people]\n\"user-gone\" = \"U0GONE\"\n\"user-bob\" = \"U0BOB\"\n",
+        dm_sink(&fake, "")
+    ));
+    let gone = ["g1", "g2", "g3", "g4"];
+    env.api
+        .upsert_all(gone.iter().map(|id| by(id, Some("user-gone"))));
+    env.api.upsert(by("b1", Some("user-bob")));
+    env.once().await.expect("baseline");
+    to_exit(&env, &["g1", "g2", "g3", "g4", "b1"], "error");
+    let report = env.once().await.expect("settled");
+    assert_eq!(
+        (report.drain.delivered, report.drain.dead),
+        (1, 4),
+        "{report:?}"
+    );
+    assert_eq!(fake.parents(&dm_channel("U0BOB")).len(), 1);
+    let store = Store::from_config(&env.active().config.store)
+        .await
+        .expect("store");
+    assert!(store.paused_sinks().await.expect("paused").is_empty());
+    let dead = store.dead_letters().await.expect("dead letters");
+    assert!(
+        dead.iter()
+            .all(|(_, d)| d.reason.contains("channel_not_found")),
+        "{dead:?}"
+    );
+}
