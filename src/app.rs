@@ -160,6 +160,9 @@ async fn poll_and_drain(
         Ok(stats) => log_poll(stats),
         Err(e) => tracing::error!(error = %e, "poll failed"),
     }
+    // The account signals, each once (a 403 or a failure there leaves the sessions' work be).
+    let mut schedule = crate::poller::account::Schedule::default();
+    crate::poller::account::poll_due(&client, &store, &active, &wake, &mut schedule).await;
     let drain = Deliverer::new(store.clone(), http, active_rx)
         .drain(wait)
         .await?;

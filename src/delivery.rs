@@ -87,7 +87,7 @@ impl Deliverer {
     ) -> Deliverer {
         let (tx, rx) = mpsc::unbounded_channel();
         let current = active.borrow().clone();
-        let sinks = Arc::new(Sinks::new(&http, &current.config.sinks));
+        let sinks = Arc::new(Sinks::new(&http, &current.config));
         Deliverer {
             store,
             http,
@@ -235,7 +235,7 @@ impl Deliverer {
     /// The sinks of `active`, built once per configuration.
     fn sinks_for(&mut self, active: &Arc<Active>) -> Arc<Sinks> {
         if !Arc::ptr_eq(&self.sinks.0, active) {
-            let sinks = Sinks::new(&self.http, &active.config.sinks);
+            let sinks = Sinks::new(&self.http, &active.config);
             self.sinks = (active.clone(), Arc::new(sinks));
         }
         self.sinks.1.clone()

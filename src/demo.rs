@@ -6,7 +6,10 @@
 //! default templates and delivers through the outbox to local sinks that print each message as
 //! it would read where it lands: a Slack channel, a Microsoft Teams channel (the Adaptive Card,
 //! answered with Workflows' 202), a Discord channel (the embed, answered as `?wait=true` is),
-//! and a signed webhook receiver that verifies each signature.
+//! and a signed webhook receiver that verifies each signature. The account's queue fills up and
+//! drains (a `queue.status_changed` alert in Slack), and the person who started a session gets
+//! a direct message from a Slack app when Devin needs them (`to = "creator"`, through a local
+//! Slack Web API that prints the DM).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,8 @@ enum Act {
     Status(usize, &'static str, Option<&'static str>),
     Pr(usize, &'static str, &'static str),
     Archive(usize),
+    /// The account's queue: its size and status.
+    Queue(u64, &'static str),
 }
 
 const SCRIPT: &[Act] = &[
@@ -57,6 +62,7 @@ const SCRIPT: &[Act] = &[
         &["team-payments", "oncall"],
         "api",
     ),
+    Act::Queue(14, "high"),
     Act::Status(1, "running", Some("working")),
     Act::Pr(0, "https://github.com/acme/checkout/pull/412", "merged"),
     Act::Status(0, "exit", None),
@@ -70,6 +76,7 @@ const SCRIPT: &[Act] = &[
     Act::Status(3, "resuming", None),
     Act::Status(1, "exit", None),
     Act::Status(3, "running", Some("working")),
+    Act::Queue(1, "normal"),
     Act::Archive(0),
     Act::Status(3, "exit", None),
 ];
@@ -81,6 +88,8 @@ struct World {
     clock: i64,
     generation: usize,
     step: usize,
+    /// The queue: (size, status).
+    queue: (u64, &'static str),
 }
 
 impl World {
@@ -91,6 +100,10 @@ impl World {
     fn apply(&mut self, act: Act) {
         self.clock += 7;
         let now = self.clock;
+        if let Act::Queue(size, status) = act {
+            self.queue = (size, status);
+            return;
+        }
         if let Act::Create(n, title, tags, origin) = act {
             let mut s = Session::new(self.id(n), "running");
             s.status_detail = Some("working".into());
@@ -99,6 +112,7 @@ impl World {
             s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
             s.origin = Some(origin.into());
             s.org_id = "org-demo".into();
+            s.user_id = Some("user-ana".into());
             s.created_at = now;
             s.updated_at = now;
             s.acus_consumed = 0.5;
@@ -107,6 +121,7 @@ impl World {
         }
         let n = match act {
             Act::Status(n, ..) | Act::Pr(n, ..) | Act::Archive(n) | Act::Create(n, ..) => n,
+            Act::Queue(..) => return,
         };
         let id = self.id(n);
         let Some(s) = self.sessions.iter_mut().find(|s| s.session_id == id) else {
@@ -127,7 +142,7 @@ impl World {
                 }),
             },
             Act::Archive(_) => s.is_archived = Some(true),
-            Act::Create(..) => {}
+            Act::Create(..) | Act::Queue(..) => {}
         }
     }
 
@@ -176,6 +191,17 @@ async fn list(
         "total": all.len(),
     }))
     .into_response()
+}
+
+/// `GET /v3/enterprise/queue`: the simulated queue.
+async fn queue(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    let world = world.lock().unwrap_or_else(|e| e.into_inner());
+    let (size, status) = world.queue;
+    Json(json!({"queue_size": size, "status": if status.is_empty() { "normal" } else { status }}))
+        .into_response()
 }
 
 /// A 401 unless the request carries the demo's token.
@@ -255,6 +281,10 @@ pub fn mrkdwn_to_text(text: &str) -> String {
         (":no_entry_sign:", "🚫"),
         (":file_cabinet:", "🗄"),
         (":sparkles:", "✨"),
+        (":rotating_light:", "🚨"),
+        (":large_green_circle:", "🟢"),
+        (":warning:", "⚠"),
+        (":money_with_wings:", "💸"),
     ] {
         text = text.replace(code, glyph);
     }
@@ -313,6 +343,46 @@ async fn discord(Json(message): Json<Value>) -> Json<Value> {
         "content": message["content"].as_str().unwrap_or_default(),
         "embeds": message["embeds"].clone(),
     }))
+}
+
+/// The Slack Web API of the demo's Slack app: `users.lookupByEmail` knows Ana.
+async fn slack_lookup(RawQuery(query): RawQuery) -> Json<Value> {
+    let known = query
+        .unwrap_or_default()
+        .contains("email=ana%40example.com");
+    Json(match known {
+        true => json!({"ok": true, "user": {"id": "U0ANA"}}),
+        false => json!({"ok": false, "error": "users_not_found"}),
+    })
+}
+
+/// `chat.postMessage` of the demo's Slack app: prints the direct message as Ana reads it.
+async fn slack_post(Json(message): Json<Value>) -> Json<Value> {
+    let to = message["channel"].as_str().unwrap_or_default().to_owned();
+    let mut lines: Vec<String> = message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .flat_map(|t| {
+            mrkdwn_to_text(t)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(mrkdwn_to_text(message["text"].as_str().unwrap_or_default()));
+    }
+    let place = if to == "U0ANA" {
+        "DM to @ana    "
+    } else {
+        "Slack app     "
+    };
+    print_block(place, &lines);
+    Json(
+        json!({"ok": true, "channel": "D0ANA", "ts": format!("{}.000100", clock().replace(':', ""))}),
+    )
 }
 
 /// Prints one message: the time and where it landed, then its lines, indented.
@@ -504,6 +574,7 @@ max_per_second = 50
 type = "webhook"
 url = "http://{sinks}/webhook"
 secret = "{SECRET}"
+{beyond}
 [[rules]]
 name = "needs-input"
 events = ["session.status_changed"]
@@ -532,6 +603,38 @@ sinks = ["automation"]
 "#,
         store = store.display().to_string().replace('\\', "\\\\"),
         poll = poll.as_millis(),
+        beyond = beyond_text(sinks, poll),
+    )
+}
+
+/// The demo's sections beyond sessions: the queue, a Slack app that DMs the session's creator
+/// (Ana, known from `[people]`), and their rules.
+fn beyond_text(sinks: SocketAddr, poll: Duration) -> String {
+    format!(
+        r#"
+[sinks.dm]
+type = "slack_app"
+token = "xoxb-demo"
+to = "creator"
+api_base = "http://{sinks}/slack-api"
+max_per_second = 50
+[devin.queue]
+every = "{poll}ms"
+[people]
+"user-ana" = "ana@example.com"
+[[rules]]
+name = "dm-the-creator"
+events = ["session.status_changed"]
+sinks = ["dm"]
+template = "needs_input"
+[rules.when]
+status_detail = ["waiting_for_user", "waiting_for_approval"]
+[[rules]]
+name = "queue"
+events = ["queue.status_changed"]
+sinks = ["slack"]
+"#,
+        poll = poll.as_millis(),
     )
 }
 
@@ -548,6 +651,7 @@ pub async fn run(
         Router::new()
             .route("/v3/enterprise/sessions", get(list))
             .route("/v3/enterprise/sessions/{id}/messages", get(messages))
+            .route("/v3/enterprise/queue", get(queue))
             .with_state(world.clone()),
     )
     .await?;
@@ -556,7 +660,9 @@ pub async fn run(
             .route("/slack", post(slack))
             .route("/teams", post(teams))
             .route("/discord", post(discord))
-            .route("/webhook", post(webhook)),
+            .route("/webhook", post(webhook))
+            .route("/slack-api/users.lookupByEmail", get(slack_lookup))
+            .route("/slack-api/chat.postMessage", post(slack_post)),
     )
     .await?;
     let store = std::env::temp_dir().join(format!("devin-notify-demo-{}", std::process::id()));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::DevinConfig;
-use crate::model::{null_as_default, Page};
+use crate::model::{null_as_default, DailyConsumption, Member, Page, QueueInfo};
 use crate::redact::{error_chain, snippet, strip_userinfo};
 use crate::secret::Secret;
 
@@ -63,6 +63,11 @@ impl ApiError {
             ApiError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// Whether the API refused the token's permission (HTTP 403).
+    pub fn forbidden(&self) -> bool {
+        matches!(self, ApiError::Auth { status: 403, .. })
     }
 
     /// A short label for metrics and logs.
@@ -261,6 +266,87 @@ impl Client {
             "messages listing cut short; quoting the latest Devin message read"
         );
         Ok(latest)
+    }
+
+    /// `GET /v3/enterprise/queue` (ViewAccountMetrics).
+    pub async fn queue(&self) -> Result<QueueInfo, ApiError> {
+        self.get_json(
+            "/v3/enterprise/queue",
+            &[],
+            "ViewAccountMetrics",
+            "a queue answer",
+        )
+        .await
+    }
+
+    /// `GET /v3/enterprise/consumption/daily` (ViewAccountConsumption) between two times
+    /// (epoch seconds).
+    pub async fn daily_consumption(
+        &self,
+        time_after: i64,
+        time_before: i64,
+    ) -> Result<DailyConsumption, ApiError> {
+        let query = [
+            ("time_after".to_owned(), time_after.to_string()),
+            ("time_before".to_owned(), time_before.to_string()),
+        ];
+        let path = "/v3/enterprise/consumption/daily";
+        self.get_json(
+            path,
+            &query,
+            "ViewAccountConsumption",
+            "a daily consumption answer",
+        )
+        .await
+    }
+
+    /// `GET /v3/enterprise/members/users/{user_id}` (ManageAccountMembership); `None` when
+    /// Devin knows no such user (404).
+    pub async fn member(&self, user_id: &str) -> Result<Option<Member>, ApiError> {
+        let id: String = user_id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let path = format!("/v3/enterprise/members/users/{id}");
+        match self
+            .get_json(&path, &[], "ManageAccountMembership", "a member")
+            .await
+        {
+            Ok(member) => Ok(Some(member)),
+            Err(ApiError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A GET whose answer is one JSON value of type `T`; a 403 names `permission`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        permission: &str,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let (url, body) = match self.get(path, query, self.timeout).await {
+            Err(ApiError::Auth {
+                url, status: 403, ..
+            }) => {
+                return Err(ApiError::Auth {
+                    url,
+                    status: 403,
+                    hint: format!("the service user lacks the {permission} permission"),
+                })
+            }
+            other => other?,
+        };
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+            url,
+            message: format!("not {what}: {e}"),
+        })
     }
 
     /// One GET of `path` with `query`: the printable URL and the body of a 2xx answer, or the

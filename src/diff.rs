@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::event::{stable_id, Change, Event, EventType};
-use crate::model::{PullRequest, Session};
+use crate::model::{DailyConsumption, PullRequest, QueueInfo, Session};
 
 /// The events that take a session from `old` (the snapshot, if any) to `new`, in the order they
 /// are emitted: created, status changed, archived, then pull requests in listing order.
@@ -156,6 +156,70 @@ pub fn acus_crossings(old: Option<&Session>, new: &Session, thresholds: &[f64]) 
     events
 }
 
+/// `queue.status_changed` when the queue's status differs from the one last stored (`None`:
+/// this is the first observation, a silent baseline). `observed_at` is epoch seconds; the id
+/// hashes the two statuses and the time, so the same change seen again (a retried poll, which
+/// finds the stored status unchanged) is not a second event.
+pub fn queue_change(stored: Option<&str>, now: &QueueInfo, observed_at: i64) -> Option<Event> {
+    let from = stored?;
+    if from == now.status {
+        return None;
+    }
+    let at = observed_at.to_string();
+    Some(Event::account(
+        EventType::QueueStatusChanged,
+        "queue",
+        observed_at,
+        Change::Queue {
+            from_status: from.to_owned(),
+            status: now.status.clone(),
+            queue_size: now.queue_size,
+        },
+        &[from, &now.status, &at],
+    ))
+}
+
+/// Devin's billing days start at 08:00 UTC.
+pub const BILLING_DAY_START_SECS: i64 = 8 * 3600;
+
+/// The start (epoch seconds) of the billing day that holds `at`.
+pub fn billing_day_start(at: i64) -> i64 {
+    (at - BILLING_DAY_START_SECS).div_euclid(86_400) * 86_400 + BILLING_DAY_START_SECS
+}
+
+/// `consumption.daily_exceeded` for every (billing day, threshold) whose ACUs are over the
+/// threshold. The id hashes the date and the threshold only: the store remembers the ids
+/// announced, so each fires once per day and threshold, however often it is seen.
+pub fn consumption_crossings(
+    answer: &DailyConsumption,
+    thresholds: &[f64],
+    observed_at: i64,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    for day in &answer.consumption_by_date {
+        let mut seen: Vec<f64> = Vec::new();
+        for &t in thresholds {
+            if seen.contains(&t) || day.acus <= t || day.date.is_empty() {
+                continue;
+            }
+            seen.push(t);
+            events.push(Event::account(
+                EventType::ConsumptionDailyExceeded,
+                &format!("consumption/{}", day.date),
+                observed_at,
+                Change::Consumption {
+                    date: day.date.clone(),
+                    acus: day.acus,
+                    threshold: t,
+                    acus_by_product: day.acus_by_product.clone(),
+                },
+                &[&day.date, &t.to_string()],
+            ));
+        }
+    }
+    events
+}
+
 /// Whether a session waits on a person.
 pub fn is_waiting(session: &Session) -> bool {
     matches!(
@@ -215,6 +279,80 @@ pub fn reminder(session: &Session, rule: &str, since_ms: i64, now_ms: u64, remin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn queue_changes_after_a_silent_baseline() {
+        use crate::model::QueueInfo;
+        let q = |status: &str| QueueInfo {
+            queue_size: 12,
+            status: status.into(),
+        };
+        assert!(super::queue_change(None, &q("high"), 100).is_none());
+        assert!(super::queue_change(Some("high"), &q("high"), 100).is_none());
+        let e = super::queue_change(Some("normal"), &q("high"), 100).expect("a change");
+        assert_eq!(e.kind, super::EventType::QueueStatusChanged);
+        assert_eq!(e.subject(), "queue");
+        assert_eq!(e.timestamp(), 100);
+        assert_eq!(
+            serde_json::to_value(&e.change).expect("ser"),
+            serde_json::json!({"from_status": "normal", "status": "high", "queue_size": 12})
+        );
+        let again = super::queue_change(Some("normal"), &q("high"), 100).expect("same");
+        assert_eq!(again.id, e.id);
+        let later = super::queue_change(Some("normal"), &q("high"), 160).expect("later");
+        assert_ne!(later.id, e.id);
+    }
+
+    #[test]
+    fn billing_days_start_at_eight_utc() {
+        // 2026-11-30T07:59:59Z belongs to the day that started 2026-11-29T08:00:00Z.
+        let eight = 1_796_025_600; // 2026-11-30T08:00:00Z
+        assert_eq!(super::billing_day_start(eight), eight);
+        assert_eq!(super::billing_day_start(eight - 1), eight - 86_400);
+        assert_eq!(super::billing_day_start(eight + 86_399), eight);
+        assert_eq!(super::billing_day_start(eight + 86_400), eight + 86_400);
+    }
+
+    #[test]
+    fn consumption_crossings_once_per_day_and_threshold() {
+        use crate::model::{DailyConsumption, DayConsumption};
+        let day = |date: &str, acus: f64| DayConsumption {
+            date: date.into(),
+            acus,
+            acus_by_product: serde_json::Map::new(),
+        };
+        let answer = DailyConsumption {
+            consumption_by_date: vec![day("2026-11-29", 1200.0), day("2026-11-30", 600.0)],
+            total_acus: 1800.0,
+        };
+        let events = super::consumption_crossings(&answer, &[500.0, 1000.0, 500.0], 10);
+        let keys: Vec<(String, f64)> = events
+            .iter()
+            .map(|e| match &e.change {
+                super::Change::Consumption {
+                    date, threshold, ..
+                } => (date.clone(), *threshold),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("2026-11-29".into(), 500.0),
+                ("2026-11-29".into(), 1000.0),
+                ("2026-11-30".into(), 500.0)
+            ]
+        );
+        // The id is the (date, threshold): a later observation with more ACUs has the same.
+        let later = DailyConsumption {
+            consumption_by_date: vec![day("2026-11-30", 900.0)],
+            total_acus: 900.0,
+        };
+        let again = super::consumption_crossings(&later, &[500.0], 99);
+        assert_eq!(again[0].id, events[2].id);
+        assert_eq!(again[0].subject(), "consumption/2026-11-30");
+        assert!(!again[0].kind.about_session());
+    }
+
     use super::*;
     use crate::model::PullRequest;
 

@@ -29,11 +29,19 @@ pub enum EventType {
     /// `acus_consumed` crossed a rule's `when.acus_over`.
     #[serde(rename = "session.acus_exceeded")]
     SessionAcusExceeded,
+    /// The account's queue (`GET /v3/enterprise/queue`) changed status (normal, elevated,
+    /// high). Not about a session: an account signal.
+    #[serde(rename = "queue.status_changed")]
+    QueueStatusChanged,
+    /// A billing day's ACUs (`GET /v3/enterprise/consumption/daily`) crossed one of
+    /// `devin.consumption.daily_acus_over`. Not about a session: an account signal.
+    #[serde(rename = "consumption.daily_exceeded")]
+    ConsumptionDailyExceeded,
 }
 
 impl EventType {
     /// Every event type, in the order a session's events are emitted.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::SessionCreated,
         EventType::SessionStatusChanged,
         EventType::SessionArchived,
@@ -41,6 +49,8 @@ impl EventType {
         EventType::PullRequestStateChanged,
         EventType::SessionWaiting,
         EventType::SessionAcusExceeded,
+        EventType::QueueStatusChanged,
+        EventType::ConsumptionDailyExceeded,
     ];
 
     /// The wire name, e.g. `session.status_changed`.
@@ -53,6 +63,8 @@ impl EventType {
             EventType::PullRequestStateChanged => "pull_request.state_changed",
             EventType::SessionWaiting => "session.waiting",
             EventType::SessionAcusExceeded => "session.acus_exceeded",
+            EventType::QueueStatusChanged => "queue.status_changed",
+            EventType::ConsumptionDailyExceeded => "consumption.daily_exceeded",
         }
     }
 
@@ -66,6 +78,15 @@ impl EventType {
             EventType::SessionCreated
                 | EventType::PullRequestOpened
                 | EventType::SessionAcusExceeded
+                | EventType::ConsumptionDailyExceeded
+        )
+    }
+
+    /// Whether events of this type are about a session (all but the account signals).
+    pub fn about_session(self) -> bool {
+        !matches!(
+            self,
+            EventType::QueueStatusChanged | EventType::ConsumptionDailyExceeded
         )
     }
 
@@ -86,6 +107,22 @@ impl std::fmt::Display for EventType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Change {
+    /// `queue.status_changed`: the queue's status before and now, and its size now. (First:
+    /// an untagged read tries the variants in order, and `Status` would take these fields.)
+    Queue {
+        from_status: String,
+        status: String,
+        queue_size: u64,
+    },
+    /// `consumption.daily_exceeded`: a billing day's ACUs crossed `threshold`.
+    Consumption {
+        /// The billing day, as Devin names it (`2026-11-30`; days start at 08:00 UTC).
+        date: String,
+        acus: f64,
+        threshold: f64,
+        /// ACUs by product (`devin`, `cascade`, `terminal`, ... an open set).
+        acus_by_product: serde_json::Map<String, serde_json::Value>,
+    },
     /// `session.status_changed`: the old and new status and detail.
     Status {
         from_status: String,
@@ -122,13 +159,17 @@ pub enum Change {
     Session {},
 }
 
-/// One detected change of one session.
+/// One detected change: of one session, or of an account signal (the queue, the daily
+/// consumption; [`EventType::about_session`] tells which).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Stable id: the same change seen again yields the same id. `evt_` + 32 hex digits.
     pub id: String,
     pub kind: EventType,
-    /// The session as listed now.
+    /// The session as listed now. For an account signal, the subject only: `session_id` is
+    /// the subject's key (`queue`, `consumption/2026-11-30`), `updated_at` when it was
+    /// observed, every other field empty; payloads and templates show no session for it, and
+    /// rules' session conditions do not match it.
     pub session: Session,
     /// The session as the snapshot had it (`None` for a session seen for the first time).
     pub previous: Option<Session>,
@@ -148,10 +189,54 @@ impl Event {
         )
     }
 
+    /// An account signal's event (not about a session): `subject` is its key (`queue`,
+    /// `consumption/DATE`), `observed_at` (epoch seconds) its timestamp; the id hashes the type
+    /// and `id_parts`.
+    pub fn account(
+        kind: EventType,
+        subject: &str,
+        observed_at: i64,
+        change: Change,
+        id_parts: &[&str],
+    ) -> Event {
+        let mut parts = vec![kind.as_str()];
+        parts.extend_from_slice(id_parts);
+        let mut session = Session::new(subject, "");
+        session.updated_at = observed_at;
+        Event {
+            id: stable_id("evt_", &parts),
+            kind,
+            session,
+            previous: None,
+            change,
+            last_devin_message: None,
+        }
+    }
+
+    /// The key of what the event is about: the session id, or the account signal's subject.
+    /// Deliveries of one subject to one sink go out in order.
+    pub fn subject(&self) -> &str {
+        &self.session.session_id
+    }
+
     /// Reads an event back from its default webhook body (as stored with a dead letter).
     pub fn from_webhook_body(body: &serde_json::Value) -> Option<Event> {
         let kind = EventType::parse(body.get("type")?.as_str()?)?;
         let data = body.get("data")?;
+        if !kind.about_session() {
+            let at = body.get("timestamp")?.as_str()?;
+            let at = humantime::parse_rfc3339(at).ok()?;
+            let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            let mut event = Event::account(
+                kind,
+                data.get("subject")?.as_str()?,
+                i64::try_from(at).ok()?,
+                serde_json::from_value(data.get("change")?.clone()).ok()?,
+                &[],
+            );
+            event.id = data.get("event_id")?.as_str()?.to_owned();
+            return Some(event);
+        }
         Some(Event {
             id: data.get("event_id")?.as_str()?.to_owned(),
             kind,
@@ -171,6 +256,22 @@ impl Event {
     /// When the change happened, as far as polling can tell: the session's `updated_at`.
     pub fn timestamp(&self) -> i64 {
         self.session.updated_at
+    }
+}
+
+/// Prefix of a creator that is a service user (`service:<service_user_id>`): looked up in
+/// `[people]` only, as the members endpoint knows people, not service users.
+pub const SERVICE_USER_PREFIX: &str = "service:";
+
+/// Who started a session, for direct messages: its `user_id`, else its service user
+/// (`service:<service_user_id>`), else nobody.
+pub fn creator_of(session: &Session) -> Option<String> {
+    match (&session.user_id, &session.service_user_id) {
+        (Some(user), _) if !user.is_empty() => Some(user.clone()),
+        (_, Some(service)) if !service.is_empty() => {
+            Some(format!("{SERVICE_USER_PREFIX}{service}"))
+        }
+        _ => None,
     }
 }
 

@@ -14,7 +14,8 @@
 //!   stable ids), [`diff`] (snapshot + session -> events), [`rules`] (event -> routes),
 //!   [`render`] (event + template -> payload), [`retry`] (backoff), [`de`] (config value
 //!   helpers and [`de::Problem`]).
-//! - leaves: [`redact`], [`signing`], [`secret`], [`metrics`], [`http`], [`sample`].
+//! - leaves: [`redact`], [`signing`], [`secret`], [`metrics`], [`http`], [`sample`],
+//!   [`features`] (features beyond sessions, turned off by a 403).
 //! - edges: [`config`] (one file per section, each validating itself), [`devin`] (the API
 //!   client), [`store`] (one [`store::Store`], one file per concern, the engine behind
 //!   [`store::engine`]'s seam), [`sink`] (one file per destination type behind
@@ -22,7 +23,8 @@
 //!   report), [`server`] (health, metrics, and mounting [`api`], the admin API with its
 //!   access rules, and [`console`], the web console).
 //! - loops and commands: [`poller`] (plan, then per page: diff, once per subject, enrich,
-//!   route and render, commit; then reminders), [`delivery`] (the outbox in order per
+//!   route and render, commit; then reminders; and the account signals, queue and daily
+//!   consumption), [`people`] (who a session's creator is in Slack), [`delivery`] (the outbox in order per
 //!   session and sink), [`reload`], [`admin`] (check, preview, dead letters, sinks),
 //!   [`config::schema()`] (`config schema`: the file's JSON Schema, derived from the types
 //!   the loader reads), [`app`] (once, run), [`demo`].
@@ -42,12 +44,14 @@ pub mod devin;
 pub mod diff;
 pub mod digest;
 pub mod event;
+pub mod features;
 pub mod health;
 pub mod http;
 pub mod intervals;
 pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod people;
 pub mod poller;
 pub mod quiet;
 pub mod redact;

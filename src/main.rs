@@ -193,38 +193,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&config),
         Command::Preview {
-            digest: Some(name), ..
-        } => with_active(&config, |active| {
-            block_on_result(async move {
-                let items = app::preview_digest(&active, &name).await?;
-                print_items(items);
-                Ok(())
-            })
-        }),
-        Command::Preview {
             rule,
             event,
             session,
             previous,
-            digest: None,
-        } => with_active(&config, |active| {
-            let rule = rule.unwrap_or_default();
-            let items = admin::preview(
-                &active,
-                &rule,
-                event.as_deref(),
-                session.as_deref(),
-                previous.as_deref(),
-            )
-            .map_err(|e| AppError::Admin(e.to_string()))?;
-            let (quiet, summaries) = admin::preview_quiet(&active, &rule, jiff::Timestamp::now())
-                .map_err(|e| AppError::Admin(e.to_string()))?;
-            if let Some(line) = quiet {
-                println!("{line}\n");
-            }
-            print_items(items.into_iter().chain(summaries).collect());
-            Ok(())
-        }),
+            digest,
+        } => preview(&config, rule, event, session, previous, digest),
         Command::DeadLetters(cmd) => admin_command(
             &config,
             match cmd {
@@ -278,6 +252,9 @@ fn check(config: &Path) -> ExitCode {
     for problem in &report.problems {
         println!("  - {problem}");
     }
+    for line in &report.features {
+        println!("{line}");
+    }
     println!("{}", report.summary);
     if report.problems.is_empty() {
         ExitCode::SUCCESS
@@ -287,6 +264,43 @@ fn check(config: &Path) -> ExitCode {
 }
 
 /// Prints preview payloads, each under a line naming its sink.
+/// `preview`: a digest's payloads, or a rule's (and whether it is muted now, with the summary
+/// of its held deliveries).
+fn preview(
+    config: &Path,
+    rule: Option<String>,
+    event: Option<String>,
+    session: Option<PathBuf>,
+    previous: Option<PathBuf>,
+    digest: Option<String>,
+) -> ExitCode {
+    with_active(config, |active| {
+        if let Some(name) = digest {
+            return block_on_result(async move {
+                print_items(app::preview_digest(&active, &name).await?);
+                Ok(())
+            });
+        }
+        let rule = rule.unwrap_or_default();
+        let admin_err = |e: admin::PreviewError| AppError::Admin(e.to_string());
+        let items = admin::preview(
+            &active,
+            &rule,
+            event.as_deref(),
+            session.as_deref(),
+            previous.as_deref(),
+        )
+        .map_err(admin_err)?;
+        let (quiet, summaries) =
+            admin::preview_quiet(&active, &rule, jiff::Timestamp::now()).map_err(admin_err)?;
+        if let Some(line) = quiet {
+            println!("{line}\n");
+        }
+        print_items(items.into_iter().chain(summaries).collect());
+        Ok(())
+    })
+}
+
 fn print_items(items: Vec<admin::PreviewItem>) {
     for item in items {
         println!(

@@ -189,6 +189,14 @@ pub const LEADER: Metric = metric(
     "Whether this process leads: 1 it polls and delivers, 0 it stands by.",
 );
 
+/// `feature`: queue, consumption, members. 1 while the feature works, 0 once the API refused
+/// its endpoint (403: the token lacks its permission).
+pub const FEATURE_ENABLED: Metric = metric(
+    "devin_notify_feature_enabled",
+    Kind::Gauge,
+    "Whether a feature beyond sessions is on (1) or off because the API refused its permission (0), by feature.",
+);
+
 /// Every metric, in the order `/metrics` shows them.
 pub const ALL: &[Metric] = &[
     POLLS,
@@ -204,6 +212,7 @@ pub const ALL: &[Metric] = &[
     RELOADS,
     LEADER,
     HELD,
+    FEATURE_ENABLED,
 ];
 
 fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>) -> String {

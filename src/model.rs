@@ -154,6 +154,45 @@ pub struct Page {
     pub raw: Vec<String>,
 }
 
+/// `GET /v3/enterprise/queue` (ViewAccountMetrics): how many sessions wait for capacity, and
+/// Devin's judgement of it (`normal`, `elevated`, `high`; an open set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub queue_size: u64,
+    pub status: String,
+}
+
+/// `GET /v3/enterprise/consumption/daily` (ViewAccountConsumption): ACUs per billing day (days
+/// start at 08:00 UTC), and in total over the period asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyConsumption {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub consumption_by_date: Vec<DayConsumption>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub total_acus: f64,
+}
+
+/// One billing day's ACUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayConsumption {
+    /// The day, as Devin names it (e.g. `2026-11-30`).
+    pub date: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub acus: f64,
+    /// ACUs by product (`devin`, `cascade`, `terminal`, ... an open set).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub acus_by_product: Map<String, Value>,
+}
+
+/// `GET /v3/enterprise/members/users/{user_id}` (ManageAccountMembership): what devin-notify
+/// reads of a member, its email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
 /// A page whose items are not decoded yet.
 #[derive(Deserialize)]
 struct RawPage<'a> {
@@ -289,6 +328,26 @@ mod tests {
         assert!(Page::decode(br#"{"data":[]}"#).is_err());
         assert!(Page::decode(br#"{"items":{}}"#).is_err());
         assert!(Page::decode(br#"{"items":[{"session_id":"a","status":"running""#).is_err());
+    }
+
+    #[test]
+    fn account_signals_decode() {
+        let q: QueueInfo =
+            serde_json::from_str(r#"{"queue_size":7,"status":"elevated","x":1}"#).expect("q");
+        assert_eq!((q.queue_size, q.status.as_str()), (7, "elevated"));
+        let c: DailyConsumption = serde_json::from_str(
+            r#"{"consumption_by_date":[{"date":"2026-11-30","acus":12.5,
+            "acus_by_product":{"devin":10,"cascade":2.5,"terminal":0}}],"total_acus":12.5}"#,
+        )
+        .expect("c");
+        assert_eq!(c.consumption_by_date[0].acus, 12.5);
+        assert_eq!(c.consumption_by_date[0].acus_by_product.len(), 3);
+        let empty: DailyConsumption =
+            serde_json::from_str(r#"{"consumption_by_date":null}"#).expect("nulls");
+        assert!(empty.consumption_by_date.is_empty());
+        assert!(serde_json::from_str::<QueueInfo>(r#"{"queue_size":1}"#).is_err());
+        let m: Member = serde_json::from_str(r#"{"email":"a@b.c","name":"A"}"#).expect("m");
+        assert_eq!(m.email.as_deref(), Some("a@b.c"));
     }
 
     #[test]

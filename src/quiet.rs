@@ -130,6 +130,15 @@ fn summary(
         attempts: 0,
         next_attempt_ms: 0,
         last_error: None,
+        // A direct-message sink sends the summary to the one person all its items are for;
+        // items of several people go to its fallback channel.
+        creator: match items
+            .iter()
+            .all(|(_, h)| h.delivery.creator == first.creator)
+        {
+            true => first.creator.clone(),
+            false => None,
+        },
     })
 }
 
@@ -274,6 +283,7 @@ mod tests {
                 attempts: 0,
                 next_attempt_ms: 0,
                 last_error: None,
+                creator: None,
             },
             headline: Some("New Devin session".into()),
             link: Some(format!("https://app.devin.ai/sessions/{n}")),

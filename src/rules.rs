@@ -149,6 +149,42 @@ pub struct When {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub acus_over: Option<f64>,
+    /// The queue's status now (`normal`, `elevated`, `high`): `queue.status_changed` only.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::de::schema::one_or_many")]
+    pub queue_status: Option<Vec<String>>,
+}
+
+impl When {
+    /// The session conditions given (every key but `queue_status`).
+    pub fn session_keys(&self) -> Vec<&'static str> {
+        let lists = [
+            ("status", &self.status),
+            ("from_status", &self.from_status),
+            ("status_detail", &self.status_detail),
+            ("from_status_detail", &self.from_status_detail),
+            ("tags", &self.tags),
+            ("org_ids", &self.org_ids),
+            ("origins", &self.origins),
+            ("categories", &self.categories),
+            ("user_ids", &self.user_ids),
+            ("repos", &self.repos),
+            ("pr_state", &self.pr_state),
+        ];
+        let mut keys: Vec<&'static str> = lists
+            .into_iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        if self.acus_over.is_some() {
+            keys.push("acus_over");
+        }
+        keys
+    }
 }
 
 /// `events`: an array of event type names (each may be a `${VAR}` reference).
@@ -179,8 +215,19 @@ fn any_of_many<'a>(
 }
 
 impl When {
-    /// Whether the event satisfies every condition.
+    /// Whether the event satisfies every condition. An account signal (not about a session)
+    /// has none of a session's values: a session condition does not match it.
     pub fn matches(&self, event: &Event) -> bool {
+        let queue_status = match &event.change {
+            Change::Queue { status, .. } => Some(status.as_str()),
+            _ => None,
+        };
+        if !any_of(&self.queue_status, queue_status) {
+            return false;
+        }
+        if !event.kind.about_session() {
+            return self.session_keys().is_empty();
+        }
         let now: &Session = &event.session;
         let before = event.previous.as_ref();
         let pr_repo_state = match &event.change {
@@ -366,6 +413,7 @@ impl Rule {
         }
         self.validate_reminders(key, p);
         self.validate_acus(key, p);
+        self.validate_signals(key, p);
         for (j, s) in self.sinks.iter().enumerate() {
             if self.sinks[..j].contains(s) {
                 p.push(Problem::new(
@@ -423,6 +471,26 @@ impl Rule {
                 format!("{key}.repeat_every"),
                 "must be at least 1s",
             ));
+        }
+    }
+
+    /// `when.queue_status` needs `queue.status_changed`; a rule of account signals only (no
+    /// session) takes no session condition: it could never match.
+    fn validate_signals(&self, key: &str, p: &mut Vec<Problem>) {
+        let types: Vec<EventType> = self.event_types().collect();
+        if self.when.queue_status.is_some() && !types.contains(&EventType::QueueStatusChanged) {
+            p.push(Problem::new(
+                format!("{key}.when.queue_status"),
+                "applies to queue.status_changed only: add it to the rule's events",
+            ));
+        }
+        if !types.is_empty() && types.iter().all(|t| !t.about_session()) {
+            for k in self.when.session_keys() {
+                p.push(Problem::new(
+                    format!("{key}.when.{k}"),
+                    "is a session condition, and this rule's events (queue, consumption) are not about a session: it would never match",
+                ));
+            }
         }
     }
 
@@ -489,6 +557,61 @@ mod tests {
                 .extract::<Value>()
                 .expect("valid toml")
         }
+    }
+
+    #[test]
+    fn account_signals_match_by_type_and_queue_status() {
+        let q = |status: &str| {
+            crate::diff::queue_change(
+                Some("elevated-before"),
+                &crate::model::QueueInfo {
+                    queue_size: 3,
+                    status: status.into(),
+                },
+                5,
+            )
+            .expect("a change")
+        };
+        let any = rule("", &["queue.status_changed"]);
+        assert!(any.matches(&q("high")));
+        let high = rule(
+            "queue_status = [\"high\", \"elevated\"]",
+            &["queue.status_changed"],
+        );
+        assert!(high.matches(&q("high")) && !high.matches(&q("normal")));
+        // A session condition never matches an account signal, nor queue_status a session.
+        let tagged = rule("tags = \"x\"", &["queue.status_changed", "session.created"]);
+        assert!(!tagged.matches(&q("high")));
+        let on_sessions = rule("queue_status = \"high\"", &["session.created"]);
+        assert!(!on_sessions.matches(&diff(None, &session("new", None))[0]));
+        assert!(!rule("", &["session.created"]).matches(&q("high")));
+    }
+
+    #[test]
+    fn account_rules_are_checked() {
+        let bad = rule(
+            "tags = \"x\"\nqueue_status = \"high\"",
+            &["consumption.daily_exceeded"],
+        );
+        let problems: Vec<String> = validate(&[bad], &["s"])
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("rules[0].when.queue_status")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("rules[0].when.tags")),
+            "{problems:?}"
+        );
+        let mixed = rule(
+            "tags = \"x\"",
+            &["consumption.daily_exceeded", "session.created"],
+        );
+        assert!(validate(&[mixed], &["s"]).is_empty());
     }
 
     fn session(status: &str, detail: Option<&str>) -> Session {

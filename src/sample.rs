@@ -87,6 +87,9 @@ pub fn event_on(kind: EventType, base: &Session) -> Event {
                 1,
             );
         }
+        EventType::QueueStatusChanged | EventType::ConsumptionDailyExceeded => {
+            return account_event(kind, after.updated_at, base);
+        }
         EventType::SessionAcusExceeded => {
             let threshold = (before.acus_consumed.max(0.0) / 50.0).floor() * 50.0 + 50.0;
             after.acus_consumed = threshold + 2.5;
@@ -98,6 +101,39 @@ pub fn event_on(kind: EventType, base: &Session) -> Event {
         }
     }
     first(diff(Some(&before), &after), kind, base)
+}
+
+/// A sample account signal (Devin's queue, the daily consumption) observed at `at` (Unix s).
+fn account_event(kind: EventType, at: i64, base: &Session) -> Event {
+    match kind {
+        EventType::QueueStatusChanged => {
+            let now = crate::model::QueueInfo {
+                queue_size: 14,
+                status: "high".into(),
+            };
+            crate::diff::queue_change(Some("normal"), &now, at)
+                .expect("a changed status is an event (tested)")
+        }
+        EventType::ConsumptionDailyExceeded => {
+            let products = json!({"devin": 480.0, "cascade": 40.5, "terminal": 2.0});
+            let day = crate::model::DayConsumption {
+                date: "2025-11-28".into(),
+                acus: 522.5,
+                acus_by_product: products.as_object().cloned().unwrap_or_default(),
+            };
+            let answer = crate::model::DailyConsumption {
+                consumption_by_date: vec![day],
+                total_acus: 522.5,
+            };
+            first(
+                crate::diff::consumption_crossings(&answer, &[500.0], at),
+                kind,
+                base,
+            )
+        }
+        // Session events are not account signals.
+        _ => event_on(kind, base),
+    }
 }
 
 /// A pull request of the sample repository.
@@ -146,6 +182,9 @@ mod tests {
             for kind in EventType::ALL {
                 let e = event_on(kind, &base);
                 assert_eq!(e.kind, kind, "{kind} on {}", base.session_id);
+                if !kind.about_session() {
+                    continue;
+                }
                 assert_eq!(e.session.session_id, base.session_id, "{kind}");
                 assert_eq!(e.session.title, base.title, "{kind}");
             }

@@ -18,6 +18,7 @@ use crate::delivery::Deliverer;
 use crate::devin::Client;
 use crate::health::Health;
 use crate::leader::Role;
+use crate::poller::account::{poll_due, sleep_for, Schedule};
 use crate::poller::{poll, PollError};
 use crate::store::Store;
 
@@ -175,6 +176,13 @@ impl Loops {
                 recheck.clone(),
                 stop_rx.clone(),
             ));
+            let signals = tokio::spawn(signals_loop(
+                client.clone(),
+                self.store.clone(),
+                self.active.clone(),
+                self.wake.clone(),
+                stop_rx.clone(),
+            ));
             let poller = tokio::spawn(poll_loop(
                 client,
                 self.store.clone(),
@@ -191,11 +199,12 @@ impl Loops {
                 // Stop sending now: the next leader may start once the lease expires.
                 poller.abort();
                 holder.abort();
+                signals.abort();
                 deliverer.abort();
             } else {
                 let _ = stop_tx.send(true);
             }
-            for task in [poller, holder, deliverer] {
+            for task in [poller, holder, signals, deliverer] {
                 if let Err(e) = task.await {
                     if !e.is_cancelled() {
                         tracing::error!(error = %e, "a leader's loop failed");
@@ -206,6 +215,38 @@ impl Loops {
             if !lost {
                 return;
             }
+        }
+    }
+}
+
+/// Reads the account signals (queue, daily consumption) each at its own `every`, beside the
+/// poll loop and independent of it: a failure or a 403 there never holds sessions back.
+async fn signals_loop(
+    mut client: Client,
+    store: Store,
+    active_rx: watch::Receiver<Arc<Active>>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut current = active_rx.borrow().clone();
+    let mut schedule = Schedule::default();
+    loop {
+        let latest = active_rx.borrow().clone();
+        if !Arc::ptr_eq(&latest, &current) {
+            if let Ok(c) = client_for(&latest) {
+                client = c;
+            }
+            current = latest;
+            schedule = Schedule::default();
+        }
+        let round = poll_due(&client, &store, &current, &wake, &mut schedule);
+        let next = tokio::select! {
+            (_, next) = round => next,
+            _ = shutdown.changed() => break,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_for(next)) => {}
+            _ = shutdown.changed() => break,
         }
     }
 }

@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use crate::active;
-use crate::config::{Config, Problem, StoreBackend, StoreConfig};
+use crate::config::{Config, Problem, SinkConfig, StoreBackend, StoreConfig};
+use crate::devin::Client;
+use crate::features::Feature;
+use crate::poller::account::describe;
 use crate::render::Templates;
 use crate::store::StoreError;
 
@@ -13,6 +16,9 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// A one-line summary of what was checked.
     pub summary: String,
+    /// One line per feature beyond sessions that is configured: its endpoint, called once
+    /// (read-only), and whether the token may use it.
+    pub features: Vec<String>,
 }
 
 /// Loads the configuration exactly as `run` does and lists every problem: keys and values,
@@ -26,6 +32,7 @@ pub async fn check(path: &Path) -> CheckReport {
             return CheckReport {
                 summary: format!("{}: {} problem(s)", path.display(), e.problems.len()),
                 problems: e.problems,
+                features: Vec::new(),
             }
         }
     };
@@ -49,7 +56,9 @@ pub async fn check(path: &Path) -> CheckReport {
         0 => String::new(),
         n => format!(", {n} time interval(s)"),
     };
+    let features = features(&config, &mut problems).await;
     CheckReport {
+        features,
         summary: format!(
             "{}: {} sink(s), {} rule(s){intervals}, {} digest(s), {} template(s){store}: {}",
             path.display(),
@@ -65,6 +74,70 @@ pub async fn check(path: &Path) -> CheckReport {
         ),
         problems,
     }
+}
+
+/// Calls each configured endpoint beyond sessions once (read-only): the queue, the daily
+/// consumption, the members endpoint (for a `to = "creator"` sink; with a made-up user id, so
+/// a 404 means allowed). A 403 is a problem naming the permission; any other failure is said
+/// on the feature's line (it may be passing).
+async fn features(config: &Config, problems: &mut Vec<Problem>) -> Vec<String> {
+    let creators: Vec<&String> = config
+        .sinks
+        .iter()
+        .filter(|(_, s)| matches!(s, SinkConfig::SlackApp(a) if a.to_creator()))
+        .map(|(name, _)| name)
+        .collect();
+    let wanted = [
+        (
+            Feature::Queue,
+            config.devin.queue.is_some(),
+            "devin.queue".to_owned(),
+        ),
+        (
+            Feature::Consumption,
+            config.devin.consumption.is_some(),
+            "devin.consumption".to_owned(),
+        ),
+        (
+            Feature::Members,
+            !creators.is_empty() && config.devin.org_id.is_none(),
+            creators
+                .first()
+                .map_or(String::new(), |n| format!("sinks.{n}.to")),
+        ),
+    ];
+    let Some(client) = config
+        .token()
+        .ok()
+        .and_then(|t| Client::new(&config.devin, t).ok())
+    else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for (feature, _, key) in wanted.into_iter().filter(|(_, on, _)| *on) {
+        let now = i64::try_from(crate::store::now_ms() / 1000).unwrap_or(0);
+        let result = match feature {
+            Feature::Queue => client.queue().await.map(|_| ()),
+            Feature::Consumption => client
+                .daily_consumption(now - 86_400, now)
+                .await
+                .map(|_| ()),
+            Feature::Members => client.member("devin-notify-check").await.map(|_| ()),
+        };
+        let (name, permission) = (feature.as_str(), feature.permission());
+        lines.push(match result {
+            Ok(()) => format!(
+                "feature {name}: on ({} allowed: {permission})",
+                feature.endpoint()
+            ),
+            Err(e) if e.forbidden() => {
+                problems.push(Problem::new(key, describe(feature, &e)));
+                format!("feature {name}: OFF (HTTP 403: the service user lacks {permission})")
+            }
+            Err(e) => format!("feature {name}: not verified ({e})"),
+        });
+    }
+    lines
 }
 
 /// For a PostgreSQL store: connects and reports the schema's version, changing nothing (a

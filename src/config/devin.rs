@@ -67,6 +67,11 @@ pub struct DevinConfig {
     /// Requests to the API in flight at once besides the listing (a page's messages reads).
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrent_requests: usize,
+    /// `[devin.queue]`: poll the account's queue (`queue.status_changed`). Absent: not polled.
+    pub queue: Option<super::signals::QueueConfig>,
+    /// `[devin.consumption]`: poll the daily ACU consumption (`consumption.daily_exceeded`).
+    /// Absent: not polled.
+    pub consumption: Option<super::signals::ConsumptionConfig>,
 }
 
 impl Default for DevinConfig {
@@ -86,6 +91,8 @@ impl Default for DevinConfig {
             fetch_messages: true,
             last_message_max_chars: 500,
             max_concurrent_requests: 8,
+            queue: None,
+            consumption: None,
         }
     }
 }
@@ -143,6 +150,12 @@ impl DevinConfig {
                 "devin.max_concurrent_requests",
                 format!("{} is out of range 1..=64", self.max_concurrent_requests),
             ));
+        }
+        if let Some(queue) = &self.queue {
+            queue.validate(p);
+        }
+        if let Some(consumption) = &self.consumption {
+            consumption.validate(p);
         }
         if self.max_response_bytes < 1024 {
             p.push(Problem::new(

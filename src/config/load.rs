@@ -33,54 +33,24 @@ pub(super) fn from_dict(
             "delivery" => section(&key, value, &mut problems, |v| config.delivery = v),
             "log" => section(&key, value, &mut problems, |v| config.log = v),
             "server" => section(&key, value, &mut problems, |v| config.server = v),
-            "sinks" => match value {
-                Value::Dict(_, sinks) => {
-                    for (name, sink) in sinks {
-                        section(&format!("sinks.{name}"), sink, &mut problems, |v| {
-                            config.sinks.insert(name.clone(), v);
-                        });
-                    }
-                }
-                _ => problems.push(Problem::new("sinks", "must be a table of [sinks.NAME] tables")),
-            },
-            "time_intervals" => match value {
-                Value::Dict(_, intervals) => {
-                    for (name, interval) in intervals {
-                        section(&format!("time_intervals.{name}"), interval, &mut problems, |v| {
-                            config.time_intervals.insert(name.clone(), v);
-                        });
-                    }
-                }
-                _ => problems.push(Problem::new(
-                    "time_intervals",
-                    "must be a table of [time_intervals.NAME] tables",
-                )),
-            },
-            "rules" => match value {
-                Value::Array(_, rules) => {
-                    for (i, rule) in rules.into_iter().enumerate() {
-                        section(&format!("rules[{i}]"), rule, &mut problems, |v| {
-                            config.rules.push(v);
-                            rule_index.push(i);
-                        });
-                    }
-                }
-                _ => problems.push(Problem::new("rules", "must be an array of [[rules]] tables")),
-            },
-            "digests" => match value {
-                Value::Array(_, digests) => {
-                    for (i, digest) in digests.into_iter().enumerate() {
-                        section(&format!("digests[{i}]"), digest, &mut problems, |v| {
-                            config.digests.push(v);
-                            digest_index.push(i);
-                        });
-                    }
-                }
-                _ => problems.push(Problem::new("digests", "must be an array of [[digests]] tables")),
-            },
+            "people" => section(&key, value, &mut problems, |v| config.people = v),
+            "sinks" => named_tables(&key, value, &mut problems, |name, v| {
+                config.sinks.insert(name, v);
+            }),
+            "time_intervals" => named_tables(&key, value, &mut problems, |name, v| {
+                config.time_intervals.insert(name, v);
+            }),
+            "rules" => array_of_tables(&key, value, &mut problems, |i, v| {
+                config.rules.push(v);
+                rule_index.push(i);
+            }),
+            "digests" => array_of_tables(&key, value, &mut problems, |i, v| {
+                config.digests.push(v);
+                digest_index.push(i);
+            }),
             other => problems.push(Problem::new(
                 other,
-                "unknown key (expected one of: devin, store, templates, delivery, sinks, time_intervals, rules, digests, log, server)",
+                "unknown key (expected one of: devin, store, templates, delivery, sinks, time_intervals, rules, digests, log, server, people)",
             )),
         }
     }
@@ -165,6 +135,46 @@ pub fn expand(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<St
 
 /// Deserializes one section; on success hands it to `set`, else records its problems under
 /// `key`.
+/// `[KEY.NAME]` tables (sinks, time intervals), each deserialized on its own.
+fn named_tables<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+    mut put: impl FnMut(String, T),
+) {
+    let Value::Dict(_, tables) = value else {
+        problems.push(Problem::new(
+            key,
+            format!("must be a table of [{key}.NAME] tables"),
+        ));
+        return;
+    };
+    for (name, table) in tables {
+        section(&format!("{key}.{name}"), table, problems, |v| {
+            put(name.clone(), v)
+        });
+    }
+}
+
+/// `[[KEY]]` tables (rules, digests), each deserialized on its own; `put` gets its position.
+fn array_of_tables<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+    mut put: impl FnMut(usize, T),
+) {
+    let Value::Array(_, tables) = value else {
+        problems.push(Problem::new(
+            key,
+            format!("must be an array of [[{key}]] tables"),
+        ));
+        return;
+    };
+    for (i, table) in tables.into_iter().enumerate() {
+        section(&format!("{key}[{i}]"), table, problems, |v| put(i, v));
+    }
+}
+
 fn section<T: serde::de::DeserializeOwned>(
     key: &str,
     value: Value,

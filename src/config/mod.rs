@@ -17,6 +17,7 @@ mod digests;
 mod load;
 mod schema;
 mod server;
+mod signals;
 mod sinks;
 mod store;
 
@@ -41,9 +42,10 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
+pub use self::signals::{is_slack_user_id, ConsumptionConfig, People, QueueConfig};
 pub use self::sinks::{
-    DiscordSinkConfig, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
-    WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE,
+    DiscordSinkConfig, Recipient, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
+    WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE, DEFAULT_LOOKUP_TTL,
 };
 pub use self::store::{Baseline, StoreBackend, StoreConfig};
 
@@ -77,6 +79,9 @@ pub struct Config {
     /// `[time_intervals.NAME]`: named times (quiet hours) that rules' `mute_during` and
     /// `active_during` refer to.
     pub time_intervals: BTreeMap<String, crate::intervals::IntervalSpec>,
+    /// `[people]`: Devin user id -> email or Slack user id, for `to = "creator"` sinks when
+    /// the API cannot say (or instead of asking it).
+    pub people: People,
 }
 
 /// `[templates]`.
@@ -196,6 +201,7 @@ impl Config {
         self.delivery.validate(&mut p);
         self.store.validate(&mut p);
         self.server.validate(&mut p);
+        self::signals::validate_people(&self.people, &mut p);
         for (name, sink) in &self.sinks {
             sink.validate(name, &mut p);
         }

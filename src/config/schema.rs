@@ -76,13 +76,15 @@ mod tests {
     use super::*;
 
     /// The files whose types the loader deserializes.
-    const SOURCES: [(&str, &str); 8] = [
+    const SOURCES: [(&str, &str); 10] = [
         ("config/mod.rs", include_str!("mod.rs")),
         ("config/devin.rs", include_str!("devin.rs")),
         ("config/delivery.rs", include_str!("delivery.rs")),
         ("config/server.rs", include_str!("server.rs")),
+        ("config/signals.rs", include_str!("signals.rs")),
         ("config/sinks.rs", include_str!("sinks.rs")),
         ("config/store.rs", include_str!("store.rs")),
+        ("config/digests.rs", include_str!("digests.rs")),
         ("rules.rs", include_str!("../rules.rs")),
         ("intervals.rs", include_str!("../intervals.rs")),
     ];

@@ -186,16 +186,36 @@ pub struct TeamsSinkConfig {
     pub concurrency: Option<usize>,
 }
 
-/// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session.
+/// `type = "slack_app"`: a Slack app's bot token posting to one channel, a thread per session;
+/// or, with `to = "creator"`, direct messages to each session's creator.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    { "required": ["channel"], "not": { "required": ["to"] } },
+    { "required": ["to"], "not": { "required": ["channel"] } },
+]))]
 pub struct SlackAppSinkConfig {
     /// The bot token (`xoxb-...`, scope `chat:write`).
     pub token: Secret,
-    /// The channel: an id (`C0123ABCD`) or a name. The bot must be a member.
-    #[serde(deserialize_with = "lenient_string")]
+    /// The channel: an id (`C0123ABCD`) or a name. The bot must be a member. Required unless
+    /// `to = "creator"`.
+    #[serde(default, deserialize_with = "crate::de::lenient_string_opt")]
     #[schemars(schema_with = "crate::de::schema::text")]
-    pub channel: String,
+    pub channel: Option<String>,
+    /// `"creator"`: instead of `channel`, a direct message to the person who started the
+    /// session (scopes `chat:write`, `users:read.email`).
+    #[serde(default)]
+    pub to: Option<Recipient>,
+    /// With `to = "creator"`: where messages go whose creator cannot be resolved (a service
+    /// user, an unknown email, an account signal). Absent: they go to the dead letters.
+    #[serde(default, deserialize_with = "crate::de::lenient_string_opt")]
+    #[schemars(schema_with = "crate::de::schema::text")]
+    pub fallback_channel: Option<String>,
+    /// With `to = "creator"`: how long a creator lookup (found or not) is kept in the store
+    /// (default 1d).
+    #[serde(default, deserialize_with = "crate::de::duration_opt")]
+    #[schemars(schema_with = "crate::de::schema::duration")]
+    pub lookup_ttl: Option<std::time::Duration>,
     /// Update the session's parent message in place with each new message.
     #[serde(default)]
     pub update_parent: bool,
@@ -213,7 +233,28 @@ pub struct SlackAppSinkConfig {
     pub concurrency: Option<usize>,
 }
 
+/// `to` of a Slack app sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipient {
+    /// The session's creator, by direct message.
+    Creator,
+}
+
+/// How long a creator lookup is kept by default.
+pub const DEFAULT_LOOKUP_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 impl SlackAppSinkConfig {
+    /// Whether the sink sends direct messages to the session's creator.
+    pub fn to_creator(&self) -> bool {
+        self.to == Some(Recipient::Creator)
+    }
+
+    /// How long a creator lookup is kept.
+    pub fn lookup_ttl(&self) -> std::time::Duration {
+        self.lookup_ttl.unwrap_or(DEFAULT_LOOKUP_TTL)
+    }
+
     /// Checks a `[sinks.NAME]` of type `slack_app`; `key` is `sinks.NAME`.
     pub fn validate(&self, key: &str, p: &mut Vec<Problem>) {
         let token = self.token.expose();
@@ -226,17 +267,54 @@ impl SlackAppSinkConfig {
                 "is not a Slack token (a bot token starts with `xoxb-`)",
             ));
         }
-        if self.channel.is_empty() || self.channel.chars().any(char::is_whitespace) {
-            p.push(Problem::new(
-                format!("{key}.channel"),
-                format!("`{}` is not a channel id (C0123ABCD) or name", self.channel),
-            ));
-        }
+        self.validate_recipient(key, p);
         let base = &self.api_base;
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             p.push(Problem::new(
                 format!("{key}.api_base"),
                 format!("`{}` is not an http(s) URL", strip_userinfo(base)),
+            ));
+        }
+    }
+}
+
+impl SlackAppSinkConfig {
+    /// `channel`, or `to = "creator"` with `fallback_channel` and `lookup_ttl`.
+    fn validate_recipient(&self, key: &str, p: &mut Vec<Problem>) {
+        let bad = |c: &str| c.is_empty() || c.chars().any(char::is_whitespace);
+        match (self.to_creator(), self.channel.as_deref().unwrap_or_default()) {
+            (true, "") => {}
+            (true, _) => p.push(Problem::new(
+                format!("{key}.channel"),
+                "cannot be set with to = \"creator\" (use fallback_channel for messages without a creator)",
+            )),
+            (false, "") => p.push(Problem::new(
+                format!("{key}.channel"),
+                "is required (a channel id like C0123ABCD or a name), unless to = \"creator\"",
+            )),
+            (false, c) if bad(c) => p.push(Problem::new(
+                format!("{key}.channel"),
+                format!("`{c}` is not a channel id (C0123ABCD) or name"),
+            )),
+            (false, _) => {}
+        }
+        if let Some(c) = &self.fallback_channel {
+            if !self.to_creator() {
+                p.push(Problem::new(
+                    format!("{key}.fallback_channel"),
+                    "applies with to = \"creator\" only",
+                ));
+            } else if bad(c) {
+                p.push(Problem::new(
+                    format!("{key}.fallback_channel"),
+                    format!("`{c}` is not a channel id (C0123ABCD) or name"),
+                ));
+            }
+        }
+        if self.lookup_ttl.is_some() && !self.to_creator() {
+            p.push(Problem::new(
+                format!("{key}.lookup_ttl"),
+                "applies with to = \"creator\" only",
             ));
         }
     }
@@ -317,7 +395,10 @@ mod tests {
     fn validation_names_keys_and_hides_the_token() {
         let sink = |token: &str, channel: &str, base: &str| SlackAppSinkConfig {
             token: Secret::new(token),
-            channel: channel.into(),
+            channel: Some(channel.into()),
+            to: None,
+            fallback_channel: None,
+            lookup_ttl: None,
             update_parent: false,
             api_base: base.into(),
             max_per_second: None,

@@ -190,6 +190,7 @@ pub fn enqueue(
             attempts: 0,
             next_attempt_ms: 0,
             last_error: None,
+            creator: None,
         };
         match active.digest_payload(d, sink, digest, &event_id) {
             Ok(body) => commit.deliveries.push(delivery(body)),

@@ -6,6 +6,7 @@
 //! Devin's question to waiting events, route and render ([`route`]), commit; then finish (the
 //! high-water mark and meta on the last page, then [`reminders`]).
 
+pub mod account;
 pub mod digests;
 pub mod listing;
 pub mod page;

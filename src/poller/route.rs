@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::active::Active;
+use crate::config::SinkConfig;
 use crate::devin::Client;
 use crate::event::{delivery_id, truncate_chars, Change, Event};
 use crate::render::{default_webhook_body, headline};
@@ -113,11 +114,19 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             rule: route.rule.name.clone(),
             sink: route.sink.to_owned(),
         });
+        let to_creator = matches!(
+            active.config.sinks.get(route.sink),
+            Some(SinkConfig::SlackApp(app)) if app.to_creator()
+        );
+        let creator = match to_creator && event.kind.about_session() {
+            true => crate::event::creator_of(&event.session),
+            false => None,
+        };
         let delivery = |body: String| Delivery {
             id: delivery_id(&event.id, &route.rule.name, route.sink),
             sink: route.sink.to_owned(),
             rule: route.rule.name.clone(),
-            session_id: event.session.session_id.clone(),
+            session_id: event.subject().to_owned(),
             session_title: event.session.title.clone(),
             event_id: event.id.clone(),
             event_type: event.kind.as_str().to_owned(),
@@ -126,6 +135,7 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             attempts: 0,
             next_attempt_ms: 0,
             last_error: None,
+            creator: creator.clone(),
         };
         match active.payload(route.rule, route.sink, event) {
             Ok(body) if active.holds(route.rule, detected_at_ms) => {
@@ -160,9 +170,13 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
         id: 0,
         event_id: event.id.clone(),
         event_type: event.kind.as_str().to_owned(),
-        session_id: event.session.session_id.clone(),
+        session_id: event.subject().to_owned(),
         session_title: event.session.title.clone(),
-        session_created_at: Some(event.session.created_at),
+        // Where the session's snapshot is; an account signal (queue, consumption) has none.
+        session_created_at: event
+            .kind
+            .about_session()
+            .then_some(event.session.created_at),
         detected_at_ms,
         routes: routed,
     });

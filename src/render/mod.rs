@@ -152,6 +152,30 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "teams/held_summary",
         include_str!("../../templates/teams/held_summary.hbs"),
     ),
+    (
+        "slack/queue.status_changed",
+        include_str!("../../templates/slack/queue.status_changed.hbs"),
+    ),
+    (
+        "slack/consumption.daily_exceeded",
+        include_str!("../../templates/slack/consumption.daily_exceeded.hbs"),
+    ),
+    (
+        "discord/queue.status_changed",
+        include_str!("../../templates/discord/queue.status_changed.hbs"),
+    ),
+    (
+        "discord/consumption.daily_exceeded",
+        include_str!("../../templates/discord/consumption.daily_exceeded.hbs"),
+    ),
+    (
+        "teams/queue.status_changed",
+        include_str!("../../templates/teams/queue.status_changed.hbs"),
+    ),
+    (
+        "teams/consumption.daily_exceeded",
+        include_str!("../../templates/teams/consumption.daily_exceeded.hbs"),
+    ),
 ];
 
 /// The sink types that have template folders.
@@ -605,6 +629,87 @@ mod tests {
             .render("slack", Some("needs_input"), &all_events("t")[1], "r", "s")
             .expect("renders");
         assert!(needs_input.contains("needs your input"), "{needs_input}");
+    }
+
+    /// The account signals (no session) with values from the API that try to break out.
+    fn account_events() -> Vec<Event> {
+        let hostile = "<!channel> @everyone [x](https://evil.example) **b** \"q\"";
+        let queue = crate::model::QueueInfo {
+            queue_size: 7,
+            status: hostile.into(),
+        };
+        let mut products = serde_json::Map::new();
+        products.insert(hostile.into(), serde_json::json!(3.5));
+        products.insert("devin".into(), serde_json::json!(500));
+        let answer = crate::model::DailyConsumption {
+            consumption_by_date: vec![crate::model::DayConsumption {
+                date: hostile.into(),
+                acus: 503.5,
+                acus_by_product: products,
+            }],
+            total_acus: 503.5,
+        };
+        let mut events: Vec<Event> =
+            crate::diff::queue_change(Some("normal"), &queue, 1_700_000_000)
+                .into_iter()
+                .collect();
+        events.extend(crate::diff::consumption_crossings(
+            &answer,
+            &[500.0],
+            1_700_000_000,
+        ));
+        events
+    }
+
+    #[test]
+    fn account_signals_render_in_every_destination_escaped_and_within_limits() {
+        let t = Templates::built_in();
+        let events = account_events();
+        assert_eq!(events.len(), 2);
+        for event in &events {
+            for kind in SINK_KINDS {
+                let body = t.render(kind, None, event, "r", "s").expect("renders");
+                let v: Value = serde_json::from_str(&body).expect("valid JSON");
+                let text = v.to_string();
+                match kind {
+                    "slack" => {
+                        assert_eq!(slack_limits(&v), Vec::<String>::new());
+                        assert!(
+                            !text.contains("<!channel>") && !text.contains("<https://evil"),
+                            "{text}"
+                        );
+                        assert!(
+                            text.contains("<https://app.devin.ai|"),
+                            "links to Devin: {text}"
+                        );
+                    }
+                    "discord" => {
+                        assert_eq!(discord_limits(&v), Vec::<String>::new());
+                        assert!(
+                            !text.contains(" @everyone") && !text.contains("[x]("),
+                            "{text}"
+                        );
+                    }
+                    "teams" => {
+                        assert_eq!(v["actions"][0]["type"], "Action.OpenUrl");
+                        assert_eq!(v["actions"][0]["url"], payload::DEVIN_APP_URL);
+                        assert!(!text.contains("[x](") && !text.contains("**b**"), "{text}");
+                    }
+                    _ => {
+                        assert_eq!(v["type"], event.kind.as_str());
+                        assert!(v["data"].get("session").is_none(), "{v}");
+                        assert!(v["data"].get("previous").is_none(), "{v}");
+                        assert_eq!(v["data"]["subject"], event.subject());
+                        assert_eq!(
+                            v["data"]["change"],
+                            serde_json::to_value(&event.change).expect("ser")
+                        );
+                        let back = Event::from_webhook_body(&v).expect("reads back");
+                        assert_eq!(&back, event);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,8 +5,20 @@ use serde_json::{json, Value};
 
 use crate::event::{human_duration, rfc3339, Change, Event, EventType};
 
-/// The webhook body when no template is set (SPEC section 5).
+/// The webhook body when no template is set (SPEC section 5). An account signal's body has no
+/// `session` and `previous`, but the `subject` it is about (`queue`, `consumption/DATE`).
 pub fn default_webhook_body(event: &Event) -> Value {
+    if !event.kind.about_session() {
+        return json!({
+            "type": event.kind.as_str(),
+            "timestamp": rfc3339(event.timestamp()),
+            "data": {
+                "event_id": event.id,
+                "subject": event.subject(),
+                "change": event.change,
+            }
+        });
+    }
     let mut body = json!({
         "type": event.kind.as_str(),
         "timestamp": rfc3339(event.timestamp()),
@@ -115,6 +127,12 @@ pub fn color(event: &Event) -> u32 {
         },
         Change::PullRequest { pr_state, .. } if pr_state == "merged" => 0x2EB67D,
         Change::Waiting { .. } | Change::Acus { .. } => 0xF5A623,
+        Change::Queue { status, .. } => match status.as_str() {
+            "normal" => 0x2EB67D,
+            "high" => 0xE01E5A,
+            _ => 0xF5A623,
+        },
+        Change::Consumption { .. } => 0xE01E5A,
         _ => 0x5865F2,
     }
 }
@@ -172,6 +190,27 @@ pub fn headline(event: &Event) -> (&'static str, String) {
             ":money_with_wings:",
             format!("Session passed {threshold} ACUs"),
         ),
+        Change::Queue {
+            from_status,
+            status,
+            ..
+        } => match status.as_str() {
+            "normal" => (
+                ":large_green_circle:",
+                format!("Devin's queue is back to normal (was {from_status})"),
+            ),
+            "high" => (":rotating_light:", "Devin's queue is high".into()),
+            s => (
+                ":warning:",
+                format!("Devin's queue is {s} (was {from_status})"),
+            ),
+        },
+        Change::Consumption {
+            date, threshold, ..
+        } => (
+            ":money_with_wings:",
+            format!("Daily ACU spend passed {threshold} on {date}"),
+        ),
         Change::Session {} if event.kind == EventType::SessionArchived => {
             (":file_cabinet:", "Session archived".into())
         }
@@ -186,6 +225,9 @@ pub fn headline(event: &Event) -> (&'static str, String) {
 /// `emoji` (a summary line), `acus` (ACUs to one decimal), `repo` (of the event's PR),
 /// `rule` and `sink` (names).
 pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
+    if !event.kind.about_session() {
+        return account_context(event, rule, sink);
+    }
     let (emoji, headline) = headline(event);
     let repo = match &event.change {
         Change::PullRequest { repo, .. } => repo.clone(),
@@ -211,6 +253,40 @@ pub fn context(event: &Event, rule: &str, sink: &str) -> Value {
             Change::Waiting { waiting_seconds, .. } => human_duration(*waiting_seconds),
             _ => String::new(),
         },
+        "rule": rule,
+        "sink": sink,
+    })
+}
+
+/// Where an account signal's messages link: Devin's web app.
+pub const DEVIN_APP_URL: &str = "https://app.devin.ai";
+
+/// The data a template sees for an account signal (no session): `event`, `change`, `subject`,
+/// `title` (`Devin queue`, `Devin ACU spend`), `headline`, `emoji`, `color`, `url` (Devin's web
+/// app), `acus` (the day's ACUs to one decimal, for consumption), `rule` and `sink`; and, so
+/// that a session template given to a rule of both kinds still renders, `session` with only
+/// `session_id` (the subject) and `url` (Devin's web app).
+fn account_context(event: &Event, rule: &str, sink: &str) -> Value {
+    let (emoji, headline) = headline(event);
+    let (title, acus) = match &event.change {
+        Change::Consumption { acus, .. } => ("Devin ACU spend", format!("{acus:.1}")),
+        _ => ("Devin queue", String::new()),
+    };
+    json!({
+        "event": {
+            "id": event.id,
+            "type": event.kind.as_str(),
+            "timestamp": rfc3339(event.timestamp()),
+        },
+        "subject": event.subject(),
+        "session": { "session_id": event.subject(), "url": DEVIN_APP_URL },
+        "change": event.change,
+        "title": title,
+        "headline": headline,
+        "emoji": emoji,
+        "acus": acus,
+        "color": color(event),
+        "url": DEVIN_APP_URL,
         "rule": rule,
         "sink": sink,
     })

@@ -24,9 +24,11 @@ pub mod teams;
 pub mod webhook;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::SinkConfig;
+use crate::config::{Config, SinkConfig};
+use crate::people::Directory;
 use crate::redact::{error_chain, snippet};
 use crate::secret::Secret;
 use crate::store::{Delivery, Store};
@@ -133,9 +135,12 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// Builds the sinks of a validated configuration.
-    pub fn new(http: &reqwest::Client, config: &BTreeMap<String, SinkConfig>) -> Sinks {
+    /// Builds the sinks of a validated configuration (Slack app sinks with `to = "creator"`
+    /// share one [`Directory`] of people).
+    pub fn new(http: &reqwest::Client, config: &Config) -> Sinks {
+        let directory = Arc::new(Directory::new(config));
         let by_name = config
+            .sinks
             .iter()
             .map(|(name, sink)| {
                 let built = match sink {
@@ -144,7 +149,7 @@ impl Sinks {
                     SinkConfig::Discord(c) => Sink::Discord(discord::Discord::new(http, name, c)),
                     SinkConfig::Teams(c) => Sink::Teams(teams::Teams::new(http, name, c)),
                     SinkConfig::SlackApp(c) => {
-                        Sink::SlackApp(slack_app::SlackApp::new(http, name, c))
+                        Sink::SlackApp(slack_app::SlackApp::new(http, name, c, directory.clone()))
                     }
                 };
                 (name.clone(), built)

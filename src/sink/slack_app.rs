@@ -31,6 +31,7 @@
 //! which pauses the sink after a few answers in a row. The token never leaves the
 //! `Authorization` header: messages name the sink and the API host only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -38,8 +39,9 @@ use serde_json::{Map, Value};
 use super::{classify, transport_failure, Class, Failure, Verdict, BODY_KEEP};
 use crate::config::SlackAppSinkConfig;
 use crate::http::read_prefix;
+use crate::people::{Directory, Who};
 use crate::redact::{redact_url, snippet};
-use crate::store::{Delivery, SlackThread, Store};
+use crate::store::{now_ms, CachedPerson, Delivery, SlackThread, Store};
 
 /// Slack errors worth retrying.
 pub const TRANSIENT_ERRORS: &[&str] = &[
@@ -92,6 +94,17 @@ impl CallError {
     fn verdict(self) -> Verdict {
         self.class.verdict(self.failure)
     }
+
+    /// The verdict of a post to one person (a direct message, `one_person`): a channel that
+    /// is gone there (`channel_not_found`, `is_archived`: a deactivated user...) fails that
+    /// delivery alone, to the dead letters, instead of pausing the sink for everyone.
+    fn verdict_for(self, one_person: bool) -> Verdict {
+        let per_channel = ["channel_not_found", "is_archived"];
+        match self.slack_error.as_deref() {
+            Some(err) if one_person && per_channel.contains(&err) => Verdict::GiveUp(self.failure),
+            _ => self.verdict(),
+        }
+    }
 }
 
 /// At most [`BODY_KEEP`] bytes of `text`, cut on a character boundary.
@@ -108,14 +121,22 @@ pub struct SlackApp {
     http: reqwest::Client,
     name: String,
     config: SlackAppSinkConfig,
+    /// Who the sessions' creators are (`to = "creator"`).
+    directory: Arc<Directory>,
 }
 
 impl SlackApp {
-    pub fn new(http: &reqwest::Client, name: &str, config: &SlackAppSinkConfig) -> SlackApp {
+    pub fn new(
+        http: &reqwest::Client,
+        name: &str,
+        config: &SlackAppSinkConfig,
+        directory: Arc<Directory>,
+    ) -> SlackApp {
         SlackApp {
             http: http.clone(),
             name: name.to_owned(),
             config: config.clone(),
+            directory,
         }
     }
 
@@ -129,12 +150,23 @@ impl SlackApp {
                 "sink `{name}`: the payload is not a JSON object"
             )));
         };
+        let target = if self.config.to_creator() {
+            match self.recipient(store, delivery, timeout).await {
+                Ok(target) => target,
+                Err(verdict) => return verdict,
+            }
+        } else {
+            self.config.channel.clone().unwrap_or_default()
+        };
+        // A direct message to one person whose channel is gone fails for that person only.
+        let one_person = self.config.to_creator()
+            && self.config.fallback_channel.as_deref() != Some(target.as_str());
         let thread = match store.slack_thread(name, &delivery.session_id).await {
             Ok(thread) => thread,
             Err(e) => return Verdict::Retry(Failure::unanswered(format!("sink `{name}`: {e}"))),
         };
         // A thread started in another channel (the config changed) is not continued.
-        if let Some(thread) = thread.filter(|t| t.configured_channel == self.config.channel) {
+        if let Some(thread) = thread.filter(|t| t.configured_channel == target) {
             if thread.last_delivery == delivery.id {
                 tracing::info!(sink = %name, session_id = %delivery.session_id, delivery_id = %delivery.id, "already posted in its Slack thread (before a restart); not posted again");
                 return Verdict::Delivered { status: 200 };
@@ -147,16 +179,19 @@ impl SlackApp {
                         .as_deref()
                         .is_some_and(|err| THREAD_ERRORS.contains(&err)) =>
                 {
-                    return e.verdict()
+                    return e.verdict_for(one_person)
                 }
                 Err(e) => {
                     tracing::warn!(sink = %name, session_id = %delivery.session_id, delivery_id = %delivery.id, error = %e.failure.message, "the session's Slack thread is gone; starting a new one");
                 }
             }
         }
-        match self.parent(store, delivery, message, timeout).await {
+        match self
+            .parent(store, delivery, message, &target, timeout)
+            .await
+        {
             Ok(()) => Verdict::Delivered { status: 200 },
-            Err(e) => e.verdict(),
+            Err(e) => e.verdict_for(one_person),
         }
     }
 
@@ -193,17 +228,19 @@ impl SlackApp {
         Ok(())
     }
 
-    /// Posts a new parent message in the sink's channel and records the session's thread.
+    /// Posts a new parent message in `channel` (the sink's, or the creator's user id) and
+    /// records the session's thread.
     async fn parent(
         &self,
         store: &Store,
         delivery: &Delivery,
         mut parent: Map<String, Value>,
+        channel: &str,
         timeout: Duration,
     ) -> Result<(), CallError> {
         parent.remove("thread_ts");
         parent.remove("ts");
-        let channel = &self.config.channel;
+        let channel = &channel.to_owned();
         parent.insert("channel".into(), Value::String(channel.clone()));
         let answer = self.call("chat.postMessage", &parent, timeout).await?;
         let Some(ts) = answer.get("ts").and_then(Value::as_str) else {
@@ -242,7 +279,7 @@ impl SlackApp {
             let message = format!("{place}: cannot encode the payload: {e}");
             plain(Class::GiveUp, Failure::unanswered(message))
         })?;
-        let response = self
+        let request = self
             .http
             .post(&url)
             .timeout(timeout)
@@ -251,7 +288,24 @@ impl SlackApp {
                 reqwest::header::CONTENT_TYPE,
                 "application/json; charset=utf-8",
             )
-            .body(body)
+            .body(body);
+        self.answer(method, &url, request).await
+    }
+
+    /// Sends a Web API request and judges the answer: Slack's answer when `ok: true`.
+    async fn answer(
+        &self,
+        method: &str,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, CallError> {
+        let place = format!("sink `{}` ({}) {method}", self.name, redact_url(url));
+        let plain = |class, failure| CallError {
+            class,
+            failure,
+            slack_error: None,
+        };
+        let response = request
             .send()
             .await
             .map_err(|e| plain(Class::Retry, transport_failure(&place, e)))?;
@@ -286,7 +340,7 @@ impl SlackApp {
                 let message = format!(
                     "sink `{}`: Slack error `{error}`{needed} from {method} ({})",
                     self.name,
-                    redact_url(&url)
+                    redact_url(url)
                 );
                 Err(CallError {
                     class: classify_error(&error),
@@ -302,6 +356,109 @@ impl SlackApp {
                 );
                 Err(plain(Class::Retry, failure(message)))
             }
+        }
+    }
+}
+
+impl SlackApp {
+    /// Where a `to = "creator"` delivery goes: the creator's Slack user id, else
+    /// `fallback_channel`; without one, the dead letters with the reason (the `Err` verdict,
+    /// also used for transient failures of a lookup).
+    async fn recipient(
+        &self,
+        store: &Store,
+        delivery: &Delivery,
+        timeout: Duration,
+    ) -> Result<String, Verdict> {
+        let reason = match &delivery.creator {
+            None => "the event has no creator (not a session, or a session without user_id)".into(),
+            Some(creator) => match self.creator_user(store, creator, timeout).await? {
+                Ok(user) => return Ok(user),
+                Err(reason) => reason,
+            },
+        };
+        match &self.config.fallback_channel {
+            Some(channel) => {
+                tracing::info!(sink = %self.name, session_id = %delivery.session_id, delivery_id = %delivery.id, reason = %reason, "the session's creator cannot be reached directly; sending to fallback_channel");
+                Ok(channel.clone())
+            }
+            None => Err(Verdict::GiveUp(Failure::unanswered(format!(
+                "sink `{}`: cannot reach the session's creator: {reason} (no fallback_channel)",
+                self.name
+            )))),
+        }
+    }
+
+    /// The Slack user id of a creator (`Ok(Err(reason))`: not resolvable), from the store's
+    /// cache while fresh, else looked up and cached (negative results too). One lookup at a
+    /// time, so many deliveries of one creator make one lookup.
+    async fn creator_user(
+        &self,
+        store: &Store,
+        creator: &str,
+        timeout: Duration,
+    ) -> Result<Result<String, String>, Verdict> {
+        let name = &self.name;
+        let _one_at_a_time = self.directory.lookups.lock().await;
+        let ttl_ms = self.config.lookup_ttl().as_millis() as u64;
+        match store.cached_person(name, creator).await {
+            Ok(Some(c)) if now_ms().saturating_sub(c.at_ms) < ttl_ms => {
+                return Ok(c.slack_user.ok_or(c.reason.unwrap_or_default()))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Verdict::Retry(Failure::unanswered(format!(
+                    "sink `{name}`: {e}"
+                ))))
+            }
+        }
+        let found = match self.directory.who(creator).await {
+            Err(transient) => {
+                let message =
+                    format!("sink `{name}`: looking up the session's creator: {transient}");
+                return Err(Verdict::Retry(Failure::unanswered(message)));
+            }
+            Ok(Who::SlackUser(id)) => Ok(id),
+            Ok(Who::Unknown(reason)) => Err(reason),
+            Ok(Who::Email(email)) => match self.lookup_by_email(&email, timeout).await {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(format!(
+                    "no Slack user has the email of Devin user `{creator}`"
+                )),
+                Err(e) => return Err(e.verdict()),
+            },
+        };
+        let cached = CachedPerson {
+            slack_user: found.clone().ok(),
+            reason: found.clone().err(),
+            at_ms: now_ms(),
+        };
+        if let Err(e) = store.cache_person(name, creator, &cached).await {
+            tracing::warn!(sink = %name, error = %e, "cannot cache a creator lookup");
+        }
+        tracing::info!(sink = %name, creator = %creator, found = found.is_ok(), "creator looked up");
+        Ok(found)
+    }
+
+    /// `users.lookupByEmail` (scope `users:read.email`): the user's id, `None` when Slack
+    /// knows no user with that email.
+    async fn lookup_by_email(
+        &self,
+        email: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, CallError> {
+        let method = "users.lookupByEmail";
+        let url = format!("{}/{method}", self.config.api_base.trim_end_matches('/'));
+        let request = self
+            .http
+            .get(&url)
+            .query(&[("email", email)])
+            .timeout(timeout)
+            .bearer_auth(self.config.token.expose());
+        match self.answer(method, &url, request).await {
+            Ok(answer) => Ok(answer["user"]["id"].as_str().map(str::to_owned)),
+            Err(e) if e.slack_error.as_deref() == Some("users_not_found") => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

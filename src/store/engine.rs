@@ -83,6 +83,8 @@ pub(crate) trait Engine {
     // Marks, meta and paused sinks ([`super::meta`]).
 
     async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes one named value at once (caches; a page's values go with its commit).
+    async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError>;
     /// Whether the sink was paused.
     async fn resume_sink(&self, sink: &str) -> Result<bool, StoreError>;

@@ -9,6 +9,8 @@
 //!   when it no longer is.
 //! - [`meta`]: small named values (baseline, high-water mark, scope) and paused sinks.
 //! - [`threads`]: the Slack thread of each (Slack app sink, session).
+//! - [`people`]: who a session's creator is in Slack, per Slack app sink (a cache with a time
+//!   to live), kept among the named values.
 //! - [`history`]: the delivery log (each delivery's outcomes) and the event log (each event
 //!   detected and where it went), the last `server.history` entries of each.
 //!
@@ -28,6 +30,7 @@ pub mod import;
 pub mod meta;
 mod migrate;
 pub mod outbox;
+pub mod people;
 pub mod postgres;
 pub mod queue;
 pub mod sled;
@@ -53,6 +56,7 @@ pub use self::history::{
 };
 pub use self::meta::{Paused, META_BASELINE, META_HIGH_WATER, META_LAST_FULL, META_SCOPE};
 pub use self::outbox::{Change, DeadLetter, Delivery, Settle};
+pub use self::people::CachedPerson;
 pub use self::snapshots::{Commit, SnapshotKey};
 pub use self::threads::SlackThread;
 pub use self::waits::Waiting;

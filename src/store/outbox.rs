@@ -31,6 +31,10 @@ pub struct Delivery {
     /// The last failure, for `sinks list` and logs.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// For a Slack app sink with `to = "creator"`: the Devin user who started the session
+    /// (`user_id`), whose direct messages it goes to. Absent for every other delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<String>,
 }
 
 /// A delivery that will not be retried without an admin.

@@ -224,16 +224,7 @@ impl SledEngine {
                 history,
                 held,
             )| {
-                for seq in &commit.unhold {
-                    if held.remove(&key(*seq))?.is_none() {
-                        // Released already (or never held): write nothing.
-                        return Err(ConflictableTransactionError::Abort(()));
-                    }
-                }
-                for h in &commit.held {
-                    let seq = held.generate_id()?;
-                    held.insert(&key(seq), encode(h))?;
-                }
+                hold(held, commit)?;
                 for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
@@ -558,6 +549,13 @@ impl Engine for SledEngine {
             .map_err(sled_err(format!("meta/{name}")))
     }
 
+    async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta
+            .insert(name, value)
+            .map(|_| ())
+            .map_err(sled_err(format!("meta/{name}")))
+    }
+
     async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError> {
         self.meta
             .insert(format!("{PAUSED_PREFIX}{sink}"), encode(paused))
@@ -643,4 +641,23 @@ impl Engine for SledEngine {
     async fn trim_log(&self, log: Log, keep: usize) -> Result<(), StoreError> {
         self.trim(log, keep)
     }
+}
+
+/// A commit's changes to the held set: the deliveries it releases leave it (the transaction
+/// aborts, writing nothing, if one is no longer there: never queued twice), the ones it holds
+/// enter it in order.
+fn hold(
+    held: &sled::transaction::TransactionalTree,
+    commit: &Commit,
+) -> Result<(), ConflictableTransactionError<()>> {
+    for seq in &commit.unhold {
+        if held.remove(&key(*seq))?.is_none() {
+            return Err(ConflictableTransactionError::Abort(()));
+        }
+    }
+    for h in &commit.held {
+        let seq = held.generate_id()?;
+        held.insert(&key(seq), encode(h))?;
+    }
+    Ok(())
 }

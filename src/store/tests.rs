@@ -34,6 +34,7 @@ fn delivery(n: u32) -> Delivery {
         attempts: 0,
         next_attempt_ms: 0,
         last_error: None,
+        creator: None,
     }
 }
 
@@ -511,4 +512,42 @@ async fn held_deliveries_are_kept_in_order_and_released_at_once() {
     drop(store);
     let store = Store::open(dir.path(), 1 << 20).expect("reopen");
     assert_eq!(store.held().await.expect("held")[0].1, held(2));
+}
+
+#[tokio::test]
+async fn creator_lookups_are_cached_per_sink_and_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20).expect("open");
+    assert_eq!(
+        store.cached_person("dm", "user-1").await.expect("read"),
+        None
+    );
+    let found = super::CachedPerson {
+        slack_user: Some("U1".into()),
+        reason: None,
+        at_ms: 5,
+    };
+    let missing = super::CachedPerson {
+        slack_user: None,
+        reason: Some("no Slack user".into()),
+        at_ms: 6,
+    };
+    store
+        .cache_person("dm", "user-1", &found)
+        .await
+        .expect("write");
+    store
+        .cache_person("other", "user-1", &missing)
+        .await
+        .expect("write");
+    assert_eq!(
+        store.cached_person("dm", "user-1").await.expect("read"),
+        Some(found)
+    );
+    assert_eq!(
+        store.cached_person("other", "user-1").await.expect("read"),
+        Some(missing)
+    );
+    // Kept apart from the paused sinks that share the named values.
+    assert!(store.paused_sinks().await.expect("paused").is_empty());
 }

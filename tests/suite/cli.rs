@@ -201,6 +201,14 @@ async fn demo_runs_without_credentials_and_prints_notifications() {
         out.contains("signature verified") && !out.contains("INVALID"),
         "{out}"
     );
+    // Beyond sessions: the queue's alert, and a direct message to the session's creator.
+    assert!(out.contains("🚨 Devin's queue is high"), "{out}");
+    assert!(
+        out.contains(
+            "DM to @ana      ✋ Devin needs your input on Upgrade the web app to React 19"
+        ),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

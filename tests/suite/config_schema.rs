@@ -363,7 +363,11 @@ fn defaults_are_the_loaders() {
             "[sinks.a]\ntype = {}\n",
             variant["properties"]["type"]["const"]
         );
-        for key in variant["required"].as_array().expect("required") {
+        // A variant whose keys are required one way or another (`slack_app`: `channel`, or
+        // `to`) takes the first way's.
+        let either = variant["oneOf"][0]["required"].as_array().cloned();
+        let required = variant["required"].as_array().expect("required");
+        for key in required.iter().chain(either.iter().flatten()) {
             minimal.push_str(match key.as_str() {
                 Some("type") => "",
                 Some("url") => "url = \"https://x.test/\"\n",

@@ -288,6 +288,7 @@ fn queued(n: u32) -> Delivery {
         attempts: 1,
         next_attempt_ms: 0,
         last_error: None,
+        creator: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod harness;
 mod support;
 
 mod api;
+mod beyond;
 mod cli;
 mod cloudevents;
 mod config_schema;

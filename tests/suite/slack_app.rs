@@ -240,6 +240,7 @@ async fn a_redelivery_after_a_crash_is_not_posted_twice() {
             attempts: 0,
             next_attempt_ms: 0,
             last_error: None,
+            creator: None,
         };
         store
             .commit(&devin_notify::store::Commit {
@@ -506,8 +507,12 @@ fn example_with_slack_app() -> String {
     .expect("example config");
     let mut out = String::new();
     let mut enabling = false;
-    for line in text.lines() {
-        if line == "# [sinks.team_slack_app]" || line == "# [[rules]]" {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, &line) in lines.iter().enumerate() {
+        // The sink, and its rule (the example's other commented rules stay commented).
+        let threads_rule =
+            line == "# [[rules]]" && lines.get(i + 1) == Some(&"# name = \"session-threads\"");
+        if line == "# [sinks.team_slack_app]" || threads_rule {
             enabling = true;
         } else if line.trim().is_empty() {
             enabling = false;

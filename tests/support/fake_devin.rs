@@ -208,6 +208,15 @@ struct FakeState {
     replay: Option<Replay>,
     /// devin_id (`devin-<session id>`) -> its messages, chronological.
     messages: HashMap<String, Vec<Value>>,
+    /// `GET /v3/enterprise/queue`'s answer.
+    queue: Value,
+    /// Billing days for `GET /v3/enterprise/consumption/daily`: (start, epoch seconds; the
+    /// day's JSON).
+    days: Vec<(i64, Value)>,
+    /// user_id -> `GET /v3/enterprise/members/users/{user_id}`'s answer.
+    members: HashMap<String, Value>,
+    /// Account endpoints (`queue`, `consumption`, `members`) answering 403.
+    forbidden_endpoints: HashSet<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +270,10 @@ impl FakeDevin {
                     log: Vec::new(),
                     replay: None,
                     messages: HashMap::new(),
+                    queue: json!({ "queue_size": 0, "status": "normal" }),
+                    days: Vec::new(),
+                    members: HashMap::new(),
+                    forbidden_endpoints: HashSet::new(),
                 }),
                 notify: Notify::new(),
                 messages_delay_ms: Default::default(),
@@ -292,6 +305,39 @@ impl FakeDevin {
     /// Requests with this bearer token get 403.
     pub fn forbid_token(&self, token: &str) {
         self.state().forbidden.insert(token.to_string());
+    }
+
+    /// What `GET /v3/enterprise/queue` answers.
+    pub fn set_queue(&self, queue_size: u64, status: &str) {
+        self.state().queue = json!({ "queue_size": queue_size, "status": status });
+    }
+
+    /// Sets a billing day of `GET /v3/enterprise/consumption/daily`: `start` (epoch seconds,
+    /// 08:00 UTC) begins the day named `date`; `by_product` is `acus_by_product`.
+    pub fn set_day(&self, date: &str, start: i64, acus: f64, by_product: Value) {
+        let mut st = self.state();
+        st.days.retain(|(s, _)| *s != start);
+        st.days.push((
+            start,
+            json!({ "date": date, "acus": acus, "acus_by_product": by_product }),
+        ));
+        st.days.sort_by_key(|(s, _)| *s);
+    }
+
+    /// A member of `GET /v3/enterprise/members/users/{user_id}` (unknown users are 404).
+    pub fn set_member(&self, user_id: &str, email: &str) {
+        self.state().members.insert(
+            user_id.to_string(),
+            json!({ "user_id": user_id, "email": email, "name": user_id }),
+        );
+    }
+
+    /// An account endpoint (`queue`, `consumption`, `members`) answers 403 from now on, naming
+    /// the permission it needs.
+    pub fn forbid_endpoint(&self, endpoint: &str) {
+        self.state()
+            .forbidden_endpoints
+            .insert(endpoint.to_string());
     }
 
     /// When true (the default), a query parameter the endpoint does not know is a 422.
@@ -517,7 +563,11 @@ impl FakeDevin {
         let route = route(&path);
 
         let page_index = match route {
-            Route::NotFound | Route::Messages { .. } => None,
+            Route::NotFound
+            | Route::Messages { .. }
+            | Route::Queue
+            | Route::Consumption
+            | Route::Member(_) => None,
             _ => match last_value(&params, "after") {
                 None => Some(0),
                 Some(c) => decode_cursor(c).map(|(idx, _)| idx),
@@ -613,8 +663,12 @@ impl FakeState {
         authorization: Option<&str>,
         fault: Option<&Fault>,
     ) -> Answer {
+        if let Some(answer) = self.account(method, route, params, authorization) {
+            return answer;
+        }
         let org = match route {
             Route::NotFound => return Answer::json(404, &json!({ "detail": "Not Found" })),
+            Route::Queue | Route::Consumption | Route::Member(_) => None,
             Route::Enterprise => None,
             Route::Org(org) => Some(org.as_str()),
             Route::Messages { org, .. } => org.as_deref(),
@@ -728,6 +782,90 @@ impl FakeState {
         answer
     }
 
+    /// The account endpoints (queue, daily consumption, members): `None` for other routes.
+    /// Same tokens as the listing; an endpoint in `forbidden_endpoints` answers 403 naming its
+    /// permission; unknown parameters are 422 (strict mode), as are non-integer times.
+    fn account(
+        &self,
+        method: &Method,
+        route: &Route,
+        params: &[(String, String)],
+        authorization: Option<&str>,
+    ) -> Option<Answer> {
+        let (name, permission, allowed): (&str, &str, &[&str]) = match route {
+            Route::Queue => ("queue", "ViewAccountMetrics", &[]),
+            Route::Consumption => (
+                "consumption",
+                "ViewAccountConsumption",
+                &["time_after", "time_before"],
+            ),
+            Route::Member(_) => ("members", "ManageAccountMembership", &[]),
+            _ => return None,
+        };
+        if method != Method::GET {
+            return Some(Answer::json(
+                405,
+                &json!({ "detail": "Method Not Allowed" }),
+            ));
+        }
+        let token = authorization.and_then(|h| h.strip_prefix("Bearer "));
+        match token {
+            Some(t) if t == self.token && !self.forbidden.contains(t) => {}
+            Some(t) if self.forbidden.contains(t) => {
+                return Some(Answer::json(
+                    403,
+                    &json!({ "detail": format!("Service user lacks the {permission} permission") }),
+                ))
+            }
+            _ => return Some(Answer::json(401, &json!({ "detail": "Invalid API key" }))),
+        }
+        if self.forbidden_endpoints.contains(name) {
+            return Some(Answer::json(
+                403,
+                &json!({ "detail": format!("Service user lacks the {permission} permission") }),
+            ));
+        }
+        let mut errors = Vec::new();
+        for (k, v) in params {
+            if !allowed.contains(&k.as_str()) {
+                if self.strict_params {
+                    errors.push(json!({"type": "extra_forbidden", "loc": ["query", k], "msg": "Extra inputs are not permitted", "input": v}));
+                }
+            } else if v.parse::<i64>().is_err() {
+                errors.push(json!({"type": "int_parsing", "loc": ["query", k], "msg": "Input should be a valid integer", "input": v}));
+            }
+        }
+        if !errors.is_empty() {
+            return Some(Answer::json(422, &json!({ "detail": errors })));
+        }
+        Some(match route {
+            Route::Queue => Answer::json(200, &self.queue),
+            Route::Member(id) => match self.members.get(id) {
+                Some(m) => Answer::json(200, m),
+                None => Answer::json(404, &json!({ "detail": format!("user {id} not found") })),
+            },
+            _ => {
+                let after = last_value(params, "time_after").and_then(|v| v.parse::<i64>().ok());
+                let before = last_value(params, "time_before").and_then(|v| v.parse::<i64>().ok());
+                // A day is in the period when it overlaps it.
+                let days: Vec<&Value> = self
+                    .days
+                    .iter()
+                    .filter(|(start, _)| {
+                        after.is_none_or(|a| start + 86_400 > a)
+                            && before.is_none_or(|b| *start < b)
+                    })
+                    .map(|(_, day)| day)
+                    .collect();
+                let total: f64 = days.iter().filter_map(|d| d["acus"].as_f64()).sum();
+                Answer::json(
+                    200,
+                    &json!({ "consumption_by_date": days, "total_acus": total }),
+                )
+            }
+        })
+    }
+
     /// A page of a session's messages: `first` (default 100) after the offset cursor `after`.
     fn messages_page(&self, devin_id: &str, params: &[(String, String)]) -> Answer {
         let Some(all) = self.messages.get(devin_id) else {
@@ -802,12 +940,26 @@ enum Route {
         org: Option<String>,
         devin_id: String,
     },
+    Queue,
+    Consumption,
+    Member(String),
     NotFound,
 }
 
 fn route(path: &str) -> Route {
     if path == "/v3/enterprise/sessions" {
         return Route::Enterprise;
+    }
+    if path == "/v3/enterprise/queue" {
+        return Route::Queue;
+    }
+    if path == "/v3/enterprise/consumption/daily" {
+        return Route::Consumption;
+    }
+    if let Some(id) = path.strip_prefix("/v3/enterprise/members/users/") {
+        if !id.is_empty() && !id.contains('/') {
+            return Route::Member(percent_decode(id));
+        }
     }
     if let Some(id) = path
         .strip_prefix("/v3/enterprise/sessions/")

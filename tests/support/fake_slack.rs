@@ -4,7 +4,9 @@
 //! It checks the bearer token (`not_authed`, `invalid_auth`), the JSON body and the channel
 //! (`channel_not_found`, `is_archived`), stores messages and thread replies with increasing
 //! `ts` values, and answers `{"ok": true, ...}` or Slack's `{"ok": false, "error": ...}`.
-//! Replies can be scripted per method: an `ok: false` error, `ratelimited` with
+//! `users.lookupByEmail` (GET, `?email=`) finds the users added with [`FakeSlack::add_user`]
+//! (`users_not_found` otherwise), and `chat.postMessage` to a user id (`U...`) posts in the
+//! direct-message channel [`dm_channel`] of a known user. Replies can be scripted per method: an `ok: false` error, `ratelimited` with
 //! `Retry-After`, HTTP 429 or 5xx, or a stall. Every call is recorded.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -101,6 +103,13 @@ struct State {
     calls: Vec<SlackCall>,
     scripts: HashMap<String, VecDeque<SlackReply>>,
     next_ts: u64,
+    /// email -> user id.
+    users: BTreeMap<String, String>,
+}
+
+/// The id of the direct-message channel with a user (`U123` -> `D123`).
+pub fn dm_channel(user_id: &str) -> String {
+    format!("D{}", &user_id[1.min(user_id.len())..])
 }
 
 struct Inner {
@@ -152,6 +161,7 @@ impl FakeSlack {
                     calls: Vec::new(),
                     scripts: HashMap::new(),
                     next_ts: 1,
+                    users: BTreeMap::new(),
                 }),
                 notify: Notify::new(),
             }),
@@ -175,6 +185,20 @@ impl FakeSlack {
             name.to_owned(),
             Channel {
                 id: id.to_owned(),
+                archived: false,
+            },
+        );
+    }
+
+    /// Adds a workspace user: `users.lookupByEmail` finds it, and a post to its id lands in
+    /// its direct-message channel ([`dm_channel`]).
+    pub fn add_user(&self, email: &str, id: &str) {
+        let mut st = self.state();
+        st.users.insert(email.to_owned(), id.to_owned());
+        st.channels.insert(
+            format!("dm-{id}"),
+            Channel {
+                id: dm_channel(id),
                 archived: false,
             },
         );
@@ -266,7 +290,19 @@ impl FakeSlack {
         let authorization = header("authorization");
         let content_type = header("content-type");
         let raw = String::from_utf8_lossy(&body).into_owned();
-        let parsed: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        let mut parsed: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        let mut content_type = content_type;
+        if method == "users.lookupByEmail" {
+            // A read method: its arguments come in the query string.
+            let query = super::fake_devin::parse_query(uri.query().unwrap_or(""));
+            parsed = Value::Object(
+                query
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            );
+            content_type = Some("application/json (query)".into());
+        }
         let (reply, response) = {
             let mut st = self.state();
             let reply = st
@@ -345,6 +381,13 @@ impl State {
         let Some(args) = body.as_object() else {
             return fail("invalid_json");
         };
+        if method == "users.lookupByEmail" {
+            let email = args.get("email").and_then(Value::as_str).unwrap_or("");
+            return match self.users.get(email) {
+                Some(id) => json!({"ok": true, "user": {"id": id, "profile": {"email": email}}}),
+                None => fail("users_not_found"),
+            };
+        }
         let text = args.get("text").and_then(Value::as_str).map(str::to_owned);
         let blocks = args.get("blocks").cloned().unwrap_or(Value::Null);
         if text.is_none() && blocks.is_null() {
@@ -353,7 +396,12 @@ impl State {
         if !(blocks.is_null() || blocks.is_array()) {
             return fail("invalid_blocks");
         }
-        let channel_arg = args.get("channel").and_then(Value::as_str).unwrap_or("");
+        let mut channel_arg = args.get("channel").and_then(Value::as_str).unwrap_or("");
+        // A post to a user id goes to the direct-message channel with that user.
+        let dm = dm_channel(channel_arg);
+        if channel_arg.starts_with('U') && self.users.values().any(|u| u == channel_arg) {
+            channel_arg = &dm;
+        }
         let by_id = self.channels.values().find(|c| c.id == channel_arg);
         let channel = match method {
             // chat.update takes channel ids only.

@@ -703,6 +703,19 @@ impl Engine for PgEngine {
         Ok(row.map(|r| r.get(0)))
     }
 
+    async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&name, &value],
+            )
+            .await
+            .map(|_| ())
+            .map_err(self.err(&format!("meta/{name}")))
+    }
+
     async fn pause_sink(&self, sink: &str, paused: &Paused) -> Result<(), StoreError> {
         self.client()
             .await?
