@@ -262,19 +262,13 @@ impl Shutdown {
 /// (sled) store, the operation goes through its admin API (`/api/v1` on `[server] listen`,
 /// with `server.admin_token` when one is set).
 pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
-    let store = match Store::open_existing(&active.config.store).await {
-        Ok(store) => store,
-        Err(StoreError::Locked { path }) => {
-            let Some(listen) = active.config.server.listen else {
-                return Err(StoreError::Locked { path }.into());
-            };
-            let addr = crate::api::client::reach(listen);
-            let token = active.config.server.admin_token.as_ref();
+    let store = match where_to_run(active).await? {
+        Place::Store(store) => store,
+        Place::Api(addr, token) => {
             return crate::api::client::execute(addr, token, op)
                 .await
-                .map_err(AppError::Admin);
+                .map_err(AppError::Admin)
         }
-        Err(e) => return Err(e.into()),
     };
     store.keep_history(active.config.server.history);
     let result = crate::admin::execute(&store, active, op).await;
@@ -285,13 +279,41 @@ pub async fn admin(active: &Active, op: &AdminOp) -> Result<String, AppError> {
     Ok(text)
 }
 
-/// `preview --digest NAME`: the digest's payloads now, from the store the config names
-/// (read only; a sled store held by `run` cannot be opened meanwhile).
+/// Where an admin command runs: on the store the config names, or, while `run` holds that
+/// (sled) store, through the running service's admin API.
+enum Place<'a> {
+    Store(Store),
+    Api(std::net::SocketAddr, Option<&'a crate::secret::Secret>),
+}
+
+async fn where_to_run(active: &Active) -> Result<Place<'_>, AppError> {
+    match Store::open_existing(&active.config.store).await {
+        Ok(store) => Ok(Place::Store(store)),
+        Err(StoreError::Locked { path }) => match active.config.server.listen {
+            Some(listen) => Ok(Place::Api(
+                crate::api::client::reach(listen),
+                active.config.server.admin_token.as_ref(),
+            )),
+            None => Err(StoreError::Locked { path }.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `preview --digest NAME`: the digest's payloads now, from the store the config names (read
+/// only); while `run` holds a sled store, through its admin API.
 pub async fn preview_digest(
     active: &Active,
     name: &str,
 ) -> Result<Vec<crate::admin::PreviewItem>, AppError> {
-    let store = Store::open_existing(&active.config.store).await?;
+    let store = match where_to_run(active).await? {
+        Place::Store(store) => store,
+        Place::Api(addr, token) => {
+            return crate::api::client::preview_digest(addr, token, name)
+                .await
+                .map_err(AppError::Admin)
+        }
+    };
     crate::admin::preview_digest(active, &store, name, crate::store::now_ms())
         .await
         .map_err(|e| AppError::Admin(e.to_string()))

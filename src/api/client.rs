@@ -1,5 +1,6 @@
-//! The `dead-letters` and `sinks` commands through the admin API of a running service (when it
-//! holds the sled store): the same operations, the same output.
+//! The `dead-letters`, `sinks`, `deliveries`, `events` and `preview --digest` commands through
+//! the admin API of a running service (when it holds the sled store): the same operations, the
+//! same output.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,10 +11,13 @@ use serde_json::Value;
 
 use super::dead::DeadLetters;
 use super::history::{DeliveryLog, EventLog, EventsQuery};
+use super::rules::DigestPreview;
 use super::Which;
 use crate::admin::logs::{deliveries_text, events_text};
 use crate::admin::view::SinkView;
-use crate::admin::{dead_letters_text, purge_text, resume_text, retry_text, sinks_text, AdminOp};
+use crate::admin::{
+    dead_letters_text, purge_text, resume_text, retry_text, sinks_text, AdminOp, PreviewItem,
+};
 use crate::secret::Secret;
 
 #[derive(Deserialize)]
@@ -120,6 +124,48 @@ impl Api {
     }
 }
 
+impl Api {
+    /// A client of the admin API of the service at `addr`.
+    fn new(addr: SocketAddr, token: Option<&Secret>) -> Result<Api, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let base = reqwest::Url::parse(&format!("http://{addr}/api/v1/"))
+            .map_err(|e| format!("http://{addr}: {e}"))?;
+        Ok(Api {
+            http,
+            base,
+            token: token.cloned(),
+        })
+    }
+}
+
+/// `preview --digest NAME` through the admin API of the service at `addr` (which holds the
+/// sled store): the digest's payloads now, as [`crate::admin::preview_digest`] gives them.
+pub async fn preview_digest(
+    addr: SocketAddr,
+    token: Option<&Secret>,
+    name: &str,
+) -> Result<Vec<PreviewItem>, String> {
+    let api = Api::new(addr, token)?;
+    let path = ["digests", name, "preview"];
+    let answer: DigestPreview = api.call(reqwest::Method::POST, &path, None).await?;
+    Ok(answer
+        .items
+        .into_iter()
+        .map(|item| PreviewItem {
+            body: match &item.payload {
+                Value::String(text) => text.clone(),
+                json => serde_json::to_string_pretty(json).unwrap_or_else(|_| json.to_string()),
+            },
+            sink: item.sink,
+            sink_type: item.sink_type,
+            event_type: item.event_type,
+        })
+        .collect())
+}
+
 /// Runs an operation through the admin API of the service at `addr`, with the admin token
 /// when one is configured; returns what the command prints.
 pub async fn execute(
@@ -127,17 +173,7 @@ pub async fn execute(
     token: Option<&Secret>,
     op: &AdminOp,
 ) -> Result<String, String> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let base = reqwest::Url::parse(&format!("http://{addr}/api/v1/"))
-        .map_err(|e| format!("http://{addr}: {e}"))?;
-    let api = Api {
-        http,
-        base,
-        token: token.cloned(),
-    };
+    let api = Api::new(addr, token)?;
     let which = |w| serde_json::to_value(Which::of(w)).ok();
     use reqwest::Method;
     match op {

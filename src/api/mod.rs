@@ -202,6 +202,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/sessions", get(history::sessions))
         .route("/rules", get(rules::list))
         .route("/rules/{name}/preview", post(rules::preview))
+        .route("/digests/{name}/preview", post(rules::preview_digest))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),

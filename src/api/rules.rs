@@ -54,7 +54,7 @@ pub struct Preview {
 }
 
 /// One payload of a preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PreviewView {
     pub sink: String,
     pub sink_type: String,
@@ -164,6 +164,35 @@ pub(super) async fn preview(
     })?;
     Ok(Json(Preview {
         rule: name,
+        items: items.into_iter().map(PreviewView::from).collect(),
+    }))
+}
+
+/// The answer of `POST /api/v1/digests/{name}/preview`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DigestPreview {
+    pub digest: String,
+    pub items: Vec<PreviewView>,
+}
+
+/// `POST /api/v1/digests/{name}/preview`: the payload each of a digest's sinks would receive
+/// now, from the store, sending nothing and writing nothing (what `preview --digest` shows).
+pub(super) async fn preview_digest(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+) -> ApiResult<DigestPreview> {
+    let active = ctx.active();
+    let items = crate::admin::preview_digest(&active, &ctx.store, &name, crate::store::now_ms())
+        .await
+        .map_err(|e| {
+            let status = match e {
+                PreviewError::NoDigest(..) => StatusCode::NOT_FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            ApiError::new(status, e.to_string())
+        })?;
+    Ok(Json(DigestPreview {
+        digest: name,
         items: items.into_iter().map(PreviewView::from).collect(),
     }))
 }

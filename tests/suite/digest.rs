@@ -415,6 +415,39 @@ on_both_backends!(
     history_older_than_the_retention_is_pruned_in_bounded_steps,
 );
 
+/// While `run` holds the sled store, `preview --digest` asks it through the admin API (with the
+/// admin token) and prints the same payloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_digest_goes_through_the_running_service() {
+    let mut env = Env::start("").await;
+    let port = harness::free_port();
+    env.set_extra(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"preview-token-123\"\n{}",
+        digests_config(YEARLY)
+    ));
+    let service = Service::start(&env);
+    service.wait_log("poll done", 1, WAIT).await;
+    env.api.upsert(tagged("s-running", "team-a"));
+    service.wait_log("event detected", 1, WAIT).await;
+    let (code, out) = env.cli(&["preview", "--digest", "team-a"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("sink `hook` (webhook), digest"), "{out}");
+    assert!(out.contains("s-running"), "{out}");
+    assert!(!out.contains("preview-token-123"), "{out}");
+    let (code, out) = env.cli(&["preview", "--digest", "nope"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("HTTP 404") && out.contains("no digest named `nope`"),
+        "{out}"
+    );
+    assert!(
+        digests_received(&env, "team-a").is_empty(),
+        "a preview sends nothing"
+    );
+    let (clean, log) = service.stop().await;
+    assert!(clean, "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_the_keys_of_bad_digests() {
     let mut env = Env::start("").await;
