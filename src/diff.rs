@@ -160,16 +160,18 @@ pub fn acus_crossings(old: Option<&Session>, new: &Session, thresholds: &[f64]) 
 /// this is the first observation, a silent baseline). `observed_at` is epoch seconds; the id
 /// hashes the two statuses and the time, so the same change seen again (a retried poll, which
 /// finds the stored status unchanged) is not a second event.
-pub fn queue_change(stored: Option<&str>, now: &QueueInfo, observed_at: i64) -> Option<Event> {
+pub fn queue_change(stored: Option<&str>, now: &QueueInfo, observed_at_ms: i64) -> Option<Event> {
     let from = stored?;
     if from == now.status {
         return None;
     }
-    let at = observed_at.to_string();
+    // The id tells changes apart to the millisecond: normal -> high twice in one second is
+    // two announcements.
+    let at = observed_at_ms.to_string();
     Some(Event::account(
         EventType::QueueStatusChanged,
         "queue",
-        observed_at,
+        observed_at_ms.div_euclid(1000),
         Change::Queue {
             from_status: from.to_owned(),
             status: now.status.clone(),
@@ -286,9 +288,9 @@ mod tests {
             queue_size: 12,
             status: status.into(),
         };
-        assert!(super::queue_change(None, &q("high"), 100).is_none());
-        assert!(super::queue_change(Some("high"), &q("high"), 100).is_none());
-        let e = super::queue_change(Some("normal"), &q("high"), 100).expect("a change");
+        assert!(super::queue_change(None, &q("high"), 100_000).is_none());
+        assert!(super::queue_change(Some("high"), &q("high"), 100_000).is_none());
+        let e = super::queue_change(Some("normal"), &q("high"), 100_000).expect("a change");
         assert_eq!(e.kind, super::EventType::QueueStatusChanged);
         assert_eq!(e.subject(), "queue");
         assert_eq!(e.timestamp(), 100);
@@ -296,9 +298,9 @@ mod tests {
             serde_json::to_value(&e.change).expect("ser"),
             serde_json::json!({"from_status": "normal", "status": "high", "queue_size": 12})
         );
-        let again = super::queue_change(Some("normal"), &q("high"), 100).expect("same");
+        let again = super::queue_change(Some("normal"), &q("high"), 100_000).expect("same");
         assert_eq!(again.id, e.id);
-        let later = super::queue_change(Some("normal"), &q("high"), 160).expect("later");
+        let later = super::queue_change(Some("normal"), &q("high"), 100_001).expect("later");
         assert_ne!(later.id, e.id);
     }
 

@@ -3,7 +3,8 @@
 //! [`release_due`] moves those of rules no longer muted into the outbox, in detection order,
 //! in one store commit (the move and the removal from the held set at once): never dropped,
 //! never queued twice. With `collapse_held`, the held deliveries of one (rule, sink) go out as
-//! one summary, whose id is derived from the held ids (the same after a restart). Held
+//! one summary (one per person for a `to = "creator"` sink), whose id is derived from the held
+//! ids (the same after a restart). Held
 //! deliveries of a rule that no longer exists are released one by one, with a log line.
 //!
 //! [`hold_loop`] runs on the leader: it releases at start, at the next change of any interval
@@ -21,6 +22,9 @@ use crate::active::Active;
 use crate::event::stable_id;
 use crate::render::summary::{HeldItem, SUMMARY_TYPE};
 use crate::store::{Commit, Delivery, Held, Store, StoreError};
+
+/// Held deliveries released together: (rule, sink, creator).
+type Group = (String, String, Option<String>);
 
 /// What one release did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,9 +47,12 @@ pub async fn release_due(
 ) -> Result<Released, StoreError> {
     let held = store.held().await?;
     let now_ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
-    let mut groups: BTreeMap<(String, String), Vec<(u64, Held)>> = BTreeMap::new();
+    // By (rule, sink, creator): a direct-message sink (`to = "creator"`) sums up each
+    // person's held messages for that person alone.
+    let mut groups: BTreeMap<Group, Vec<(u64, Held)>> = BTreeMap::new();
     for (seq, h) in held {
-        let key = (h.delivery.rule.clone(), h.delivery.sink.clone());
+        let d = &h.delivery;
+        let key = (d.rule.clone(), d.sink.clone(), d.creator.clone());
         groups.entry(key).or_default().push((seq, h));
     }
     let mut out = Released::default();
@@ -53,7 +60,7 @@ pub async fn release_due(
     // (the first held number, the delivery): queued in detection order.
     let mut queue: Vec<(u64, Delivery)> = Vec::new();
     let mut unhold = Vec::new();
-    for ((rule_name, sink), items) in groups {
+    for ((rule_name, sink, _), items) in groups {
         let rule = active.config.rules.iter().find(|r| r.name == rule_name);
         match rule {
             Some(rule) if active.holds(rule, now_ms) => {
@@ -450,6 +457,49 @@ mod tests {
                 other => panic!("unexpected sink {other}"),
             }
         }
+    }
+
+    /// A direct-message sink (`to = "creator"`): each person gets a summary of their own held
+    /// messages, never someone else's.
+    #[tokio::test]
+    async fn collapse_held_sums_up_per_creator() {
+        let active = active(&rule("digest", "never", true));
+        let mut items = Vec::new();
+        for (n, who) in [
+            (0, "alice"),
+            (1, "bob"),
+            (2, "alice"),
+            (3, "bob"),
+            (4, "alice"),
+        ] {
+            let mut h = held("digest", "chat", n);
+            h.delivery.creator = Some(who.to_owned());
+            items.push(h);
+        }
+        let (_dir, store) = store_holding(items).await;
+        let released = release_due(&store, &active, Timestamp::now())
+            .await
+            .expect("release");
+        assert_eq!((released.held, released.queued), (5, 2));
+        let queued = store.outbox().await.expect("outbox");
+        let mut per_person: Vec<(Option<String>, usize)> = queued
+            .iter()
+            .map(|(_, d)| {
+                let body: serde_json::Value = serde_json::from_str(&d.body).expect("JSON");
+                let text = body.to_string();
+                (
+                    d.creator.clone(),
+                    (0..5)
+                        .filter(|n| text.contains(&format!("sessions/{n}")))
+                        .count(),
+                )
+            })
+            .collect();
+        per_person.sort();
+        assert_eq!(
+            per_person,
+            [(Some("alice".to_owned()), 3), (Some("bob".to_owned()), 2)]
+        );
     }
 
     #[test]

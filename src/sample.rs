@@ -111,7 +111,7 @@ fn account_event(kind: EventType, at: i64, base: &Session) -> Event {
                 queue_size: 14,
                 status: "high".into(),
             };
-            crate::diff::queue_change(Some("normal"), &now, at)
+            crate::diff::queue_change(Some("normal"), &now, at.saturating_mul(1000))
                 .expect("a changed status is an event (tested)")
         }
         EventType::ConsumptionDailyExceeded => {

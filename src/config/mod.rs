@@ -42,7 +42,7 @@ pub use self::load::expand;
 use self::load::{figment_problems, from_dict};
 pub use self::schema::{schema, SCHEMA_ID};
 pub use self::server::{LogConfig, LogFormat, ServerConfig, DEFAULT_HISTORY, MAX_HISTORY};
-pub use self::signals::{is_slack_user_id, ConsumptionConfig, People, QueueConfig};
+pub use self::signals::{is_slack_user_id, ConsumptionConfig, People, QueueConfig, MAX_EVERY};
 pub use self::sinks::{
     DiscordSinkConfig, Recipient, SinkConfig, SlackAppSinkConfig, SlackSinkConfig, TeamsSinkConfig,
     WebhookFormat, WebhookSinkConfig, DEFAULT_API_BASE, DEFAULT_LOOKUP_TTL,
@@ -213,7 +213,43 @@ impl Config {
         let intervals: Vec<&str> = self.time_intervals.keys().map(String::as_str).collect();
         p.extend(crate::rules::validate_intervals(&self.rules, &intervals));
         self::digests::validate(&self.digests, &sinks, &mut p);
+        self.validate_creatorless(&mut p);
         p
+    }
+
+    /// What has no creator (a digest, Devin's queue, the daily spend) cannot go to a sink that
+    /// only sends direct messages to a session's creator: without a `fallback_channel` it could
+    /// only ever become a dead letter.
+    fn validate_creatorless(&self, p: &mut Vec<Problem>) {
+        let dm_only = |name: &str| matches!(self.sinks.get(name), Some(SinkConfig::SlackApp(c)) if c.to_creator() && c.fallback_channel.is_none());
+        let why = |sink: &str, what: &str| {
+            format!("sink `{sink}` sends direct messages to a session's creator and has no fallback_channel; {what} has no creator, so it could only become a dead letter (set fallback_channel, or name another sink)")
+        };
+        for (i, d) in self.digests.iter().enumerate() {
+            for (j, sink) in d.sinks.iter().enumerate() {
+                if dm_only(sink) {
+                    p.push(Problem::new(
+                        format!("digests[{i}].sinks[{j}]"),
+                        why(sink, "a digest"),
+                    ));
+                }
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut kinds = rule.event_types().peekable();
+            if kinds.peek().is_none() || rule.event_types().any(|k| k.about_session()) {
+                continue;
+            }
+            for (j, sink) in rule.sinks.iter().enumerate() {
+                if dm_only(sink) {
+                    let what = "an account event (Devin's queue, the daily spend)";
+                    p.push(Problem::new(
+                        format!("rules[{i}].sinks[{j}]"),
+                        why(sink, what),
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -254,6 +290,47 @@ mod tests {
         [rules.when]
         status_detail = ["waiting_for_user", "waiting_for_approval"]
     "#;
+
+    #[test]
+    fn what_has_no_creator_cannot_go_to_a_direct_message_only_sink() {
+        let text = r#"
+            [devin]
+            token = "cog_x"
+            [sinks.dm]
+            type = "slack_app"
+            token = "xoxb-1"
+            to = "creator"
+            [sinks.dm_or_channel]
+            type = "slack_app"
+            token = "xoxb-1"
+            to = "creator"
+            fallback_channel = "devin"
+            [[rules]]
+            name = "sessions"
+            events = ["session.status_changed"]
+            sinks = ["dm"]
+            [[rules]]
+            name = "capacity"
+            events = ["queue.status_changed"]
+            sinks = ["dm_or_channel", "dm"]
+            [[digests]]
+            name = "daily"
+            sinks = ["dm", "dm_or_channel"]
+            schedule = "0 9 * * *"
+            timezone = "UTC"
+        "#;
+        let problems = Config::from_toml(text, env(&[]))
+            .err()
+            .map(|e| e.problems)
+            .unwrap_or_default();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["digests[0].sinks[0]", "rules[1].sinks[1]"],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("fallback_channel"));
+    }
 
     #[test]
     fn good_config_loads_with_interpolation() {

@@ -51,22 +51,29 @@ fn fifteen_minutes() -> Duration {
     Duration::from_secs(15 * 60)
 }
 
+/// The longest `every` of an account signal: a day (a longer one is a mistake; and the next
+/// read's time must stay computable).
+pub const MAX_EVERY: Duration = Duration::from_secs(86_400);
+
+/// `every` between 100 ms and a day.
+fn validate_every(every: Duration, key: &str, p: &mut Vec<Problem>) {
+    if every < Duration::from_millis(100) {
+        p.push(Problem::new(key, "must be at least 100ms"));
+    }
+    if every > MAX_EVERY {
+        p.push(Problem::new(key, "must be at most 1d"));
+    }
+}
+
 impl QueueConfig {
     pub fn validate(&self, p: &mut Vec<Problem>) {
-        if self.every < Duration::from_millis(100) {
-            p.push(Problem::new("devin.queue.every", "must be at least 100ms"));
-        }
+        validate_every(self.every, "devin.queue.every", p);
     }
 }
 
 impl ConsumptionConfig {
     pub fn validate(&self, p: &mut Vec<Problem>) {
-        if self.every < Duration::from_millis(100) {
-            p.push(Problem::new(
-                "devin.consumption.every",
-                "must be at least 100ms",
-            ));
-        }
+        validate_every(self.every, "devin.consumption.every", p);
         if self.daily_acus_over.is_empty() {
             p.push(Problem::new(
                 "devin.consumption.daily_acus_over",

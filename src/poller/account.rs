@@ -9,6 +9,7 @@
 //! - A 403 turns that feature alone off ([`crate::features`]); other failures are logged and
 //!   tried again at the next `every`. Session polling never waits on them.
 
+use crate::config::MAX_EVERY;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +61,7 @@ pub async fn poll_due(
         if schedule.queue.is_none_or(|at| at <= now) {
             let polled = poll_queue(client, store, active).await;
             settle(Feature::Queue, polled, &mut stats);
-            schedule.queue = Some(now + queue.every);
+            schedule.queue = Some(now + queue.every.min(MAX_EVERY));
         }
     }
     let consumption = devin.consumption.as_ref();
@@ -69,7 +70,7 @@ pub async fn poll_due(
             let thresholds = &config.daily_acus_over;
             let polled = poll_consumption(client, store, active, thresholds).await;
             settle(Feature::Consumption, polled, &mut stats);
-            schedule.consumption = Some(now + config.every);
+            schedule.consumption = Some(now + config.every.min(MAX_EVERY));
         }
     }
     if stats.deliveries > 0 {
@@ -130,9 +131,13 @@ pub async fn poll_queue(
             .meta
             .push((META_QUEUE_STATUS, info.status.clone().into_bytes()));
     }
-    let events: Vec<Event> = queue_change(stored.as_deref(), &info, now_secs())
-        .into_iter()
-        .collect();
+    let events: Vec<Event> = queue_change(
+        stored.as_deref(),
+        &info,
+        i64::try_from(now_ms()).unwrap_or(i64::MAX),
+    )
+    .into_iter()
+    .collect();
     if stored.is_none() {
         tracing::info!(status = %info.status, queue_size = info.queue_size, "queue baseline recorded (not announced)");
     }

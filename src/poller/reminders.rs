@@ -91,9 +91,11 @@ fn route_reminder(
     now: u64,
     commit: &mut Commit,
 ) -> bool {
-    let before = commit.deliveries.len() + commit.dead.len();
+    // Queued, dead (unrenderable) or held (its rule is muted): routed all the same.
+    let routed = |c: &Commit| c.deliveries.len() + c.dead.len() + c.held.len();
+    let before = routed(commit);
     route_event(active, event, now, commit);
-    if commit.deliveries.len() + commit.dead.len() == before {
+    if routed(commit) == before {
         return false;
     }
     crate::metrics::EVENTS.count(&[("type", event.kind.as_str())], 1.0);

@@ -650,7 +650,7 @@ mod tests {
             total_acus: 503.5,
         };
         let mut events: Vec<Event> =
-            crate::diff::queue_change(Some("normal"), &queue, 1_700_000_000)
+            crate::diff::queue_change(Some("normal"), &queue, 1_700_000_000_000)
                 .into_iter()
                 .collect();
         events.extend(crate::diff::consumption_crossings(

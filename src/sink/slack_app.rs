@@ -161,7 +161,7 @@ impl SlackApp {
         // A direct message to one person whose channel is gone fails for that person only.
         let one_person = self.config.to_creator()
             && self.config.fallback_channel.as_deref() != Some(target.as_str());
-        let thread = match store.slack_thread(name, &delivery.session_id).await {
+        let thread = match store.slack_thread(name, thread_key(delivery)).await {
             Ok(thread) => thread,
             Err(e) => return Verdict::Retry(Failure::unanswered(format!("sink `{name}`: {e}"))),
         };
@@ -463,11 +463,25 @@ impl SlackApp {
     }
 }
 
+/// Where a delivery's Slack thread is recorded: a session's messages share the session's
+/// thread; anything else (Devin's queue, the daily spend, a digest, a summary of held
+/// messages) is a parent message of its own, recorded under its delivery id so that a
+/// restart never posts it twice, and never buried in an earlier alert's thread.
+fn thread_key(delivery: &Delivery) -> &str {
+    let about_session =
+        crate::event::EventType::parse(&delivery.event_type).is_some_and(|k| k.about_session());
+    if about_session {
+        &delivery.session_id
+    } else {
+        &delivery.id
+    }
+}
+
 /// Records a thread and makes it durable; a failure is logged (the delivery was posted: failing
 /// it now would post it twice).
 async fn record(store: &Store, delivery: &Delivery, thread: &SlackThread) {
     let written = match store
-        .set_slack_thread(&delivery.sink, &delivery.session_id, thread)
+        .set_slack_thread(&delivery.sink, thread_key(delivery), thread)
         .await
     {
         Ok(()) => store.flush().await.map(|_| ()),

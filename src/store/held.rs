@@ -23,6 +23,18 @@ pub struct Held {
     pub held_at_ms: u64,
 }
 
+/// A held record as read: an unreadable one is logged and left where it is (never deleted:
+/// `store import` still refuses it, naming it), so that it blocks no other release.
+pub(super) fn readable(seq: u64, decoded: Result<Held, StoreError>) -> Option<Held> {
+    match decoded {
+        Ok(held) => Some(held),
+        Err(e) => {
+            tracing::error!(held = seq, error = %e, "an unreadable held delivery is left in the store; the others are released");
+            None
+        }
+    }
+}
+
 impl Store {
     /// Every held delivery, in detection order, with its number (for [`super::Commit::unhold`]).
     pub async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError> {

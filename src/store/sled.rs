@@ -449,7 +449,15 @@ impl Engine for SledEngine {
     }
 
     async fn held(&self) -> Result<Vec<(u64, Held)>, StoreError> {
-        Self::by_seq(&self.held, "held")
+        let mut rows = Vec::new();
+        for item in self.held.iter() {
+            let (k, v) = item.map_err(sled_err("held"))?;
+            let seq = seq_of(&k)?;
+            if let Some(held) = super::held::readable(seq, decode(&format!("held/{seq}"), &v)) {
+                rows.push((seq, held));
+            }
+        }
+        Ok(rows)
     }
 
     async fn outbox(&self) -> Result<Vec<(u64, Delivery)>, StoreError> {

@@ -151,17 +151,35 @@ async fn survives_reopen() {
             .expect("commit");
         store.flush().await.expect("flush");
     }
-    // sled's background flusher may hold the directory's lock a moment after the store drops.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let store = loop {
-        match Store::open(dir.path(), 1 << 20) {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                tokio::task::yield_now().await
-            }
-            other => break other.expect("reopen"),
-        }
-    };
+    let store = reopen(dir.path()).await;
     assert_eq!(outbox(&store).await.len(), 1);
+}
+
+/// Opens the store at `path` again: sled's background flusher may hold the directory's lock a
+/// moment after an earlier handle in this process dropped.
+async fn reopen(path: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(path, 1 << 20) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+            }
+            other => return other.expect("reopen"),
+        }
+    }
+}
+
+/// The raw sled database at `path` (as [`reopen`], waiting for the lock).
+async fn raw_sled(path: &std::path::Path) -> ::sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match ::sled::Config::new().path(path).open() {
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+            }
+            other => return other.expect("open sled"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -240,7 +258,7 @@ async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
     }
     for _ in 0..2 {
         // The second open finds nothing left to move.
-        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let store = reopen(dir.path()).await;
         let found = store
             .snapshots(&[key(100, "devin-a"), key(0, "devin-c")])
             .await
@@ -510,8 +528,42 @@ async fn held_deliveries_are_kept_in_order_and_released_at_once() {
     assert_eq!(store.held().await.expect("held").len(), 1);
     // They survive a reopen.
     drop(store);
-    let store = Store::open(dir.path(), 1 << 20).expect("reopen");
+    let store = reopen(dir.path()).await;
     assert_eq!(store.held().await.expect("held")[0].1, held(2));
+}
+
+/// An unreadable held record is left in place and blocks no other release.
+#[tokio::test]
+async fn an_unreadable_held_record_blocks_no_release() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let commit = Commit {
+            held: vec![held(0), held(1)],
+            ..Commit::default()
+        };
+        store.commit(&commit).await.expect("hold");
+        store.flush().await.expect("flush");
+    }
+    {
+        let db = raw_sled(dir.path()).await;
+        let tree = db.open_tree("held").expect("tree");
+        tree.insert(999u64.to_be_bytes(), &b"{not json"[..])
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = reopen(dir.path()).await;
+    let kept = store.held().await.expect("the readable ones");
+    let ids: Vec<&str> = kept.iter().map(|(_, h)| h.delivery.id.as_str()).collect();
+    assert_eq!(ids, ["msg_0", "msg_1"]);
+    let release = Commit {
+        deliveries: kept.iter().map(|(_, h)| h.delivery.clone()).collect(),
+        unhold: kept.iter().map(|(seq, _)| *seq).collect(),
+        ..Commit::default()
+    };
+    store.commit(&release).await.expect("released");
+    assert_eq!(outbox(&store).await.len(), 2);
+    assert!(store.held().await.expect("held").is_empty());
 }
 
 #[tokio::test]

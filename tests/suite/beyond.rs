@@ -115,6 +115,36 @@ async fn the_queue_is_announced_when_its_status_changes(backend: Backend) {
     assert!(asked.iter().all(|r| r.status == 200));
 }
 
+/// Queue alerts on a Slack app channel sink are each a message of their own: never replies in
+/// the thread of the first alert (which would bury "the queue is high" weeks later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_alerts_on_a_slack_app_channel_are_each_a_new_message() {
+    let mut env = Env::start(
+        "[[rules]]\nname = \"capacity\"\nevents = [\"queue.status_changed\"]\nsinks = [\"app\"]\n",
+    )
+    .await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    env.set_extra(&format!(
+        "[devin.queue]\nevery = \"1s\"\n[sinks.app]\ntype = \"slack_app\"\ntoken = \"{BOT_TOKEN}\"\nchannel = \"{}\"\napi_base = \"{}\"\n",
+        support::fake_slack::CHANNEL.0,
+        fake.api_base()
+    ));
+    env.api.set_queue(2, "normal");
+    env.once().await.expect("baseline");
+    for (size, status) in [(40, "high"), (3, "normal"), (50, "high")] {
+        env.api.set_queue(size, status);
+        let report = env.once().await.expect("announced");
+        assert_eq!(report.drain.delivered, 1, "{report:?}");
+    }
+    let channel = support::fake_slack::CHANNEL.1;
+    let parents = fake.parents(channel);
+    assert_eq!(parents.len(), 3, "{:?}", fake.messages());
+    assert!(parents.iter().all(|p| fake.replies(&p.ts).is_empty()));
+    // A rerun after the last send posts nothing again.
+    env.once().await.expect("quiet");
+    assert_eq!(fake.messages().len(), 3);
+}
+
 const CONSUMPTION_RULES: &str = r#"
 [[rules]]
 name = "spend"

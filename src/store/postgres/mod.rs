@@ -574,7 +574,15 @@ impl Engine for PgEngine {
             .query("SELECT seq, record::text FROM held ORDER BY seq", &[])
             .await
             .map_err(self.err("held"))?;
-        Self::decode_rows(&rows, "held")
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let seq = row.get::<_, i64>(0) as u64;
+                let text: String = row.get(1);
+                super::held::readable(seq, decode(&format!("held/{seq}"), text.as_bytes()))
+                    .map(|held| (seq, held))
+            })
+            .collect())
     }
 
     async fn outbox_len(&self) -> Result<usize, StoreError> {
