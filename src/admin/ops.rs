@@ -108,6 +108,29 @@ pub fn dead_letters_text(letters: &[DeadLetterView]) -> String {
     out
 }
 
+/// A digest kept with its dead letter (its webhook body), rendered again for its sink with the
+/// digest's configuration and templates now.
+fn rerender_digest(
+    active: &Active,
+    d: &crate::store::Delivery,
+    body: &serde_json::Value,
+) -> Result<String, String> {
+    let digest: crate::digest::Digest = serde_json::from_value(body["data"].clone())
+        .map_err(|e| format!("the stored digest is unreadable: {e}"))?;
+    let config = active
+        .config
+        .digests
+        .iter()
+        .find(|c| c.name == digest.name)
+        .ok_or_else(|| format!("digest `{}` is not configured", digest.name))?;
+    if !active.config.sinks.contains_key(&d.sink) {
+        return Err(format!("sink `{}` is not configured", d.sink));
+    }
+    active
+        .digest_payload(config, &d.sink, &digest, &d.event_id)
+        .map_err(|e| e.to_string())
+}
+
 /// `dead-letters retry`: puts deliveries back in the outbox at their place in the order. A
 /// delivery whose template had failed is rendered again with the current templates; if it still
 /// fails, it stays dead with the new reason. Returns (requeued, still dead).
@@ -142,6 +165,9 @@ fn rerender(active: &Active, letter: &DeadLetter) -> Result<String, String> {
         .event
         .as_ref()
         .ok_or("the dead letter holds no event to render")?;
+    if d.event_type == crate::poller::digests::DIGEST_EVENT {
+        return rerender_digest(active, d, body);
+    }
     let event =
         crate::event::Event::from_webhook_body(body).ok_or("the stored event is unreadable")?;
     if !active.config.sinks.contains_key(&d.sink) {
@@ -281,5 +307,75 @@ pub async fn execute(store: &Store, active: &Active, op: &AdminOp) -> Result<Str
             let entries = store.recent_events(*limit, None).await?;
             Ok(super::logs::events_text(&entries, store.history()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::{Commit, DeadLetter, Delivery};
+
+    /// A digest whose rendering failed is kept with its data; `dead-letters retry` renders it
+    /// with the templates in force, never sending its raw data to a chat.
+    #[tokio::test]
+    async fn a_dead_digest_is_rendered_again_on_retry() {
+        let config = Config::from_toml(
+            r#"
+            [devin]
+            token = "cog_x"
+            [sinks.chat]
+            type = "slack"
+            url = "https://hooks.slack.com/services/T0/B0/x"
+            [[digests]]
+            name = "daily"
+            sinks = ["chat"]
+            schedule = "0 9 * * *"
+            timezone = "Europe/Paris"
+            "#,
+            |_| None,
+        )
+        .expect("config");
+        let active = Active::from_config(config).unwrap_or_else(|p| panic!("{p:?}"));
+        let mut digest = crate::digest::sample();
+        digest.name = "daily".into();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1 << 20).expect("open");
+        let letter = DeadLetter {
+            delivery: Delivery {
+                id: "msg_digest".into(),
+                sink: "chat".into(),
+                rule: "digest:daily".into(),
+                session_id: "digest/daily/1".into(),
+                session_title: Some("digest daily".into()),
+                event_id: "dgst_1".into(),
+                event_type: crate::poller::digests::DIGEST_EVENT.into(),
+                body: String::new(),
+                detected_at_ms: 1,
+                attempts: 3,
+                next_attempt_ms: 0,
+                last_error: None,
+                creator: None,
+            },
+            reason: "template failed".into(),
+            status: None,
+            response_body: String::new(),
+            failed_at_ms: 1,
+            event: Some(digest.webhook_body()),
+        };
+        let commit = Commit {
+            dead: vec![letter],
+            ..Commit::default()
+        };
+        store.commit(&commit).await.expect("dead letter");
+        let (requeued, failed) = retry_dead_letters(&store, &active, &Selection::All)
+            .await
+            .expect("retry");
+        assert_eq!((requeued, failed.len()), (1, 0), "{failed:?}");
+        let queued = store.outbox().await.expect("outbox");
+        let body: serde_json::Value =
+            serde_json::from_str(&queued[0].1.body).expect("a JSON payload");
+        assert!(body["blocks"].is_array(), "a Slack message: {body}");
+        assert_ne!(body["type"], "digest", "not the raw data: {body}");
     }
 }

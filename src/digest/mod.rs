@@ -203,7 +203,7 @@ pub struct Inputs<'a> {
 }
 
 /// A session in a digest's list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionItem {
     pub session_id: String,
     pub title: String,
@@ -214,7 +214,7 @@ pub struct SessionItem {
 }
 
 /// A pull request in a digest's list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrItem {
     pub pr_url: String,
     pub repo: Option<String>,
@@ -225,7 +225,7 @@ pub struct PrItem {
 }
 
 /// A session waiting now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaitingItem {
     pub session_id: String,
     pub title: String,
@@ -239,7 +239,7 @@ pub struct WaitingItem {
 }
 
 /// A counted list: `count` is exact, `items` the first [`LIST_MAX`], `more` the rest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Section<T> {
     pub count: usize,
     pub items: Vec<T>,
@@ -259,7 +259,7 @@ impl<T> Section<T> {
 }
 
 /// ACUs consumed by the sessions of one tag.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagAcus {
     pub tag: String,
     /// Rounded to 2 decimals.
@@ -267,7 +267,7 @@ pub struct TagAcus {
 }
 
 /// The ACUs consumed in the period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acus {
     /// Every selected session's, rounded to 2 decimals.
     pub total: f64,
@@ -278,7 +278,7 @@ pub struct Acus {
 }
 
 /// The period, for people.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeriodView {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -292,7 +292,7 @@ pub struct PeriodView {
 }
 
 /// A digest: everything its templates show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Digest {
     pub name: String,
     pub period: PeriodView,

@@ -197,7 +197,9 @@ pub fn enqueue(
             Err(e) => {
                 tracing::error!(digest = %d.name, sink = %sink, error = %e, "cannot render the digest; it is kept in the dead letters");
                 let reason = e.to_string();
-                let delivery = delivery(digest.webhook_body().to_string());
+                // An empty body: `dead-letters retry` renders the digest kept with it again
+                // with the templates then in force (never sends its raw data to a chat).
+                let delivery = delivery(String::new());
                 commit.logged.push(DeliveryLogEntry::new(
                     &delivery,
                     Outcome::Dead,
@@ -210,7 +212,7 @@ pub fn enqueue(
                     status: None,
                     response_body: String::new(),
                     failed_at_ms: now_ms,
-                    event: None,
+                    event: Some(digest.webhook_body()),
                 });
             }
         }
