@@ -37,6 +37,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{classify, transport_failure, Class, Failure, Verdict, BODY_KEEP};
+use crate::config::is_slack_user_id;
 use crate::config::SlackAppSinkConfig;
 use crate::http::read_prefix;
 use crate::people::{Directory, Who};
@@ -399,10 +400,15 @@ impl SlackApp {
         timeout: Duration,
     ) -> Result<Result<String, String>, Verdict> {
         let name = &self.name;
+        let listed = self.directory.listed(creator).cloned();
+        // A Slack user id in [people] is the answer: no lookup, no cache.
+        if let Some(id) = listed.as_ref().filter(|v| is_slack_user_id(v)) {
+            return Ok(Ok(id.clone()));
+        }
         let _one_at_a_time = self.directory.lookups.lock().await;
         let ttl_ms = self.config.lookup_ttl().as_millis() as u64;
         match store.cached_person(name, creator).await {
-            Ok(Some(c)) if now_ms().saturating_sub(c.at_ms) < ttl_ms => {
+            Ok(Some(c)) if now_ms().saturating_sub(c.at_ms) < ttl_ms && c.listed == listed => {
                 return Ok(c.slack_user.ok_or(c.reason.unwrap_or_default()))
             }
             Ok(_) => {}
@@ -432,6 +438,7 @@ impl SlackApp {
             slack_user: found.clone().ok(),
             reason: found.clone().err(),
             at_ms: now_ms(),
+            listed,
         };
         if let Err(e) = store.cache_person(name, creator, &cached).await {
             tracing::warn!(sink = %name, error = %e, "cannot cache a creator lookup");

@@ -16,6 +16,10 @@ pub struct CachedPerson {
     pub reason: Option<String>,
     /// When it was looked up (Unix milliseconds).
     pub at_ms: u64,
+    /// The `[people]` entry it came from: an outcome is used only while that entry is the
+    /// same (an edited or added entry takes effect at once, not after `lookup_ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<String>,
 }
 
 fn name(sink: &str, user_id: &str) -> String {

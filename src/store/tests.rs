@@ -578,11 +578,13 @@ async fn creator_lookups_are_cached_per_sink_and_user() {
         slack_user: Some("U1".into()),
         reason: None,
         at_ms: 5,
+        listed: None,
     };
     let missing = super::CachedPerson {
         slack_user: None,
         reason: Some("no Slack user".into()),
         at_ms: 6,
+        listed: None,
     };
     store
         .cache_person("dm", "user-1", &found)

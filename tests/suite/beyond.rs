@@ -237,6 +237,55 @@ fn to_exit(env: &Env, ids: &[&str], status: &str) {
     }
 }
 
+/// An edited `[people]` entry takes effect at once, not after `lookup_ttl`; a Slack user id
+/// there needs no lookup at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_people_entry_takes_effect_at_once() {
+    let mut env = Env::start(DM_RULES).await;
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    fake.add_user("old@example.com", "U0OLD");
+    fake.add_user("new@example.com", "U0NEW");
+    fake.add_user("direct@example.com", "U0DIRECT");
+    let people = |value: &str| {
+        format!(
+            "{}\n[people]\n\"user-x\" = \"{value}\"\n",
+            dm_sink(&fake, "")
+        )
+    };
+    env.set_extra(&people("old@example.com"));
+    env.api.upsert_all([
+        by("x1", Some("user-x")),
+        by("x2", Some("user-x")),
+        by("x3", Some("user-x")),
+    ]);
+    env.once().await.expect("baseline");
+    to_exit(&env, &["x1"], "error");
+    env.once().await.expect("to the old address");
+    assert_eq!(fake.parents(&dm_channel("U0OLD")).len(), 1);
+
+    env.set_extra(&people("new@example.com"));
+    to_exit(&env, &["x2"], "error");
+    env.once().await.expect("to the new address");
+    assert_eq!(
+        fake.parents(&dm_channel("U0NEW")).len(),
+        1,
+        "{:?}",
+        fake.messages()
+    );
+    let lookups = fake.calls_to("users.lookupByEmail").len();
+    assert_eq!(lookups, 2);
+
+    env.set_extra(&people("U0DIRECT"));
+    to_exit(&env, &["x3"], "error");
+    env.once().await.expect("to the user id");
+    assert_eq!(fake.parents(&dm_channel("U0DIRECT")).len(), 1);
+    assert_eq!(
+        fake.calls_to("users.lookupByEmail").len(),
+        lookups,
+        "no lookup"
+    );
+}
+
 async fn creators_get_direct_messages_with_one_lookup_each(backend: Backend) {
     let mut env = Env::start_on(backend, DM_RULES).await;
     let fake = FakeSlack::start(BOT_TOKEN).await;
