@@ -1,7 +1,7 @@
 //! Features beyond sessions and the Devin permission each needs. An endpoint that answers 403
-//! turns its feature alone off for the life of the process: one error log naming the missing
-//! permission, the gauge `devin_notify_feature_enabled{feature}` at 0. Session polling never
-//! depends on them.
+//! turns its feature alone off until the next config reload (the operator granted the
+//! permission: [`try_again`]) or restart: one error log naming the missing permission, the
+//! gauge `devin_notify_feature_enabled{feature}` at 0. Session polling never depends on them.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -81,10 +81,28 @@ pub fn refused(feature: Feature, detail: &str) {
             feature = feature.as_str(),
             permission = feature.permission(),
             error = %detail,
-            "{} answered 403: the service user lacks the {} permission; the {} feature is off until restart (sessions are still polled)",
+            "{} answered 403: the service user lacks the {} permission; the {} feature is off until a config reload or a restart (sessions are still polled)",
             feature.endpoint(),
             feature.permission(),
             feature.as_str(),
         );
+    }
+}
+
+/// After a config reload: every feature a 403 turned off is tried again at its next read (and
+/// logs again, once, if it is still refused).
+pub fn try_again() {
+    for feature in Feature::ALL {
+        if feature
+            .slot()
+            .compare_exchange(OFF, UNKNOWN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            tracing::info!(
+                feature = feature.as_str(),
+                "the {} feature is tried again after the reload",
+                feature.as_str()
+            );
+        }
     }
 }

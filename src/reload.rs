@@ -110,6 +110,7 @@ pub async fn reload(
                 }
                 Err(e) => tracing::error!(error = %e, "cannot read paused sinks"),
             }
+            crate::features::try_again();
             crate::metrics::RELOADS.count(&[("outcome", "applied")], 1.0);
             health.reloaded(None);
             tracing::info!(trigger = why, sinks, rules, "configuration reloaded");

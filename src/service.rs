@@ -224,7 +224,7 @@ impl Loops {
 async fn signals_loop(
     mut client: Client,
     store: Store,
-    active_rx: watch::Receiver<Arc<Active>>,
+    mut active_rx: watch::Receiver<Arc<Active>>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -244,8 +244,10 @@ async fn signals_loop(
             (_, next) = round => next,
             _ = shutdown.changed() => break,
         };
+        // A reload reads at once what it configured (or turned back on after a 403).
         tokio::select! {
             _ = tokio::time::sleep(sleep_for(next)) => {}
+            _ = active_rx.changed() => {}
             _ = shutdown.changed() => break,
         }
     }

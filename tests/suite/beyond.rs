@@ -443,6 +443,44 @@ async fn unresolvable_creators_without_a_fallback_are_dead_letters_with_the_reas
 
 /// Every endpoint beyond sessions answers 403: each feature says so once and turns off, the
 /// gauge says 0, and session notifications keep flowing poll after poll.
+/// Once the permission is granted, a config reload turns the feature back on: no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_tries_a_refused_feature_again() {
+    let mut env = Env::start(
+        "[[rules]]\nname = \"capacity\"\nevents = [\"queue.status_changed\"]\nsinks = [\"hook\"]\n",
+    )
+    .await;
+    env.set_extra("[devin.queue]\nevery = \"200ms\"\n");
+    env.api.forbid_endpoint("queue");
+    env.api.set_queue(1, "normal");
+    let port = harness::free_port();
+    let service = Service::start_config(&env.served_config("served.toml", port));
+    service
+        .wait_log("lacks the ViewAccountMetrics permission", 1, WAIT)
+        .await;
+    env.api.allow_endpoint("queue");
+    service.signal("HUP");
+    service.wait_log("queue baseline recorded", 1, WAIT).await;
+    env.api.set_queue(30, "high");
+    env.hook.wait_for(1, WAIT).await;
+    let body = env.hook.received()[0].json();
+    assert_eq!(body["data"]["change"]["status"], "high", "{body}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = "devin_notify_feature_enabled{feature=\"queue\"} 1";
+    assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    let (stopped, log) = service.stop().await;
+    assert!(stopped, "{log}");
+    assert!(
+        log.contains("the queue feature is tried again after the reload"),
+        "{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_403_turns_only_its_feature_off_and_sessions_keep_flowing() {
     let mut env = Env::start(

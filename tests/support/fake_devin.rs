@@ -340,6 +340,11 @@ impl FakeDevin {
             .insert(endpoint.to_string());
     }
 
+    /// An account endpoint answers again (the permission was granted).
+    pub fn allow_endpoint(&self, endpoint: &str) {
+        self.state().forbidden_endpoints.remove(endpoint);
+    }
+
     /// When true (the default), a query parameter the endpoint does not know is a 422.
     pub fn set_strict_params(&self, strict: bool) {
         self.state().strict_params = strict;
