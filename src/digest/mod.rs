@@ -5,8 +5,9 @@
 //! [`compute`] turns the records of a period, the sessions as listed now and the sessions that
 //! wait now into a [`Digest`]: counts and lists of sessions created, finished and failed, pull
 //! requests opened and merged, the sessions waiting now (and for how long), and the ACUs
-//! consumed in the period, by tag. [`schedule`] decides when a digest is due and for which
-//! period. The clock is always a value passed in.
+//! consumed in the period, by tag (summed over hourly buckets, [`acus_bucket`]: the store
+//! keeps one `acus` record per session and hour, not one per poll). [`schedule`] decides when
+//! a digest is due and for which period. The clock is always a value passed in.
 
 pub mod schedule;
 
@@ -163,14 +164,70 @@ pub fn activity_of(events: &[Event], at_ms: u64) -> Vec<Activity> {
     out
 }
 
+/// The span of one ACU bucket: an hour (UTC).
+pub const ACUS_BUCKET_MS: u64 = 3_600_000;
+
+/// The bucket of ACU changes seen at `at_ms`: the hour `(h - 1h, h]` it falls in, named by its
+/// end `h` (`at_ms` rounded up to the hour, itself when on the hour). The store keeps at most
+/// one `acus` record per session and bucket, stamped `h`, holding the sum of the changes seen
+/// in it. A period `(start, end]` (what a digest reads) whose bounds are on the hour therefore
+/// counts exactly the changes seen in it; a bound not on the hour (e.g. midnight in a zone 30
+/// minutes off UTC) rounds up: the changes seen between the last full hour and the bound count
+/// in the period that contains the end of their hour, the next one (never lost, never twice).
+pub fn acus_bucket(at_ms: u64) -> u64 {
+    at_ms
+        .div_ceil(ACUS_BUCKET_MS)
+        .saturating_mul(ACUS_BUCKET_MS)
+}
+
 /// The ACUs a session consumed between its snapshot (`None`: a session first seen, which
-/// counts from 0) and its listing now, as a record; `None` when it consumed none.
+/// counts from 0) and its listing now, as a record stamped with the bucket of `at_ms`
+/// ([`acus_bucket`]); `None` when it consumed none.
 pub fn acus_activity(old: Option<&Session>, new: &Session, at_ms: u64) -> Option<Activity> {
     let delta = new.acus_consumed - old.map_or(0.0, |o| o.acus_consumed);
     (delta.is_finite() && delta > 0.0).then(|| Activity {
         acus: delta,
-        ..Activity::of(new, ActivityKind::Acus, at_ms)
+        ..Activity::of(new, ActivityKind::Acus, acus_bucket(at_ms))
     })
+}
+
+impl Activity {
+    /// Whether the store coalesces this record with the others of its session and bucket:
+    /// an `acus` record (its `at_ms` is its bucket, see [`acus_bucket`]).
+    pub fn is_bucketed(&self) -> bool {
+        self.kind == ActivityKind::Acus
+    }
+
+    /// Adds a later record of the same session and bucket to this one: the ACUs sum, the
+    /// session's title, link and tags are the later record's.
+    pub fn absorb(&mut self, later: &Activity) {
+        let acus = self.acus + later.acus;
+        *self = Activity {
+            acus,
+            ..later.clone()
+        };
+    }
+}
+
+/// The records of a commit with the `acus` records of one session and bucket made one
+/// ([`Activity::absorb`]), in the order each first appeared; other records pass unchanged.
+pub fn coalesce(records: &[Activity]) -> Vec<Activity> {
+    let mut out: Vec<Activity> = Vec::with_capacity(records.len());
+    let mut at: HashMap<(&str, u64), usize> = HashMap::new();
+    for r in records {
+        if !r.is_bucketed() {
+            out.push(r.clone());
+            continue;
+        }
+        match at.get(&(r.session_id.as_str(), r.at_ms)) {
+            Some(&i) => out[i].absorb(r),
+            None => {
+                at.insert((r.session_id.as_str(), r.at_ms), out.len());
+                out.push(r.clone());
+            }
+        }
+    }
+    out
 }
 
 /// A session that waits on a person now, and since when.
@@ -186,7 +243,8 @@ pub struct WaitingNow {
 pub struct Inputs<'a> {
     /// The digest's name.
     pub name: &'a str,
-    /// The period summarised: records with `start_ms < at_ms <= end_ms`.
+    /// The period summarised: records with `start_ms < at_ms <= end_ms` (the ACUs: the
+    /// buckets whose end is in the period, see [`acus_bucket`]).
     pub period: Period,
     /// Now (Unix ms): how long the waiting sessions have waited.
     pub now_ms: u64,

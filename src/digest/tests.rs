@@ -199,10 +199,11 @@ fn acus_deltas() {
     old.acus_consumed = 2.0;
     let mut new = old.clone();
     new.acus_consumed = 3.5;
-    let got = acus_activity(Some(&old), &new, 9).expect("a record");
+    let got = acus_activity(Some(&old), &new, DAY + 9).expect("a record");
+    // Stamped with its bucket: the end of the hour it was seen in.
     assert_eq!(
         (got.kind, got.acus, got.at_ms),
-        (ActivityKind::Acus, 1.5, 9)
+        (ActivityKind::Acus, 1.5, DAY + H)
     );
     // First seen: counts from 0.
     assert_eq!(acus_activity(None, &new, 9).map(|a| a.acus), Some(3.5));
@@ -212,6 +213,93 @@ fn acus_deltas() {
     let mut nan = new.clone();
     nan.acus_consumed = f64::NAN;
     assert!(acus_activity(Some(&old), &nan, 9).is_none());
+}
+
+#[test]
+fn acus_buckets_are_hours_named_by_their_end() {
+    // (h - 1h, h]: on the hour is its own bucket's end, a millisecond later the next one.
+    assert_eq!(acus_bucket(DAY), DAY);
+    assert_eq!(acus_bucket(DAY + 1), DAY + H);
+    assert_eq!(acus_bucket(DAY + H / 2), DAY + H);
+    assert_eq!(acus_bucket(DAY + H), DAY + H);
+    assert_eq!(acus_bucket(DAY + H + 1), DAY + 2 * H);
+    assert_eq!(acus_bucket(0), 0);
+    assert_eq!(acus_bucket(u64::MAX), u64::MAX, "saturates, never panics");
+    assert_eq!(acus_bucket(acus_bucket(DAY + 7)), acus_bucket(DAY + 7));
+}
+
+#[test]
+fn coalesce_sums_acus_per_session_and_bucket_and_keeps_other_records() {
+    let mut retitled = acus_rec(DAY + H, "a", &["team-b"], 2.0);
+    retitled.title = Some("Renamed".into());
+    let records = vec![
+        acus_rec(DAY + H, "a", &["team-a"], 1.0),
+        rec(DAY + 5, ActivityKind::Created, "a"),
+        acus_rec(DAY + H, "b", &["team-a"], 0.5),
+        retitled,
+        acus_rec(DAY + 2 * H, "a", &["team-a"], 4.0),
+        rec(DAY + 5, ActivityKind::Created, "a"),
+    ];
+    let got = coalesce(&records);
+    let summary: Vec<(ActivityKind, &str, u64, f64)> = got
+        .iter()
+        .map(|r| (r.kind, r.session_id.as_str(), r.at_ms, r.acus))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (ActivityKind::Acus, "a", DAY + H, 3.0),
+            (ActivityKind::Created, "a", DAY + 5, 0.0),
+            (ActivityKind::Acus, "b", DAY + H, 0.5),
+            (ActivityKind::Acus, "a", DAY + 2 * H, 4.0),
+            (ActivityKind::Created, "a", DAY + 5, 0.0),
+        ]
+    );
+    // The latest title and tags win.
+    assert_eq!(got[0].title.as_deref(), Some("Renamed"));
+    assert_eq!(got[0].tags, ["team-b"]);
+}
+
+/// The ACUs of a digest of `(start, end]` over `records`.
+fn acus_in(records: &[Activity], start_ms: u64, end_ms: u64) -> f64 {
+    let tz = jiff::tz::TimeZone::UTC;
+    compute(Inputs {
+        name: "d",
+        period: Period { start_ms, end_ms },
+        now_ms: end_ms,
+        timezone: &tz,
+        records,
+        sessions: &HashMap::new(),
+        waiting: &[],
+        when: &When::default(),
+    })
+    .acus
+    .total
+}
+
+#[test]
+fn acus_buckets_count_in_the_period_holding_their_end() {
+    let mut old = session("a", "running", None);
+    let mut records = Vec::new();
+    // A change each 10 minutes from 00:10 to 03:00, 0.25 ACUs each: 1.5 ACUs an hour.
+    for i in 1..=18u64 {
+        let mut new = old.clone();
+        new.acus_consumed = old.acus_consumed + 0.25;
+        records.extend(acus_activity(Some(&old), &new, DAY + i * H / 6));
+        old = new;
+    }
+    let records = coalesce(&records);
+    assert_eq!(records.len(), 3, "one record per hour: {records:?}");
+    // Periods on the hour: exactly the changes seen in them.
+    assert_eq!(acus_in(&records, DAY, DAY + H), 1.5);
+    assert_eq!(acus_in(&records, DAY + H, DAY + 3 * H), 3.0);
+    assert_eq!(acus_in(&records, DAY - H, DAY), 0.0);
+    // Bounds not on the hour (a zone 30 minutes off UTC): an hour straddling a bound counts
+    // in the period holding its end, so consecutive periods still sum to the whole.
+    let half = H / 2;
+    assert_eq!(acus_in(&records, DAY - half, DAY + half), 0.0);
+    assert_eq!(acus_in(&records, DAY + half, DAY + H + half), 1.5);
+    assert_eq!(acus_in(&records, DAY + H + half, DAY + 3 * H + half), 3.0);
 }
 
 #[test]

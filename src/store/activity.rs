@@ -4,6 +4,10 @@
 //! ([`Store::prune_activity`], at most [`PRUNE_BATCH`] records a step, so a prune never holds
 //! the store for long). A digest's last period end is a meta value ([`digest_mark`]), written
 //! in the same commit as the digest's deliveries.
+//!
+//! `acus` records are not appended: each engine keeps one per session and hour
+//! ([`crate::digest::acus_bucket`], stamped with the hour's end) and a commit adds its ACUs to
+//! it inside its transaction, so the history grows with sessions x hours, not with polls.
 
 use super::{on_engine, Backend, Engine, Store, StoreError};
 use crate::digest::Activity;

@@ -97,7 +97,8 @@ impl PgEngine {
         let held = tx
             .query_one(
                 "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM outbox) \
-                 + (SELECT count(*) FROM dead) + (SELECT count(*) FROM meta)",
+                 + (SELECT count(*) FROM dead) + (SELECT count(*) FROM meta) \
+                 + (SELECT count(*) FROM held) + (SELECT count(*) FROM activity)",
                 &[],
             )
             .await

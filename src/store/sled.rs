@@ -190,6 +190,26 @@ impl SledEngine {
             .map_err(sled_err("sessions"))
     }
 
+    /// Writes snapshots and activity history alone, in one transaction over those two trees.
+    fn commit_history(&self, commit: &Commit) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = commit
+            .snapshots
+            .iter()
+            .map(|(k, _)| snapshot_key(k))
+            .collect();
+        let records = crate::digest::coalesce(&commit.activity);
+        let result = (&self.sessions, &self.activity).transaction(|(sessions, history)| {
+            for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
+                sessions.insert(key.as_slice(), bytes.as_slice())?;
+            }
+            for record in &records {
+                activity::append(history, record)?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        result.map_err(tx_err("commit".into()))
+    }
+
     /// Writes a whole commit in one transaction across the trees it touches.
     fn commit_all(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
         let keys: Vec<Vec<u8>> = commit
@@ -197,6 +217,7 @@ impl SledEngine {
             .iter()
             .map(|(k, _)| snapshot_key(k))
             .collect();
+        let records = crate::digest::coalesce(&commit.activity);
         let trees = (
             &self.sessions,
             &self.outbox,
@@ -244,7 +265,7 @@ impl SledEngine {
                 for (name, value) in &commit.marks {
                     meta.insert(name.as_bytes(), value.as_slice())?;
                 }
-                for record in &commit.activity {
+                for record in &records {
                     activity::append(history, record)?;
                 }
                 for (id, wait) in &commit.waiting {
@@ -417,6 +438,10 @@ impl Engine for SledEngine {
     async fn commit(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
         if commit.only_snapshots() {
             self.commit_snapshots(commit)?;
+            return Ok(Vec::new());
+        }
+        if commit.only_snapshots_and_history() {
+            self.commit_history(commit)?;
             return Ok(Vec::new());
         }
         if !commit.deliveries.is_empty() {

@@ -92,6 +92,12 @@ impl Commit {
 
     /// True when the commit holds snapshots only (a baseline page, a page of quiet changes).
     pub fn only_snapshots(&self) -> bool {
+        self.activity.is_empty() && self.only_snapshots_and_history()
+    }
+
+    /// True when the commit holds snapshots and activity history only (a page of sessions
+    /// that consumed ACUs and changed nothing else that matters).
+    pub fn only_snapshots_and_history(&self) -> bool {
         self.deliveries.is_empty()
             && self.dead.is_empty()
             && self.meta.is_empty()
@@ -100,7 +106,6 @@ impl Commit {
             && self.uncache.is_empty()
             && self.events.is_empty()
             && self.logged.is_empty()
-            && self.activity.is_empty()
             && self.marks.is_empty()
             && self.held.is_empty()
             && self.unhold.is_empty()

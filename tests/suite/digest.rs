@@ -413,6 +413,8 @@ on_both_backends!(
     a_digest_is_not_sent_twice_across_a_restart,
     a_run_missed_while_down_is_sent_once_covering_the_gap,
     history_older_than_the_retention_is_pruned_in_bounded_steps,
+    acu_changes_are_one_record_per_session_and_hour,
+    acu_history_grows_per_hour_not_per_poll,
 );
 
 /// While `run` holds the sled store, `preview --digest` asks it through the admin API (with the
@@ -657,5 +659,154 @@ async fn history_older_than_the_retention_is_pruned_in_bounded_steps(backend: Ba
             .await
             .expect("prune"),
         0
+    );
+}
+
+const HOUR: u64 = 60 * MINUTE;
+
+/// A listed session that has consumed `acus` ACUs, with a title.
+fn consuming(id: &str, acus: f64, title: &str) -> devin_notify::model::Session {
+    let mut s = devin_notify::model::Session::new(id, "running");
+    s.acus_consumed = acus;
+    s.title = Some(title.into());
+    s.url = format!("https://app.devin.ai/sessions/{id}");
+    s.tags = vec!["team-a".into()];
+    s.created_at = 1;
+    s
+}
+
+/// The `acus` record of a session going from `from` to `to` ACUs, seen at `at_ms`.
+fn acus_change(id: &str, from: f64, to: f64, at_ms: u64) -> devin_notify::digest::Activity {
+    devin_notify::digest::acus_activity(
+        Some(&consuming(id, from, "Before")),
+        &consuming(id, to, "After"),
+        at_ms,
+    )
+    .expect("ACUs consumed")
+}
+
+fn acus_of(records: &[devin_notify::digest::Activity]) -> Vec<(String, u64, f64)> {
+    records
+        .iter()
+        .filter(|r| r.kind == devin_notify::digest::ActivityKind::Acus)
+        .map(|r| (r.session_id.clone(), r.at_ms, r.acus))
+        .collect()
+}
+
+async fn acu_changes_are_one_record_per_session_and_hour(backend: Backend) {
+    use devin_notify::digest::acus_bucket;
+    use devin_notify::store::Commit;
+    let mut env = Env::start_on(backend, "").await;
+    env.tweak("[store]\n", "[store]\nhistory_retention = \"1d\"\n");
+    let store = store_of(&env).await;
+    let now = now_ms();
+    // Two hours ending three hours ago: (h - 1h, h] and (h, h + 1h].
+    let h = acus_bucket(now) - 3 * HOUR;
+    // Twelve changes of session a within the first hour, one commit each: some with another
+    // record (the whole commit's path), some with ACUs alone (the history's path), one with
+    // two changes of a (a session listed twice in one page).
+    for i in 0..12u64 {
+        let at = h - HOUR + 1 + i * 5 * MINUTE;
+        let from = i as f64 * 0.25;
+        let mut commit = Commit {
+            activity: vec![acus_change("a", from, from + 0.25, at)],
+            ..Default::default()
+        };
+        if i % 3 == 0 {
+            commit.activity.extend(records(1, at));
+        }
+        if i == 11 {
+            commit.activity.push(acus_change("a", 3.0, 3.5, at + 1));
+            commit.activity.push(acus_change("b", 0.0, 1.0, at));
+        }
+        store.commit(&commit).await.expect("commit");
+    }
+    let first = store.activity(0, now).await.expect("read");
+    assert_eq!(
+        acus_of(&first),
+        [("a".to_owned(), h, 3.5), ("b".to_owned(), h, 1.0)],
+        "one record per session and hour, with the sum: {first:?}"
+    );
+    assert_eq!(first.len() - 2, 4, "the other records are kept apart");
+    let a = first.iter().find(|r| r.session_id == "a" && r.acus > 0.0);
+    assert_eq!(a.and_then(|r| r.title.as_deref()), Some("After"));
+    // A change in the next hour: a second record.
+    let commit = Commit {
+        activity: vec![acus_change("a", 3.5, 4.0, h + 1)],
+        ..Default::default()
+    };
+    store.commit(&commit).await.expect("commit");
+    let both = acus_of(&store.activity(0, now).await.expect("read"));
+    assert_eq!(
+        both,
+        [
+            ("a".to_owned(), h, 3.5),
+            ("b".to_owned(), h, 1.0),
+            ("a".to_owned(), h + HOUR, 0.5),
+        ]
+    );
+    // Read by period: (h - 1h, h] holds the first hour, (h, h + 1h] the second.
+    let period = store.activity(h - HOUR, h).await.expect("read");
+    assert_eq!(acus_of(&period).len(), 2, "{period:?}");
+    assert_eq!(period.len(), 6, "with the other records: {period:?}");
+    assert_eq!(
+        acus_of(&store.activity(h, h + HOUR).await.expect("read")),
+        [("a".to_owned(), h + HOUR, 0.5)]
+    );
+    // Pruning by time drops the first hour's records, the ACU ones included.
+    let pruned = store
+        .prune_activity(h + 1, devin_notify::store::activity::PRUNE_BATCH)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 6);
+    let left = store.activity(0, now).await.expect("read");
+    assert_eq!(
+        acus_of(&left),
+        [("a".to_owned(), h + HOUR, 0.5)],
+        "{left:?}"
+    );
+    assert_eq!(left.len(), 1);
+}
+
+/// The measure of BENCHMARKS.md: `POLLS` polls 30 s apart of `SESSIONS` sessions whose ACUs
+/// change at every poll, committed as the poller commits them (one page each).
+async fn acu_history_grows_per_hour_not_per_poll(backend: Backend) {
+    use devin_notify::store::Commit;
+    const POLLS: u64 = 240;
+    const SESSIONS: usize = 100;
+    let env = Env::start_on(backend, "").await;
+    let store = store_of(&env).await;
+    let now = now_ms();
+    // Two hours of polls starting half-way through an hour: three hours touched.
+    let start = devin_notify::digest::acus_bucket(now) - 5 * HOUR + HOUR / 2;
+    let mut written = 0;
+    for poll in 0..POLLS {
+        let at = start + poll * 30_000;
+        let from = poll as f64 * 0.5;
+        let commit = Commit {
+            activity: (0..SESSIONS)
+                .map(|i| acus_change(&format!("s{i}"), from, from + 0.5, at))
+                .collect(),
+            ..Default::default()
+        };
+        written += commit.activity.len();
+        store.commit(&commit).await.expect("commit");
+    }
+    let stored = store.activity(0, now).await.expect("read");
+    eprintln!(
+        "{backend:?}: {POLLS} polls of {SESSIONS} changing sessions: {written} ACU changes, {} records stored",
+        stored.len()
+    );
+    assert_eq!(
+        written,
+        POLLS as usize * SESSIONS,
+        "one record per change before"
+    );
+    assert_eq!(stored.len(), 3 * SESSIONS, "one per session and hour now");
+    let total: f64 = stored.iter().map(|r| r.acus).sum();
+    assert_eq!(
+        total,
+        0.5 * (POLLS as usize * SESSIONS) as f64,
+        "no ACU lost"
     );
 }

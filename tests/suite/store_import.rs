@@ -7,7 +7,8 @@ use crate::support;
 
 use std::time::Duration;
 
-use harness::{database_url, drop_schema, fresh_schema, Env};
+use devin_notify::store::{Commit, Delivery, Held, Store};
+use harness::{database_url, drop_schema, fresh_schema, Backend, Env};
 use serde_json::json;
 use support::{session, Reply};
 
@@ -115,4 +116,66 @@ async fn a_sled_store_moves_to_postgres_and_nothing_is_announced_again() {
         .collect();
     assert!(sessions.contains(&"s3".to_owned()), "{sessions:?}");
     assert_eq!(env.hook.count(), 4, "nothing else was sent");
+}
+
+/// A held delivery, for a target that holds nothing else.
+fn held() -> Held {
+    Held {
+        delivery: Delivery {
+            id: "msg_1".into(),
+            sink: "hook".into(),
+            rule: "all".into(),
+            session_id: "s1".into(),
+            session_title: None,
+            event_id: "evt_1".into(),
+            event_type: "session.created".into(),
+            body: "{}".into(),
+            detected_at_ms: 1,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+            creator: None,
+        },
+        headline: None,
+        link: None,
+        held_at_ms: 1,
+    }
+}
+
+/// A target holding only held deliveries, or only activity history, is not empty: the import
+/// is refused (it would otherwise mix two stores).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_with_only_held_deliveries_or_history_is_refused() {
+    let history = devin_notify::digest::acus_activity(
+        None,
+        &devin_notify::model::Session {
+            acus_consumed: 1.5,
+            ..devin_notify::model::Session::new("s1", "running")
+        },
+        devin_notify::store::now_ms(),
+    )
+    .expect("ACUs consumed");
+    let only_held = Commit {
+        held: vec![held()],
+        ..Commit::default()
+    };
+    let only_history = Commit {
+        activity: vec![history],
+        ..Commit::default()
+    };
+    let sled_dir = tempfile::tempdir().expect("tempdir");
+    let sled_path = sled_dir.path().join("store");
+    drop(Store::open(&sled_path, 1 << 20).expect("an empty sled store"));
+    let sled_arg = sled_path.display().to_string();
+    for (what, commit) in [("held", only_held), ("history", only_history)] {
+        let env = Env::start_on(Backend::Postgres, RULES).await;
+        let store = Store::from_config(&env.active().config.store)
+            .await
+            .expect("store");
+        store.commit(&commit).await.expect("commit");
+        drop(store);
+        let (code, out) = env.cli(&["store", "import", "--sled", &sled_arg]).await;
+        assert_eq!(code, Some(1), "{what}: refused: {out}");
+        assert!(out.contains("already holds a store"), "{what}: {out}");
+    }
 }
