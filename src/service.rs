@@ -230,6 +230,7 @@ async fn signals_loop(
 ) {
     let mut current = active_rx.borrow().clone();
     let mut schedule = Schedule::default();
+    let mut reloadable = true;
     loop {
         let latest = active_rx.borrow().clone();
         if !Arc::ptr_eq(&latest, &current) {
@@ -244,10 +245,11 @@ async fn signals_loop(
             (_, next) = round => next,
             _ = shutdown.changed() => break,
         };
-        // A reload reads at once what it configured (or turned back on after a 403).
+        // A reload reads at once what it configured (or turned back on after a 403). Without
+        // a sender (nothing reloads), only the timer wakes it.
         tokio::select! {
             _ = tokio::time::sleep(sleep_for(next)) => {}
-            _ = active_rx.changed() => {}
+            changed = active_rx.changed(), if reloadable => reloadable = changed.is_ok(),
             _ = shutdown.changed() => break,
         }
     }
