@@ -64,6 +64,15 @@ impl Active {
 }
 
 impl Active {
+    /// The CloudEvents `source` of everything this service sends: `devin-notify`, and the
+    /// organization when the listing is scoped to one.
+    fn cloudevents_source(&self) -> String {
+        match &self.config.devin.org_id {
+            Some(org) => format!("devin-notify/{org}"),
+            None => "devin-notify".to_owned(),
+        }
+    }
+
     /// The exact payload `sink_name` receives for `event` under the rule `rule` (whose
     /// template, if any, applies): the rendered template, or a webhook's default body, in the
     /// sink's format.
@@ -89,10 +98,7 @@ impl Active {
                     Some(_) => serde_json::from_str(&body).unwrap_or(Value::String(body)),
                 };
                 let id = delivery_id(&event.id, &rule.name, sink_name);
-                let source = match &self.config.devin.org_id {
-                    Some(org) => format!("devin-notify/{org}"),
-                    None => "devin-notify".to_owned(),
-                };
+                let source = self.cloudevents_source();
                 cloud_event(event, &id, &source, data).to_string()
             }
             SinkConfig::Teams(_) => {
@@ -150,10 +156,7 @@ impl Active {
                     true => serde_json::from_str(&body).unwrap_or(Value::String(body)),
                     false => summary::summary_data(rule, sink_name, items),
                 };
-                let source = match &self.config.devin.org_id {
-                    Some(org) => format!("devin-notify/{org}"),
-                    None => "devin-notify".to_owned(),
-                };
+                let source = self.cloudevents_source();
                 summary::summary_cloud_event(id, &source, rule, now_ms, data).to_string()
             }
             SinkConfig::Teams(_) => {
@@ -252,10 +255,7 @@ impl Active {
             .render_named(sink.kind(), &name, &data.context(sink_name))?;
         let body = match sink {
             SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
-                let source = match &self.config.devin.org_id {
-                    Some(org) => format!("devin-notify/{org}"),
-                    None => "devin-notify".to_owned(),
-                };
+                let source = self.cloudevents_source();
                 let payload = serde_json::from_str(&body).unwrap_or(Value::String(body));
                 serde_json::json!({
                     "specversion": "1.0",
@@ -414,19 +414,8 @@ pub fn render_samples(config: &Config, templates: &Templates) -> Vec<Problem> {
                     sink_name,
                 );
                 let over = match &rendered {
-                    Ok(body) if sink.kind() == "discord" => serde_json::from_str(body)
-                        .map(|v| discord_limits(&v))
-                        .unwrap_or_default(),
-                    Ok(body) if template_kind(sink.kind()) == "slack" => serde_json::from_str(body)
-                        .map(|v| slack_limits(&v))
-                        .unwrap_or_default(),
-                    Ok(body) if sink.kind() == "teams" && body.len() > TEAMS_MAX_BYTES => {
-                        vec![format!(
-                            "the card is {} bytes (Teams takes about {TEAMS_MAX_BYTES})",
-                            body.len()
-                        )]
-                    }
-                    _ => Vec::new(),
+                    Ok(body) => over_limits(template_kind(sink.kind()), body),
+                    Err(_) => Vec::new(),
                 };
                 let failures = rendered
                     .err()

@@ -59,24 +59,14 @@ impl Directory {
         }
     }
 
-    /// A directory of `[people]` only.
-    pub fn people_only(people: People) -> Directory {
-        Directory {
-            people,
-            client: None,
-            no_client: "[people] only",
-            lookups: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Who `creator` (a Devin user id, or `service:<id>`) is. `Err` is a transient failure of
-    /// the members endpoint (try again later).
     /// The `[people]` entry of a creator (a Devin user, or a service user by its id), if any.
     pub fn listed(&self, creator: &str) -> Option<&String> {
         let key = creator.strip_prefix(SERVICE_USER_PREFIX).unwrap_or(creator);
         self.people.get(key)
     }
 
+    /// Who `creator` (a Devin user id, or `service:<id>`) is. `Err` is a transient failure of
+    /// the members endpoint (try again later).
     pub async fn who(&self, creator: &str) -> Result<Who, String> {
         let (key, service) = match creator.strip_prefix(SERVICE_USER_PREFIX) {
             Some(id) => (id, true),

@@ -137,15 +137,9 @@ fn summary(
         attempts: 0,
         next_attempt_ms: 0,
         last_error: None,
-        // A direct-message sink sends the summary to the one person all its items are for;
-        // items of several people go to its fallback channel.
-        creator: match items
-            .iter()
-            .all(|(_, h)| h.delivery.creator == first.creator)
-        {
-            true => first.creator.clone(),
-            false => None,
-        },
+        // Held items are summed up per creator ([`Group`]): a direct-message sink sends the
+        // summary to the one person all of them are for.
+        creator: first.creator.clone(),
     })
 }
 

@@ -99,16 +99,11 @@ pub fn excerpt(text: &str, max: usize) -> String {
         rest = &rest[at + url_len..];
     }
     redacted.push_str(rest);
-    let mut out: String = redacted
+    let one_line: String = redacted
         .chars()
-        .take(max)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if redacted.chars().count() > max {
-        out.pop();
-        out.push('…');
-    }
-    out
+    crate::event::truncate_chars(&one_line, max)
 }
 
 /// Where the first `http://` or `https://` URL of a text starts (case-insensitive).

@@ -1,9 +1,7 @@
 //! `preview --digest NAME`: the digest as it would be sent now, from the store, for each of
 //! its sinks, sending nothing and writing nothing.
 
-use serde_json::Value;
-
-use super::preview::{PreviewError, PreviewItem};
+use super::preview::{sink_items, PreviewError, PreviewItem};
 use crate::active::Active;
 use crate::digest::parse_timezone;
 use crate::poller::digests::{build, digest_id, preview_period, DIGEST_EVENT};
@@ -43,27 +41,7 @@ pub async fn preview_digest(
         .await
         .map_err(store_err)?;
     let id = digest_id(name, period);
-    let mut items = Vec::new();
-    for sink_name in &d.sinks {
-        let Some(sink) = active.config.sinks.get(sink_name) else {
-            continue;
-        };
-        let body = active
-            .digest_payload(d, sink_name, &digest, &id)
-            .map_err(|e| PreviewError::Render {
-                sink: sink_name.clone(),
-                message: e.to_string(),
-            })?;
-        let pretty = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or(body);
-        items.push(PreviewItem {
-            sink: sink_name.clone(),
-            sink_type: sink.kind().to_owned(),
-            event_type: DIGEST_EVENT.to_owned(),
-            body: pretty,
-        });
-    }
-    Ok(items)
+    sink_items(active, &d.sinks, DIGEST_EVENT, |sink| {
+        active.digest_payload(d, sink, &digest, &id)
+    })
 }

@@ -177,17 +177,29 @@ fn event_kinds(rule: &Rule, event: Option<&str>) -> Result<Vec<EventType>, Previ
 
 /// The payload each of the rule's sinks would receive for `event`, pretty-printed.
 fn payloads(active: &Active, rule: &Rule, event: &Event) -> Result<Vec<PreviewItem>, PreviewError> {
+    let kind = event.kind.to_string();
+    sink_items(active, &rule.sinks, &kind, |sink| {
+        active.payload(rule, sink, event)
+    })
+}
+
+/// One pretty-printed item per configured sink of `sinks` (others are skipped), each payload
+/// rendered by `render`; the first render failure names its sink.
+pub(super) fn sink_items(
+    active: &Active,
+    sinks: &[String],
+    event_type: &str,
+    render: impl Fn(&str) -> Result<String, crate::render::RenderError>,
+) -> Result<Vec<PreviewItem>, PreviewError> {
     let mut items = Vec::new();
-    for sink_name in &rule.sinks {
+    for sink_name in sinks {
         let Some(sink) = active.config.sinks.get(sink_name) else {
             continue;
         };
-        let body = active
-            .payload(rule, sink_name, event)
-            .map_err(|e| PreviewError::Render {
-                sink: sink_name.clone(),
-                message: e.to_string(),
-            })?;
+        let body = render(sink_name).map_err(|e| PreviewError::Render {
+            sink: sink_name.clone(),
+            message: e.to_string(),
+        })?;
         let pretty = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -195,7 +207,7 @@ fn payloads(active: &Active, rule: &Rule, event: &Event) -> Result<Vec<PreviewIt
         items.push(PreviewItem {
             sink: sink_name.clone(),
             sink_type: sink.kind().to_owned(),
-            event_type: event.kind.to_string(),
+            event_type: event_type.to_owned(),
             body: pretty,
         });
     }
@@ -225,30 +237,16 @@ pub fn preview_quiet(
     } else {
         format!("rule `{rule_name}` is not muted now: its deliveries are sent ({until})")
     };
-    let mut items = Vec::new();
-    if rule.collapse_held {
+    let items = if rule.collapse_held {
         let samples = crate::render::summary::sample_items(3);
-        for sink_name in &rule.sinks {
-            let Some(sink) = active.config.sinks.get(sink_name) else {
-                continue;
-            };
-            let body = active
-                .summary_payload(&rule.name, sink_name, &samples, "msg_preview", now_ms)
-                .map_err(|e| PreviewError::Render {
-                    sink: sink_name.clone(),
-                    message: e.to_string(),
-                })?;
-            let pretty = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or(body);
-            items.push(PreviewItem {
-                sink: sink_name.clone(),
-                sink_type: sink.kind().to_owned(),
-                event_type: crate::render::summary::SUMMARY_TYPE.to_owned(),
-                body: pretty,
-            });
-        }
-    }
+        sink_items(
+            active,
+            &rule.sinks,
+            crate::render::summary::SUMMARY_TYPE,
+            |sink| active.summary_payload(&rule.name, sink, &samples, "msg_preview", now_ms),
+        )?
+    } else {
+        Vec::new()
+    };
     Ok((Some(line), items))
 }

@@ -133,8 +133,6 @@ pub fn expand(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
-/// Deserializes one section; on success hands it to `set`, else records its problems under
-/// `key`.
 /// `[KEY.NAME]` tables (sinks, time intervals), each deserialized on its own.
 fn named_tables<T: serde::de::DeserializeOwned>(
     key: &str,
@@ -175,6 +173,8 @@ fn array_of_tables<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Deserializes one section; on success hands it to `set`, else records its problems under
+/// `key`.
 fn section<T: serde::de::DeserializeOwned>(
     key: &str,
     value: Value,

@@ -85,8 +85,13 @@ pub async fn poll(
     let result = list_all(client, store, active, &mut flusher).await;
     // Digests are due on the clock, whether or not the listing went through.
     let digests = digests::run(store, active, now_ms()).await;
-    if matches!(&digests, Ok(n) if *n > 0) {
-        flusher.dirty = true;
+    match &digests {
+        Ok(n) if *n > 0 => flusher.dirty = true,
+        Ok(_) => {}
+        // Logged here: a failed listing (or flush) returns its own error first.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look at the digests; trying again after the next poll")
+        }
     }
     // Whatever happened, what was committed is made durable (and so sendable) now.
     flusher.flush_if_dirty().await?;

@@ -405,18 +405,14 @@ impl SlackApp {
         if let Some(id) = listed.as_ref().filter(|v| is_slack_user_id(v)) {
             return Ok(Ok(id.clone()));
         }
+        // A fresh cached outcome needs no lock; a lookup takes it, then looks at the cache
+        // again (another delivery of the same creator may have just looked them up).
+        if let Some(known) = self.cached(store, creator, &listed).await? {
+            return Ok(known);
+        }
         let _one_at_a_time = self.directory.lookups.lock().await;
-        let ttl_ms = self.config.lookup_ttl().as_millis() as u64;
-        match store.cached_person(name, creator).await {
-            Ok(Some(c)) if now_ms().saturating_sub(c.at_ms) < ttl_ms && c.listed == listed => {
-                return Ok(c.slack_user.ok_or(c.reason.unwrap_or_default()))
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(Verdict::Retry(Failure::unanswered(format!(
-                    "sink `{name}`: {e}"
-                ))))
-            }
+        if let Some(known) = self.cached(store, creator, &listed).await? {
+            return Ok(known);
         }
         let found = match self.directory.who(creator).await {
             Err(transient) => {
@@ -445,6 +441,27 @@ impl SlackApp {
         }
         tracing::info!(sink = %name, creator = %creator, found = found.is_ok(), "creator looked up");
         Ok(found)
+    }
+
+    /// The cached outcome of looking `creator` up, while fresh and made from the same
+    /// `[people]` entry.
+    async fn cached(
+        &self,
+        store: &Store,
+        creator: &str,
+        listed: &Option<String>,
+    ) -> Result<Option<Result<String, String>>, Verdict> {
+        let ttl_ms = self.config.lookup_ttl().as_millis() as u64;
+        match store.cached_person(&self.name, creator).await {
+            Ok(Some(c)) if now_ms().saturating_sub(c.at_ms) < ttl_ms && c.listed == *listed => {
+                Ok(Some(c.slack_user.ok_or(c.reason.unwrap_or_default())))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(Verdict::Retry(Failure::unanswered(format!(
+                "sink `{}`: {e}",
+                self.name
+            )))),
+        }
     }
 
     /// `users.lookupByEmail` (scope `users:read.email`): the user's id, `None` when Slack

@@ -285,26 +285,31 @@ impl Store {
     pub async fn recent_sessions(&self, limit: usize) -> Result<Vec<EventLogEntry>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let mut sessions = Vec::new();
-        for entry in self.recent_events(self.history(), None).await? {
-            if sessions.len() == limit {
-                break;
-            }
+        if limit == 0 {
+            return Ok(sessions);
+        }
+        self.scan_events(|entry| {
             if entry.session_created_at.is_some() && seen.insert(entry.session_id.clone()) {
                 sessions.push(entry);
             }
-        }
+            sessions.len() < limit
+        })
+        .await?;
         Ok(sessions)
     }
 
     /// A session of the event log as its snapshot has it now (`None`: not in the log, or
     /// logged before the log kept where its snapshot is).
     pub async fn recent_session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
-        let entries = self.recent_events(self.history(), None).await?;
-        let Some(created_at) = entries
-            .iter()
-            .filter(|e| e.session_id == session_id)
-            .find_map(|e| e.session_created_at)
-        else {
+        let mut created_at = None;
+        self.scan_events(|entry| {
+            if entry.session_id == session_id {
+                created_at = entry.session_created_at;
+            }
+            created_at.is_none()
+        })
+        .await?;
+        let Some(created_at) = created_at else {
             return Ok(None);
         };
         self.snapshot(&SnapshotKey {
@@ -312,6 +317,29 @@ impl Store {
             session_id: session_id.to_owned(),
         })
         .await
+    }
+
+    /// Hands the event log to `keep_going`, newest first, a page at a time, until it answers
+    /// false or the log ends.
+    async fn scan_events(
+        &self,
+        mut keep_going: impl FnMut(EventLogEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        const PAGE: usize = 200;
+        let mut before = None;
+        loop {
+            let page = self.recent_events(PAGE, before).await?;
+            let full = page.len() == PAGE;
+            for entry in page {
+                before = Some(entry.id);
+                if !keep_going(entry) {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// Notes `n` entries written to `log`, and trims it when due: at this process's first write
