@@ -1,8 +1,9 @@
 //! The sled engine: one embedded database, a tree per record kind.
 //!
-//! - `sessions`: [`session_key`] (creation time, then id) -> the session's JSON text. Keys start
-//!   with the creation time so that a listing, which runs newest first, writes the tree in
-//!   order (see [`session_key`]).
+//! - `session_blocks`: the snapshots (each session's JSON text) under [`session_key`] (creation
+//!   time, then id), up to 64 neighbours to a value ([`blocks`]). Keys start with the creation
+//!   time so that a listing, which runs newest first, writes the tree in order (see
+//!   [`session_key`]).
 //! - `messages`: event id -> the latest Devin message read for it.
 //! - `waiting`: session id -> its [`Waiting`].
 //! - `announced`: event id -> the pull request's last known state (empty for other events).
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 mod activity;
+pub(crate) mod blocks;
 mod journal;
 
 use super::engine::Engine;
@@ -102,7 +104,8 @@ pub struct SledEngine {
     /// be sent (u64::MAX when everything written is durable).
     durable_below: Arc<AtomicU64>,
     pub(super) db: sled::Db,
-    pub(super) sessions: sled::Tree,
+    /// The snapshots, in blocks.
+    pub(super) blocks: blocks::Blocks,
     messages: sled::Tree,
     pub(super) waiting: sled::Tree,
     announced: sled::Tree,
@@ -142,7 +145,7 @@ impl SledEngine {
         let tree = |name: &str| db.open_tree(name).map_err(open_err);
         let engine = SledEngine {
             durable_below: Arc::new(AtomicU64::new(u64::MAX)),
-            sessions: tree("sessions")?,
+            blocks: blocks::Blocks::new(tree(blocks::TREE)?),
             messages: tree("messages")?,
             waiting: tree("waiting")?,
             announced: tree("announced")?,
@@ -157,6 +160,7 @@ impl SledEngine {
             db,
         };
         super::migrate::id_keyed_snapshots(&engine)?;
+        super::migrate::snapshots_into_blocks(&engine)?;
         Ok(engine)
     }
 
@@ -179,47 +183,64 @@ impl SledEngine {
         Ok(out)
     }
 
+    /// Writes a commit's snapshots through `write`, given the block writes that store them.
+    fn with_blocks<T>(
+        &self,
+        commit: &Commit,
+        write: impl FnOnce(&[(Vec<u8>, Vec<u8>)]) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let snapshots: Vec<(Vec<u8>, &[u8])> = commit
+            .snapshots
+            .iter()
+            .map(|(k, bytes)| (snapshot_key(k), bytes.as_slice()))
+            .collect();
+        self.blocks.write(&snapshots, write)
+    }
+
     /// Writes snapshots alone as one batch: atomic like a transaction, and cheaper.
     fn commit_snapshots(&self, commit: &Commit) -> Result<(), StoreError> {
-        let mut snapshots = sled::Batch::default();
-        for (key, bytes) in &commit.snapshots {
-            snapshots.insert(snapshot_key(key), bytes.as_slice());
-        }
-        self.sessions
-            .apply_batch(snapshots)
-            .map_err(sled_err("sessions"))
+        self.with_blocks(commit, |writes| {
+            let mut batch = sled::Batch::default();
+            for (key, bytes) in writes {
+                batch.insert(key.as_slice(), bytes.as_slice());
+            }
+            let tree = &self.blocks.tree;
+            tree.apply_batch(batch).map_err(sled_err(blocks::TREE))
+        })
     }
 
     /// Writes snapshots and activity history alone, in one transaction over those two trees.
     fn commit_history(&self, commit: &Commit) -> Result<(), StoreError> {
-        let keys: Vec<Vec<u8>> = commit
-            .snapshots
-            .iter()
-            .map(|(k, _)| snapshot_key(k))
-            .collect();
         let records = crate::digest::coalesce(&commit.activity);
-        let result = (&self.sessions, &self.activity).transaction(|(sessions, history)| {
-            for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
-                sessions.insert(key.as_slice(), bytes.as_slice())?;
-            }
-            for record in &records {
-                activity::append(history, record)?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        });
-        result.map_err(tx_err("commit".into()))
+        self.with_blocks(commit, |writes| {
+            let trees = (&self.blocks.tree, &self.activity);
+            let result = trees.transaction(|(sessions, history)| {
+                for (key, bytes) in writes {
+                    sessions.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                for record in &records {
+                    activity::append(history, record)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            });
+            result.map_err(tx_err("commit".into()))
+        })
     }
 
     /// Writes a whole commit in one transaction across the trees it touches.
     fn commit_all(&self, commit: &Commit) -> Result<Vec<u64>, StoreError> {
-        let keys: Vec<Vec<u8>> = commit
-            .snapshots
-            .iter()
-            .map(|(k, _)| snapshot_key(k))
-            .collect();
+        self.with_blocks(commit, |writes| self.commit_all_with(commit, writes))
+    }
+
+    /// [`Self::commit_all`], given the block writes of its snapshots.
+    fn commit_all_with(
+        &self,
+        commit: &Commit,
+        writes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<u64>, StoreError> {
         let records = crate::digest::coalesce(&commit.activity);
         let trees = (
-            &self.sessions,
+            &self.blocks.tree,
             &self.outbox,
             &self.dead,
             &self.meta,
@@ -246,7 +267,7 @@ impl SledEngine {
                 held,
             )| {
                 hold(held, commit)?;
-                for (key, (_, bytes)) in keys.iter().zip(&commit.snapshots) {
+                for (key, bytes) in writes {
                     sessions.insert(key.as_slice(), bytes.as_slice())?;
                 }
                 let mut seqs = Vec::with_capacity(commit.deliveries.len());
@@ -334,9 +355,8 @@ impl SledEngine {
             held: Self::by_seq(&self.held, "held")?,
             ..Export::default()
         };
-        for item in self.sessions.iter() {
-            let (k, v) = item.map_err(sled_err("sessions"))?;
-            out.sessions.push((key_of_session(&k)?, v.to_vec()));
+        for (k, v) in blocks::all(&self.blocks.tree)? {
+            out.sessions.push((key_of_session(&k)?, v));
         }
         for item in self.messages.iter() {
             let (k, v) = item.map_err(sled_err("messages"))?;
@@ -390,14 +410,7 @@ fn key_of_session(key: &[u8]) -> Result<SnapshotKey, StoreError> {
 
 impl Engine for SledEngine {
     async fn snapshots(&self, keys: &[SnapshotKey]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        keys.iter()
-            .map(|key| {
-                self.sessions
-                    .get(snapshot_key(key))
-                    .map(|found| found.map(|bytes| bytes.to_vec()))
-                    .map_err(sled_err(key.to_string()))
-            })
-            .collect()
+        self.blocks.get_many(keys.iter().map(snapshot_key))
     }
 
     async fn announced(&self, ids: &[&str]) -> Result<Vec<Option<String>>, StoreError> {

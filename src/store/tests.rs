@@ -230,6 +230,42 @@ fn session_keys_sort_by_creation_time_then_id() {
 }
 
 #[tokio::test]
+async fn opening_a_store_of_one_snapshot_to_a_key_moves_them_into_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = |n: i64| format!(r#"{{"session_id":"devin-{n}","created_at":{n}}}"#).into_bytes();
+    {
+        // The layout before blocks: `sessions`, one snapshot to a key.
+        let db = ::sled::Config::new().path(dir.path()).open().expect("open");
+        let sessions = db.open_tree("sessions").expect("tree");
+        for n in 0..2500 {
+            sessions
+                .insert(session_key(n, &format!("devin-{n}")), body(n))
+                .expect("insert");
+        }
+        db.flush().expect("flush");
+    }
+    for _ in 0..2 {
+        // The second open finds nothing left to move.
+        let store = reopen(dir.path()).await;
+        let keys: Vec<SnapshotKey> = (0..2500).map(|n| key(n, &format!("devin-{n}"))).collect();
+        let found = store.snapshots(&keys).await.expect("get");
+        for (n, found) in (0..2500).zip(found) {
+            assert_eq!(found, Some(body(n)), "devin-{n}");
+        }
+        let Backend::Sled(engine) = &*store.backend else {
+            panic!("a sled store");
+        };
+        assert!(!engine.db.tree_names().iter().any(|n| n == b"sessions"));
+        let blocks = engine.blocks.tree.len();
+        assert!(
+            (40..=60).contains(&blocks),
+            "{blocks} blocks for 2,500 sessions"
+        );
+        assert_eq!(engine.export().expect("export").sessions.len(), 2500);
+    }
+}
+
+#[tokio::test]
 async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = br#"{"session_id":"devin-a","status":"running","created_at":100}"#;
@@ -280,7 +316,7 @@ async fn opening_a_store_of_an_earlier_version_moves_its_snapshots() {
         let names = engine.db.tree_names();
         assert!(!names
             .iter()
-            .any(|n| n == b"snapshots" || n == b"fingerprints"));
+            .any(|n| n == b"snapshots" || n == b"fingerprints" || n == b"sessions"));
         let waits = store.waiting().await.expect("waiting");
         assert_eq!(waits.len(), 1);
         assert_eq!(waits[0].1.created_at, 100, "the wait finds its snapshot");
