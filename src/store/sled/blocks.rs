@@ -3,9 +3,13 @@
 //! `session_blocks`.
 //!
 //! Why: sled's cost of a write is mostly per key (it copies the leaf node and logs a delta for
-//! each), so 100,000 snapshots written one key each cost about 5x what the same bytes cost as
-//! 2,000 values (`BENCHMARKS.md`, issue 14). The price is paid by steady polls: a changed
-//! session rewrites its block (about 30 KiB at 640 bytes a snapshot) instead of its own value.
+//! each): 100,000 snapshots of 640 bytes written one to a key take about 2.2x the time the same
+//! bytes take as 11,000 blocks (`BENCHMARKS.md`, issue 14). Why 6 KiB: a leaf holds up to 17
+//! values, and sled writes a node larger than a quarter of its 512 KiB segment as a file of its
+//! own (a "blob"): with 32 KiB blocks every leaf became a blob, and each rewrite of one a file
+//! created and deleted. The price is paid by polls that change sessions: a changed session
+//! rewrites its block (about 9 snapshots of 640 bytes), and reading a session from disk decodes
+//! a leaf of blocks (about 100 KiB) rather than a leaf of snapshots.
 //!
 //! Layout: a block's key is a session key ([`super::session_key`]); the block holds the
 //! snapshots whose keys are at or above it and below the next block's key, in key order, each
@@ -318,8 +322,8 @@ pub(crate) fn all(tree: &sled::Tree) -> Result<Pairs, StoreError> {
 }
 
 /// The block writes (key, bytes) that store `snapshots` (session key, bytes; a key given twice
-/// keeps its last bytes) beside what the blocks hold.
-/// `known` holds blocks read since the last write, by session key.
+/// keeps its last bytes) beside what the blocks hold; `known` holds the blocks a read found
+/// since the last write, by session key.
 fn plan(
     tree: &sled::Tree,
     snapshots: &[(Vec<u8>, &[u8])],
