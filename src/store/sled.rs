@@ -1,7 +1,7 @@
 //! The sled engine: one embedded database, a tree per record kind.
 //!
 //! - `session_blocks`: the snapshots (each session's JSON text) under [`session_key`] (creation
-//!   time, then id), up to 64 neighbours to a value ([`blocks`]). Keys start with the creation
+//!   time, then id), neighbours together, up to 6 KiB to a value ([`blocks`]). Keys start with the creation
 //!   time so that a listing, which runs newest first, writes the tree in order (see
 //!   [`session_key`]).
 //! - `messages`: event id -> the latest Devin message read for it.
@@ -189,6 +189,10 @@ impl SledEngine {
         commit: &Commit,
         write: impl FnOnce(&[(Vec<u8>, Vec<u8>)]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if commit.snapshots.is_empty() {
+            // No block to plan or write: the blocks' lock and the last read's blocks stay.
+            return write(&[]);
+        }
         let snapshots: Vec<(Vec<u8>, &[u8])> = commit
             .snapshots
             .iter()
