@@ -1,7 +1,7 @@
 //! The sled engine: one embedded database, a tree per record kind.
 //!
 //! - `session_blocks`: the snapshots (each session's JSON text) under [`session_key`] (creation
-//!   time, then id), neighbours together, up to 6 KiB to a value ([`blocks`]). Keys start with the creation
+//!   time, then id), neighbours together, up to 3 KiB to a value ([`blocks`]). Keys start with the creation
 //!   time so that a listing, which runs newest first, writes the tree in order (see
 //!   [`session_key`]).
 //! - `messages`: event id -> the latest Devin message read for it.

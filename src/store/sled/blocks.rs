@@ -4,12 +4,13 @@
 //!
 //! Why: sled's cost of a write is mostly per key (it copies the leaf node and logs a delta for
 //! each): 100,000 snapshots of 640 bytes written one to a key take about 2.2x the time the same
-//! bytes take as 11,000 blocks (`BENCHMARKS.md`, issue 14). Why 6 KiB: a leaf holds up to 17
-//! values, and sled writes a node larger than a quarter of its 512 KiB segment as a file of its
-//! own (a "blob"): with 32 KiB blocks every leaf became a blob, and each rewrite of one a file
-//! created and deleted. The price is paid by polls that change sessions: a changed session
-//! rewrites its block (about 9 snapshots of 640 bytes), and reading a session from disk decodes
-//! a leaf of blocks (about 100 KiB) rather than a leaf of snapshots.
+//! bytes take as blocks (`BENCHMARKS.md`, issue 14). Why 3 KiB: a leaf holds up to 17 values,
+//! and sled writes a node larger than a quarter of its 512 KiB segment as a file of its own (a
+//! "blob"): with 32 KiB blocks every leaf became a blob, and each rewrite of one a file created
+//! and deleted. The price is paid by polls that change sessions: a changed session rewrites its
+//! block (about 4 snapshots of 640 bytes), and reading a session from disk decodes a leaf of
+//! blocks (about 50 KiB) rather than a leaf of snapshots; 6 KiB blocks synced as fast and made
+//! that poll slower.
 //!
 //! Layout: a block's key is a session key ([`super::session_key`]); the block holds the
 //! snapshots whose keys are at or above it and below the next block's key, in key order, each
@@ -38,7 +39,7 @@ use crate::store::StoreError;
 /// Snapshots per block at most.
 pub(crate) const MAX_ENTRIES: usize = 64;
 /// Bytes per block at most (a single larger snapshot is a block of its own).
-pub(crate) const MAX_BYTES: usize = 6 * 1024;
+pub(crate) const MAX_BYTES: usize = 3 * 1024;
 /// The tree of the blocks.
 pub(crate) const TREE: &str = "session_blocks";
 
@@ -584,13 +585,13 @@ mod tests {
             vec![33, 32]
         );
         assert!(chunks(&[]).is_empty());
-        // By bytes: 640-byte snapshots, 8 or 9 to a block.
+        // By bytes: 640-byte snapshots, 4 to a block.
         let big = vec![b'x'; 640];
         let entries: Vec<(&[u8], &[u8])> = keys
             .iter()
             .map(|k| (k.as_slice(), big.as_slice()))
             .collect();
         let sizes: Vec<usize> = chunks(&entries).iter().map(|c| c.len()).collect();
-        assert!(sizes.iter().all(|n| (8..=9).contains(n)), "{sizes:?}");
+        assert_eq!(sizes, vec![4; 50]);
     }
 }
