@@ -8,12 +8,12 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::config::{Config, ConfigError, Problem, SinkConfig, WebhookFormat};
-use crate::event::{delivery_id, Event};
+use crate::event::{delivery_id, rfc3339, Event};
 use crate::intervals::Intervals;
 use crate::render::summary::{self, HeldItem, SUMMARY_TEMPLATE};
 use crate::render::{
-    cloud_event, default_webhook_body, discord_limits, fit, slack_limits, teams_message,
-    template_kind, RenderError, TEAMS_MAX_BYTES,
+    cloud_envelope, cloud_event, default_webhook_body, discord_limits, fit, slack_limits,
+    teams_message, template_kind, RenderError, TEAMS_MAX_BYTES,
 };
 use crate::render::{Templates, SINK_KINDS};
 use crate::rules::Rule;
@@ -157,7 +157,15 @@ impl Active {
                     false => summary::summary_data(rule, sink_name, items),
                 };
                 let source = self.cloudevents_source();
-                summary::summary_cloud_event(id, &source, rule, now_ms, data).to_string()
+                cloud_envelope(
+                    id,
+                    &source,
+                    summary::SUMMARY_TYPE,
+                    rule,
+                    rfc3339((now_ms / 1000) as i64),
+                    data,
+                )
+                .to_string()
             }
             SinkConfig::Teams(_) => {
                 let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
@@ -257,16 +265,14 @@ impl Active {
             SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
                 let source = self.cloudevents_source();
                 let payload = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                serde_json::json!({
-                    "specversion": "1.0",
-                    "id": delivery_id(id, &format!("digest:{}", digest.name), sink_name),
-                    "source": source,
-                    "type": "ai.devin.digest",
-                    "subject": digest.name,
-                    "time": data.period.end,
-                    "datacontenttype": "application/json",
-                    "data": payload.get("data").cloned().unwrap_or(payload),
-                })
+                cloud_envelope(
+                    &delivery_id(id, &format!("digest:{}", digest.name), sink_name),
+                    &source,
+                    "digest",
+                    &digest.name,
+                    data.period.end.clone(),
+                    payload.get("data").cloned().unwrap_or(payload),
+                )
                 .to_string()
             }
             SinkConfig::Teams(_) => {

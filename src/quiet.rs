@@ -180,7 +180,9 @@ pub fn next_change(active: &Active, now: Timestamp) -> Option<Timestamp> {
         .config
         .rules
         .iter()
-        .flat_map(|r| r.mute_during.iter().chain(&r.active_during));
+        .flat_map(|r| r.mute_during.iter().chain(&r.active_during))
+        // Each interval once, however many rules name it.
+        .collect::<std::collections::BTreeSet<_>>();
     crate::intervals::next_change(names, &active.intervals, now)
 }
 

@@ -20,8 +20,7 @@ use crate::event::{delivery_id, stable_id};
 use crate::model::Session;
 use crate::store::activity::{digest_mark, PRUNE_BATCH};
 use crate::store::{
-    now_ms, Commit, DeadLetter, Delivery, DeliveryLogEntry, EventLogEntry, EventRoute, Outcome,
-    SnapshotKey, Store, StoreError,
+    now_ms, Commit, Delivery, EventLogEntry, EventRoute, SnapshotKey, Store, StoreError,
 };
 
 /// The `event_type` of digest deliveries (in the logs, the outbox and `sinks list`).
@@ -196,24 +195,12 @@ pub fn enqueue(
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(digest = %d.name, sink = %sink, error = %e, "cannot render the digest; it is kept in the dead letters");
-                let reason = e.to_string();
-                // An empty body: `dead-letters retry` renders the digest kept with it again
-                // with the templates then in force (never sends its raw data to a chat).
-                let delivery = delivery(String::new());
-                commit.logged.push(DeliveryLogEntry::new(
-                    &delivery,
-                    Outcome::Dead,
-                    None,
-                    Some(reason.as_str()),
-                ));
-                commit.dead.push(DeadLetter {
-                    delivery,
-                    reason,
-                    status: None,
-                    response_body: String::new(),
-                    failed_at_ms: now_ms,
-                    event: Some(digest.webhook_body()),
-                });
+                commit.bury_unrendered(
+                    delivery(String::new()),
+                    e.to_string(),
+                    now_ms,
+                    digest.webhook_body(),
+                );
             }
         }
     }

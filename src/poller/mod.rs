@@ -88,8 +88,10 @@ pub async fn poll(
     match &digests {
         Ok(n) if *n > 0 => flusher.dirty = true,
         Ok(_) => {}
-        // Logged here: a failed listing (or flush) returns its own error first.
+        // Logged here: a failed listing (or flush) returns its own error first. A digest
+        // committed before the one that failed is flushed all the same.
         Err(e) => {
+            flusher.dirty = true;
             tracing::error!(error = %e, "cannot look at the digests; trying again after the next poll")
         }
     }

@@ -59,6 +59,7 @@ async fn diff_page(
     let mut changed = Vec::new();
     // A session listed twice in one page diffs against its first appearance.
     let mut pending: HashMap<SnapshotKey, usize> = HashMap::new();
+    let at_ms = now_ms();
     for ((i, session), (key, stored)) in page
         .items
         .iter()
@@ -91,11 +92,9 @@ async fn diff_page(
         let events = session_events(mode, old.as_ref(), session, acus_thresholds);
         if mode == Mode::Diff {
             // The ACUs consumed since the snapshot, for digests (with the snapshot).
-            commit.activity.extend(crate::digest::acus_activity(
-                old.as_ref(),
-                session,
-                now_ms(),
-            ));
+            commit
+                .activity
+                .extend(crate::digest::acus_activity(old.as_ref(), session, at_ms));
         }
         track_wait(commit, old.as_ref(), session);
         push_snapshot(commit, &mut pending, key, new_bytes);

@@ -12,10 +12,7 @@ use crate::devin::Client;
 use crate::event::{delivery_id, truncate_chars, Change, Event};
 use crate::render::{default_webhook_body, headline};
 use crate::rules::routes;
-use crate::store::{
-    Commit, DeadLetter, Delivery, DeliveryLogEntry, EventLogEntry, EventRoute, Held, Outcome,
-    Store, StoreError,
-};
+use crate::store::{Commit, Delivery, EventLogEntry, EventRoute, Held, Store, StoreError};
 
 /// Adds the latest Devin message to the events of sessions that start waiting and that some
 /// rule routes somewhere (an event no rule sends costs no request). Each event's messages are
@@ -147,22 +144,12 @@ pub fn route_event(active: &Active, event: &Event, detected_at_ms: u64, commit: 
             Ok(body) => commit.deliveries.push(delivery(body)),
             Err(e) => {
                 tracing::error!(rule = %route.rule.name, sink = route.sink, event_id = %event.id, error = %e, "cannot render; the event is kept in the dead letters");
-                let reason = e.to_string();
-                let delivery = delivery(String::new());
-                commit.logged.push(DeliveryLogEntry::new(
-                    &delivery,
-                    Outcome::Dead,
-                    None,
-                    Some(reason.as_str()),
-                ));
-                commit.dead.push(DeadLetter {
-                    delivery,
-                    reason,
-                    status: None,
-                    response_body: String::new(),
-                    failed_at_ms: detected_at_ms,
-                    event: Some(default_webhook_body(event)),
-                });
+                commit.bury_unrendered(
+                    delivery(String::new()),
+                    e.to_string(),
+                    detected_at_ms,
+                    default_webhook_body(event),
+                );
             }
         }
     }

@@ -21,8 +21,8 @@ use self::escape::registry;
 pub use self::escape::{discord_escape, json_escape, slack_escape, teams_escape};
 pub use self::fit::{cut_text, fit};
 pub use self::payload::{
-    cloud_event, color, context, default_webhook_body, discord_limits, headline, slack_limits,
-    teams_message, TEAMS_MAX_BYTES,
+    cloud_envelope, cloud_event, color, context, default_webhook_body, discord_limits, headline,
+    slack_limits, teams_message, TEAMS_MAX_BYTES,
 };
 use crate::event::{Event, EventType};
 

@@ -39,13 +39,33 @@ pub fn default_webhook_body(event: &Event) -> Value {
 /// `webhook-id`, `source` names the producer (`devin-notify`, plus `/` and the organization for
 /// an organization-scoped account), `data` is what a webhook body's `data` holds.
 pub fn cloud_event(event: &Event, id: &str, source: &str, data: Value) -> Value {
+    cloud_envelope(
+        id,
+        source,
+        event.kind.as_str(),
+        &event.session.session_id,
+        rfc3339(event.timestamp()),
+        data,
+    )
+}
+
+/// A CloudEvents 1.0 event in structured mode of type `ai.devin.<kind>` (events, held
+/// summaries and digests alike).
+pub fn cloud_envelope(
+    id: &str,
+    source: &str,
+    kind: &str,
+    subject: &str,
+    time: String,
+    data: Value,
+) -> Value {
     json!({
         "specversion": "1.0",
         "id": id,
         "source": source,
-        "type": format!("ai.devin.{}", event.kind.as_str()),
-        "subject": event.session.session_id,
-        "time": rfc3339(event.timestamp()),
+        "type": format!("ai.devin.{kind}"),
+        "subject": subject,
+        "time": time,
         "datacontenttype": "application/json",
         "data": data,
     })

@@ -93,20 +93,6 @@ pub fn summary_data(rule: &str, sink: &str, items: &[HeldItem]) -> Value {
     })
 }
 
-/// A summary as a CloudEvent (a webhook with `format = "cloudevents"`).
-pub fn summary_cloud_event(id: &str, source: &str, rule: &str, now_ms: u64, data: Value) -> Value {
-    json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": source,
-        "type": format!("ai.devin.{SUMMARY_TYPE}"),
-        "subject": rule,
-        "time": rfc3339((now_ms / 1000) as i64),
-        "datacontenttype": "application/json",
-        "data": data,
-    })
-}
-
 /// Sample held events, for `check` and `preview`: `n` of them, with long titles.
 pub fn sample_items(n: usize) -> Vec<HeldItem> {
     (0..n)

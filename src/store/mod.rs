@@ -72,6 +72,9 @@ pub enum StoreError {
     Sled { what: String, source: ::sled::Error },
     #[error("store ({what}): corrupt record: {message}")]
     Corrupt { what: String, message: String },
+    /// A write refused because what it changes changed first; nothing was written.
+    #[error("store ({what}): {message}")]
+    Conflict { what: String, message: String },
     #[error("{what}: {message}")]
     Postgres { what: String, message: String },
     #[error("store: this process no longer leads (its token {token}, the leader's {current}): nothing written")]

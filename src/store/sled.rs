@@ -314,7 +314,14 @@ impl SledEngine {
                 Ok::<_, ConflictableTransactionError<()>>(seqs)
             },
         );
-        result.map_err(tx_err("commit".into()))
+        result.map_err(|e| match e {
+            // The one abort: `hold` found a delivery to release no longer held.
+            TransactionError::Abort(()) => StoreError::Conflict {
+                what: "held".into(),
+                message: "a held delivery to release is no longer held (released already?): nothing written".into(),
+            },
+            e => tx_err("commit".into())(e),
+        })
     }
 
     /// Sets an unreadable outbox row aside (tree `quarantine`), out of the outbox.
@@ -355,7 +362,7 @@ impl SledEngine {
             waiting: self.read_waits()?,
             outbox: Self::by_seq(&self.outbox, "outbox")?,
             dead: Self::by_seq(&self.dead, "dead")?,
-            activity: self.read_activity(0, u64::MAX)?,
+            activity: self.export_activity()?,
             held: Self::by_seq(&self.held, "held")?,
             ..Export::default()
         };

@@ -73,6 +73,32 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Keeps a delivery that could not be rendered in the dead letters, with its delivery log
+    /// entry. Its body is empty: `dead-letters retry` renders `event` again with the templates
+    /// then in force (never sends raw data to a chat).
+    pub fn bury_unrendered(
+        &mut self,
+        delivery: Delivery,
+        reason: String,
+        at_ms: u64,
+        event: serde_json::Value,
+    ) {
+        self.logged.push(DeliveryLogEntry::new(
+            &delivery,
+            super::Outcome::Dead,
+            None,
+            Some(reason.as_str()),
+        ));
+        self.dead.push(DeadLetter {
+            delivery,
+            reason,
+            status: None,
+            response_body: String::new(),
+            failed_at_ms: at_ms,
+            event: Some(event),
+        });
+    }
+
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.snapshots.is_empty()

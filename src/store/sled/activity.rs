@@ -77,6 +77,17 @@ impl SledEngine {
         Ok(out)
     }
 
+    /// Every activity record, for an export: an unreadable one stops it, named.
+    pub(super) fn export_activity(&self) -> Result<Vec<Activity>, StoreError> {
+        self.activity
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(sled_err("activity"))?;
+                decode(&format!("activity/{:02x?}", &k[..]), &v)
+            })
+            .collect()
+    }
+
     pub(super) fn prune(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut n = 0;
