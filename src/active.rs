@@ -82,32 +82,21 @@ impl Active {
         sink_name: &str,
         event: &Event,
     ) -> Result<String, RenderError> {
-        let Some(sink) = self.config.sinks.get(sink_name) else {
-            return Err(RenderError::Missing {
-                template: format!("(sink `{sink_name}` is not configured)"),
-            });
-        };
+        let sink = self.sink(sink_name)?;
         let template = rule.template.as_deref();
         let body = self
             .templates
             .render(sink.kind(), template, event, &rule.name, sink_name)?;
-        let body = match sink {
-            SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
+        Ok(
+            self.finish(sink, sink_name, template, body, |body, source| {
                 let data = match template {
                     None => default_webhook_body(event)["data"].take(),
                     Some(_) => serde_json::from_str(&body).unwrap_or(Value::String(body)),
                 };
                 let id = delivery_id(&event.id, &rule.name, sink_name);
-                let source = self.cloudevents_source();
-                cloud_event(event, &id, &source, data).to_string()
-            }
-            SinkConfig::Teams(_) => {
-                let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                teams_message(card).to_string()
-            }
-            _ => body,
-        };
-        Ok(fit_to_limits(sink.kind(), sink_name, template, body))
+                cloud_event(event, &id, source, data)
+            }),
+        )
     }
 }
 
@@ -133,11 +122,7 @@ impl Active {
         id: &str,
         now_ms: u64,
     ) -> Result<String, RenderError> {
-        let Some(sink) = self.config.sinks.get(sink_name) else {
-            return Err(RenderError::Missing {
-                template: format!("(sink `{sink_name}` is not configured)"),
-            });
-        };
+        let sink = self.sink(sink_name)?;
         let kind = template_kind(sink.kind());
         let body = if self.templates.has(kind, SUMMARY_TEMPLATE) {
             let context = summary::summary_context(rule, sink_name, items, now_ms);
@@ -150,35 +135,18 @@ impl Active {
                 template: format!("{kind}/{SUMMARY_TEMPLATE}"),
             });
         };
-        let body = match sink {
-            SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
-                let data = match self.templates.has(kind, SUMMARY_TEMPLATE) {
+        let templated = self.templates.has(kind, SUMMARY_TEMPLATE);
+        let template = Some(SUMMARY_TEMPLATE);
+        Ok(
+            self.finish(sink, sink_name, template, body, |body, source| {
+                let data = match templated {
                     true => serde_json::from_str(&body).unwrap_or(Value::String(body)),
                     false => summary::summary_data(rule, sink_name, items),
                 };
-                let source = self.cloudevents_source();
-                cloud_envelope(
-                    id,
-                    &source,
-                    summary::SUMMARY_TYPE,
-                    rule,
-                    rfc3339((now_ms / 1000) as i64),
-                    data,
-                )
-                .to_string()
-            }
-            SinkConfig::Teams(_) => {
-                let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                teams_message(card).to_string()
-            }
-            _ => body,
-        };
-        Ok(fit_to_limits(
-            sink.kind(),
-            sink_name,
-            Some(SUMMARY_TEMPLATE),
-            body,
-        ))
+                let time = rfc3339((now_ms / 1000) as i64);
+                cloud_envelope(id, source, summary::SUMMARY_TYPE, rule, time, data)
+            }),
+        )
     }
 }
 
@@ -252,28 +220,48 @@ impl Active {
         data: &crate::digest::Digest,
         id: &str,
     ) -> Result<String, RenderError> {
-        let Some(sink) = self.config.sinks.get(sink_name) else {
-            return Err(RenderError::Missing {
-                template: format!("(sink `{sink_name}` is not configured)"),
-            });
-        };
+        let sink = self.sink(sink_name)?;
         let name = format!("{}/{}", template_kind(sink.kind()), digest.template_name());
         let body = self
             .templates
             .render_named(sink.kind(), &name, &data.context(sink_name))?;
+        let template = Some(digest.template_name());
+        let cloud_id = delivery_id(id, &format!("digest:{}", digest.name), sink_name);
+        let end = data.period.end.clone();
+        let payload = self.finish(sink, sink_name, template, body, |body, source| {
+            let payload = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            let data = payload.get("data").cloned().unwrap_or(payload);
+            cloud_envelope(&cloud_id, source, "digest", &digest.name, end, data)
+        });
+        Ok(payload)
+    }
+}
+
+impl Active {
+    /// The sink named `sink_name`, or the error that names it.
+    fn sink(&self, sink_name: &str) -> Result<&SinkConfig, RenderError> {
+        self.config
+            .sinks
+            .get(sink_name)
+            .ok_or_else(|| RenderError::Missing {
+                template: format!("(sink `{sink_name}` is not configured)"),
+            })
+    }
+
+    /// A rendered body in its sink's format, cut to the destination's limits: for a
+    /// CloudEvents webhook the event `cloud` makes of it (given the `source`), for Teams the
+    /// card in the Workflows envelope.
+    fn finish(
+        &self,
+        sink: &SinkConfig,
+        sink_name: &str,
+        template: Option<&str>,
+        body: String,
+        cloud: impl FnOnce(String, &str) -> Value,
+    ) -> String {
         let body = match sink {
             SinkConfig::Webhook(w) if w.format == WebhookFormat::Cloudevents => {
-                let source = self.cloudevents_source();
-                let payload = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                cloud_envelope(
-                    &delivery_id(id, &format!("digest:{}", digest.name), sink_name),
-                    &source,
-                    "digest",
-                    &digest.name,
-                    data.period.end.clone(),
-                    payload.get("data").cloned().unwrap_or(payload),
-                )
-                .to_string()
+                cloud(body, &self.cloudevents_source()).to_string()
             }
             SinkConfig::Teams(_) => {
                 let card = serde_json::from_str(&body).unwrap_or(Value::String(body));
@@ -281,12 +269,7 @@ impl Active {
             }
             _ => body,
         };
-        Ok(fit_to_limits(
-            sink.kind(),
-            sink_name,
-            Some(digest.template_name()),
-            body,
-        ))
+        fit_to_limits(sink.kind(), sink_name, template, body)
     }
 }
 

@@ -100,50 +100,54 @@ impl World {
     fn apply(&mut self, act: Act) {
         self.clock += 7;
         let now = self.clock;
-        if let Act::Queue(size, status) = act {
-            self.queue = (size, status);
-            return;
+        match act {
+            Act::Queue(size, status) => self.queue = (size, status),
+            Act::Create(n, title, tags, origin) => {
+                let mut s = Session::new(self.id(n), "running");
+                s.status_detail = Some("working".into());
+                s.title = Some(title.into());
+                s.url = format!("https://app.devin.ai/sessions/{}", s.session_id);
+                s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+                s.origin = Some(origin.into());
+                s.org_id = "org-demo".into();
+                s.user_id = Some("user-ana".into());
+                s.created_at = now;
+                s.updated_at = now;
+                s.acus_consumed = 0.5;
+                self.sessions.push(s);
+            }
+            Act::Status(n, status, detail) => {
+                if let Some(s) = self.touch(n, now) {
+                    s.status = status.into();
+                    s.status_detail = detail.map(str::to_owned);
+                }
+            }
+            Act::Pr(n, url, state) => {
+                if let Some(s) = self.touch(n, now) {
+                    match s.pull_requests.iter_mut().find(|p| p.pr_url == url) {
+                        Some(p) => p.pr_state = state.into(),
+                        None => s.pull_requests.push(PullRequest {
+                            pr_url: url.into(),
+                            pr_state: state.into(),
+                        }),
+                    }
+                }
+            }
+            Act::Archive(n) => {
+                if let Some(s) = self.touch(n, now) {
+                    s.is_archived = Some(true);
+                }
+            }
         }
-        if let Act::Create(n, title, tags, origin) = act {
-            let mut s = Session::new(self.id(n), "running");
-            s.status_detail = Some("working".into());
-            s.title = Some(title.into());
-            s.url = format!("https://app.devin.ai/sessions/{}", s.session_id);
-            s.tags = tags.iter().map(|t| (*t).to_owned()).collect();
-            s.origin = Some(origin.into());
-            s.org_id = "org-demo".into();
-            s.user_id = Some("user-ana".into());
-            s.created_at = now;
-            s.updated_at = now;
-            s.acus_consumed = 0.5;
-            self.sessions.push(s);
-            return;
-        }
-        let n = match act {
-            Act::Status(n, ..) | Act::Pr(n, ..) | Act::Archive(n) | Act::Create(n, ..) => n,
-            Act::Queue(..) => return,
-        };
+    }
+
+    /// Session `n` of this generation, updated at `now` and a little further along.
+    fn touch(&mut self, n: usize, now: i64) -> Option<&mut Session> {
         let id = self.id(n);
-        let Some(s) = self.sessions.iter_mut().find(|s| s.session_id == id) else {
-            return;
-        };
+        let s = self.sessions.iter_mut().find(|s| s.session_id == id)?;
         s.updated_at = now;
         s.acus_consumed += 1.25;
-        match act {
-            Act::Status(_, status, detail) => {
-                s.status = status.into();
-                s.status_detail = detail.map(str::to_owned);
-            }
-            Act::Pr(_, url, state) => match s.pull_requests.iter_mut().find(|p| p.pr_url == url) {
-                Some(p) => p.pr_state = state.into(),
-                None => s.pull_requests.push(PullRequest {
-                    pr_url: url.into(),
-                    pr_state: state.into(),
-                }),
-            },
-            Act::Archive(_) => s.is_archived = Some(true),
-            Act::Create(..) | Act::Queue(..) => {}
-        }
+        Some(s)
     }
 
     /// Advances one step; after the last, a new generation of sessions starts.

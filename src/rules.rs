@@ -218,25 +218,33 @@ impl When {
     /// Whether the event satisfies every condition. An account signal (not about a session)
     /// has none of a session's values: a session condition does not match it.
     pub fn matches(&self, event: &Event) -> bool {
-        let queue_status = match &event.change {
+        if !event.kind.about_session() {
+            return self.queue_ok(&event.change) && self.session_keys().is_empty();
+        }
+        self.matches_parts(&event.session, event.previous.as_ref(), &event.change)
+    }
+
+    /// `queue_status`, against the change (a queue event's status; nothing for the others).
+    fn queue_ok(&self, change: &Change) -> bool {
+        let queue_status = match change {
             Change::Queue { status, .. } => Some(status.as_str()),
             _ => None,
         };
-        if !any_of(&self.queue_status, queue_status) {
+        any_of(&self.queue_status, queue_status)
+    }
+
+    /// [`When::matches`] for an event about a session, given its parts.
+    fn matches_parts(&self, now: &Session, before: Option<&Session>, change: &Change) -> bool {
+        if !self.queue_ok(change) {
             return false;
         }
-        if !event.kind.about_session() {
-            return self.session_keys().is_empty();
-        }
-        let now: &Session = &event.session;
-        let before = event.previous.as_ref();
-        let pr_repo_state = match &event.change {
+        let pr_repo_state = match change {
             Change::PullRequest { repo, pr_state, .. } => {
                 Some((repo.as_deref(), pr_state.as_str()))
             }
             _ => None,
         };
-        let acus_ok = match (&event.change, self.acus_over) {
+        let acus_ok = match (change, self.acus_over) {
             (_, None) => true,
             (Change::Acus { threshold, .. }, Some(over)) => *threshold == over,
             (_, Some(over)) => now.acus_consumed > over,
@@ -290,14 +298,7 @@ impl When {
     /// the same matcher as rules select events): the session's own keys as for an event that
     /// announces it; `repos` any of its PRs'; `acus_over` its ACUs.
     pub fn matches_session(&self, session: &Session) -> bool {
-        self.matches(&Event {
-            id: String::new(),
-            kind: EventType::SessionCreated,
-            session: session.clone(),
-            previous: None,
-            change: Change::Session {},
-            last_devin_message: None,
-        })
+        self.matches_parts(session, None, &Change::Session {})
     }
 }
 
@@ -335,6 +336,41 @@ impl Rule {
     pub fn event_types(&self) -> impl Iterator<Item = EventType> + '_ {
         self.events.iter().filter_map(|e| EventType::parse(e))
     }
+
+    /// True when the rule names event types, and none of them is about a session (Devin's
+    /// queue, the daily spend).
+    pub fn account_only(&self) -> bool {
+        let mut types = self.event_types().peekable();
+        types.peek().is_some() && types.all(|t| !t.about_session())
+    }
+}
+
+/// Names for a message: joined by commas, or `none`.
+pub fn listed(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Checks the sinks a rule or digest names (`key.sinks`): each once, each defined (`sinks`
+/// lists the names defined).
+pub fn validate_sinks(key: &str, names: &[String], sinks: &[&str], p: &mut Vec<Problem>) {
+    for (j, s) in names.iter().enumerate() {
+        if names[..j].contains(s) {
+            p.push(Problem::new(
+                format!("{key}.sinks"),
+                format!("names `{s}` twice"),
+            ));
+        }
+        if !sinks.contains(&s.as_str()) {
+            p.push(Problem::new(
+                format!("{key}.sinks"),
+                format!("unknown sink `{s}` (defined: {})", listed(sinks)),
+            ));
+        }
+    }
 }
 
 /// Checks that every interval a rule's `mute_during` and `active_during` name exists
@@ -349,14 +385,12 @@ pub fn validate_intervals(rules: &[Rule], intervals: &[&str]) -> Vec<Problem> {
         for (field, names) in lists {
             for (j, name) in names.iter().enumerate() {
                 if !intervals.contains(&name.as_str()) {
-                    let defined = if intervals.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        intervals.join(", ")
-                    };
                     p.push(Problem::new(
                         format!("rules[{i}].{field}[{j}]"),
-                        format!("unknown time interval `{name}` (defined in [time_intervals]: {defined})"),
+                        format!(
+                            "unknown time interval `{name}` (defined in [time_intervals]: {})",
+                            listed(intervals)
+                        ),
                     ));
                 }
             }
@@ -414,27 +448,7 @@ impl Rule {
         self.validate_reminders(key, p);
         self.validate_acus(key, p);
         self.validate_signals(key, p);
-        for (j, s) in self.sinks.iter().enumerate() {
-            if self.sinks[..j].contains(s) {
-                p.push(Problem::new(
-                    format!("{key}.sinks"),
-                    format!("names `{s}` twice"),
-                ));
-            }
-            if !sinks.contains(&s.as_str()) {
-                p.push(Problem::new(
-                    format!("{key}.sinks"),
-                    format!(
-                        "unknown sink `{s}` (defined: {})",
-                        if sinks.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            sinks.join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
+        validate_sinks(key, &self.sinks, sinks, p);
     }
 
     /// `remind_after` and `repeat_every`, which `session.waiting` needs and only it takes.
@@ -484,7 +498,7 @@ impl Rule {
                 "applies to queue.status_changed only: add it to the rule's events",
             ));
         }
-        if !types.is_empty() && types.iter().all(|t| !t.about_session()) {
+        if self.account_only() {
             for k in self.when.session_keys() {
                 p.push(Problem::new(
                     format!("{key}.when.{k}"),

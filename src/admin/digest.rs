@@ -24,11 +24,7 @@ pub async fn preview_digest(
             .collect();
         return Err(PreviewError::NoDigest(
             name.to_owned(),
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            },
+            crate::rules::listed(&names),
         ));
     };
     let store_err = |e: crate::store::StoreError| PreviewError::Store(e.to_string());

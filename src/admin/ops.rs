@@ -123,9 +123,6 @@ fn rerender_digest(
         .iter()
         .find(|c| c.name == digest.name)
         .ok_or_else(|| format!("digest `{}` is not configured", digest.name))?;
-    if !active.config.sinks.contains_key(&d.sink) {
-        return Err(format!("sink `{}` is not configured", d.sink));
-    }
     active
         .digest_payload(config, &d.sink, &digest, &d.event_id)
         .map_err(|e| e.to_string())
@@ -165,14 +162,14 @@ fn rerender(active: &Active, letter: &DeadLetter) -> Result<String, String> {
         .event
         .as_ref()
         .ok_or("the dead letter holds no event to render")?;
+    if !active.config.sinks.contains_key(&d.sink) {
+        return Err(format!("sink `{}` is not configured", d.sink));
+    }
     if d.event_type == crate::poller::digests::DIGEST_EVENT {
         return rerender_digest(active, d, body);
     }
     let event =
         crate::event::Event::from_webhook_body(body).ok_or("the stored event is unreadable")?;
-    if !active.config.sinks.contains_key(&d.sink) {
-        return Err(format!("sink `{}` is not configured", d.sink));
-    }
     // The rule as configured now; a rule since removed renders with the sink's defaults.
     let fallback = Rule {
         name: d.rule.clone(),

@@ -69,25 +69,7 @@ pub fn validate(digests: &[DigestConfig], sinks: &[&str], p: &mut Vec<Problem>) 
         if d.sinks.is_empty() {
             p.push(Problem::new(format!("{key}.sinks"), "names no sink"));
         }
-        for (j, s) in d.sinks.iter().enumerate() {
-            if d.sinks[..j].contains(s) {
-                p.push(Problem::new(
-                    format!("{key}.sinks"),
-                    format!("names `{s}` twice"),
-                ));
-            }
-            if !sinks.contains(&s.as_str()) {
-                let defined = if sinks.is_empty() {
-                    "none".to_owned()
-                } else {
-                    sinks.join(", ")
-                };
-                p.push(Problem::new(
-                    format!("{key}.sinks"),
-                    format!("unknown sink `{s}` (defined: {defined})"),
-                ));
-            }
-        }
+        crate::rules::validate_sinks(&key, &d.sinks, sinks, p);
         for k in d.when.event_keys() {
             p.push(Problem::new(
                 format!("{key}.when.{k}"),

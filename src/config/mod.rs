@@ -236,8 +236,7 @@ impl Config {
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            let mut kinds = rule.event_types().peekable();
-            if kinds.peek().is_none() || rule.event_types().any(|k| k.about_session()) {
+            if !rule.account_only() {
                 continue;
             }
             for (j, sink) in rule.sinks.iter().enumerate() {

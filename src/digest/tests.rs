@@ -38,18 +38,18 @@ fn pr_rec(at_ms: u64, kind: ActivityKind, id: &str, url: &str) -> Activity {
     }
 }
 
+/// The digest of `period`, computed at its end.
 fn run(
     records: &[Activity],
     sessions: &HashMap<String, Session>,
     waiting: &[WaitingNow],
     when: &When,
     period: Period,
-    now: u64,
 ) -> Digest {
     compute(Inputs {
         name: "daily",
+        now_ms: period.end_ms,
         period,
-        now_ms: now,
         timezone: &jiff::tz::TimeZone::get("Europe/Paris").expect("tz"),
         records,
         sessions,
@@ -58,11 +58,27 @@ fn run(
     })
 }
 
+/// As [`run`], with no session listed, nobody waiting and no `when`.
+fn plain(records: &[Activity], start: u64, end: u64) -> Digest {
+    run(
+        records,
+        &HashMap::new(),
+        &[],
+        &When::default(),
+        period(start, end),
+    )
+}
+
 fn period(start: u64, end: u64) -> Period {
     Period {
         start_ms: start,
         end_ms: end,
     }
+}
+
+/// The session ids of a section's items, in order.
+fn ids(items: &[SessionItem]) -> Vec<&str> {
+    items.iter().map(|i| i.session_id.as_str()).collect()
 }
 
 // --- activity_of / acus_activity -------------------------------------------------------------
@@ -359,20 +375,7 @@ fn day_records() -> Vec<Activity> {
 
 #[test]
 fn a_day_of_activity() {
-    let d = run(
-        &day_records(),
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
-    );
-    let ids = |items: &[SessionItem]| {
-        items
-            .iter()
-            .map(|i| i.session_id.clone())
-            .collect::<Vec<_>>()
-    };
+    let d = plain(&day_records(), DAY, DAY + 24 * H);
     assert_eq!(d.created.count, 3);
     assert_eq!(ids(&d.created.items), vec!["a", "b", "c"]);
     assert_eq!(ids(&d.finished.items), vec!["a"]);
@@ -415,25 +418,11 @@ fn the_period_excludes_its_start_and_includes_its_end() {
         rec(DAY, ActivityKind::Created, "at-start"),
         rec(DAY + H, ActivityKind::Created, "at-end"),
     ];
-    let d = run(
-        &records,
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
+    let d = plain(&records, DAY, DAY + H);
     assert_eq!(d.created.count, 1);
     assert_eq!(d.created.items[0].session_id, "at-end");
     // The next period starts where this one ended: the record is counted once across both.
-    let next = run(
-        &records,
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY + H, DAY + 2 * H),
-        DAY + 2 * H,
-    );
+    let next = plain(&records, DAY + H, DAY + 2 * H);
     assert_eq!(next.created.count, 0);
 }
 
@@ -455,14 +444,7 @@ fn a_session_or_pr_counts_once() {
             "https://github.com/x/y/pull/1",
         ),
     ];
-    let d = run(
-        &records,
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
+    let d = plain(&records, DAY, DAY + H);
     assert_eq!(d.finished.count, 1);
     assert_eq!(d.prs_opened.count, 1);
     assert_eq!(d.prs_opened.items[0].session_id, "a");
@@ -470,14 +452,7 @@ fn a_session_or_pr_counts_once() {
 
 #[test]
 fn an_empty_period_is_quiet() {
-    let d = run(
-        &[],
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
+    let d = plain(&[], DAY, DAY + H);
     assert!(d.quiet);
     assert_eq!(d.acus.total, 0.0);
     assert!(d.acus.by_tag.is_empty());
@@ -496,14 +471,7 @@ fn long_lists_are_capped_with_exact_counts() {
     let records: Vec<Activity> = (0..40)
         .map(|i| rec(DAY + 1 + i, ActivityKind::Created, &format!("s{i:02}")))
         .collect();
-    let d = run(
-        &records,
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
+    let d = plain(&records, DAY, DAY + H);
     assert_eq!(d.created.count, 40);
     assert_eq!(d.created.items.len(), LIST_MAX);
     assert_eq!(d.created.more, 40 - LIST_MAX);
@@ -527,16 +495,9 @@ fn when_selects_sessions_as_listed_now() {
         &[],
         &when,
         period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
     );
     // a by its listing now; b by its records (no listing); c has neither tag.
-    let ids: Vec<&str> = d
-        .created
-        .items
-        .iter()
-        .map(|i| i.session_id.as_str())
-        .collect();
-    assert_eq!(ids, vec!["a"]);
+    assert_eq!(ids(&d.created.items), vec!["a"]);
     assert_eq!(d.created.items[0].title, "New title");
     assert_eq!(d.failed.count, 0);
     // b's records say team-a only for its creation record: not selected; its ACUs record
@@ -563,7 +524,6 @@ fn when_on_other_keys() {
         &[],
         &when,
         period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
     );
     assert_eq!(
         (d.created.count, d.failed.count, d.finished.count),
@@ -581,7 +541,6 @@ fn when_on_other_keys() {
         &[],
         &when,
         period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
     );
     assert!(d.quiet);
 }
@@ -620,7 +579,6 @@ fn waiting_now_with_links_and_how_long() {
         &waiting,
         &When::default(),
         period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
     );
     assert_eq!(d.waiting.count, 3);
     let w: Vec<(&str, &str, &str)> = d
@@ -649,27 +607,13 @@ fn waiting_now_with_links_and_how_long() {
         tags: Some(vec!["team-a".into()]),
         ..When::default()
     };
-    let d = run(
-        &[],
-        &sessions,
-        &waiting,
-        &when,
-        period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
-    );
+    let d = run(&[], &sessions, &waiting, &when, period(DAY, DAY + 24 * H));
     assert_eq!(d.waiting.count, 2);
 }
 
 #[test]
 fn context_and_webhook_body_carry_the_same_data() {
-    let d = run(
-        &day_records(),
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + 24 * H),
-        DAY + 24 * H,
-    );
+    let d = plain(&day_records(), DAY, DAY + 24 * H);
     let ctx = d.context("team_slack");
     assert_eq!(ctx["created"]["count"], 3);
     assert_eq!(ctx["data"]["created"]["count"], 3);
@@ -832,21 +776,8 @@ fn seen_together_lists_the_oldest_session_first() {
     let mut older = rec(DAY + 5, ActivityKind::Finished, "older");
     older.created_at = 10;
     let earlier = rec(DAY + 4, ActivityKind::Finished, "earlier");
-    let d = run(
-        &[newer, older, earlier],
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
-    let ids: Vec<&str> = d
-        .finished
-        .items
-        .iter()
-        .map(|i| i.session_id.as_str())
-        .collect();
-    assert_eq!(ids, ["earlier", "older", "newer"]);
+    let d = plain(&[newer, older, earlier], DAY, DAY + H);
+    assert_eq!(ids(&d.finished.items), ["earlier", "older", "newer"]);
 }
 
 #[test]
@@ -855,19 +786,6 @@ fn sessions_created_are_listed_by_creation_time() {
     second.created_at = 20;
     let mut first = rec(DAY + 9, ActivityKind::Created, "first");
     first.created_at = 10;
-    let d = run(
-        &[second, first],
-        &HashMap::new(),
-        &[],
-        &When::default(),
-        period(DAY, DAY + H),
-        DAY + H,
-    );
-    let ids: Vec<&str> = d
-        .created
-        .items
-        .iter()
-        .map(|i| i.session_id.as_str())
-        .collect();
-    assert_eq!(ids, ["first", "second"]);
+    let d = plain(&[second, first], DAY, DAY + H);
+    assert_eq!(ids(&d.created.items), ["first", "second"]);
 }

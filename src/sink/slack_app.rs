@@ -241,15 +241,14 @@ impl SlackApp {
     ) -> Result<(), CallError> {
         parent.remove("thread_ts");
         parent.remove("ts");
-        let channel = &channel.to_owned();
-        parent.insert("channel".into(), Value::String(channel.clone()));
+        parent.insert("channel".into(), Value::String(channel.to_owned()));
         let answer = self.call("chat.postMessage", &parent, timeout).await?;
         let Some(ts) = answer.get("ts").and_then(Value::as_str) else {
             tracing::warn!(sink = %self.name, session_id = %delivery.session_id, delivery_id = %delivery.id, "Slack answered without the message's ts; the session's next message starts a new thread");
             return Ok(());
         };
         let thread = SlackThread {
-            configured_channel: channel.clone(),
+            configured_channel: channel.to_owned(),
             channel: answer
                 .get("channel")
                 .and_then(Value::as_str)

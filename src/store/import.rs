@@ -127,11 +127,7 @@ impl PgEngine {
         };
         self.write_state(&tx, &rest).await?;
         for chunk in data.activity.chunks(1000) {
-            let commit = Commit {
-                activity: chunk.to_vec(),
-                ..Commit::default()
-            };
-            self.write_activity(&tx, &commit).await?;
+            self.write_activity(&tx, chunk).await?;
         }
         self.import_rows(&tx, data).await?;
         tx.commit().await.map_err(self.err("import"))

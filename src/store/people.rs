@@ -34,7 +34,7 @@ impl Store {
         user_id: &str,
     ) -> Result<Option<CachedPerson>, StoreError> {
         let key = name(sink, user_id);
-        match on_engine!(self.meta(&key))? {
+        match self.meta(&key).await? {
             Some(bytes) => decode(&format!("meta/{key}"), &bytes).map(Some),
             None => Ok(None),
         }

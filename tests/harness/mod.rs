@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use devin_notify::active::Active;
 use devin_notify::app::{self, AppError, OnceReport};
+use devin_notify::store::{Store, StoreError};
 
 use crate::support::{FakeDevin, Receiver};
 
@@ -14,6 +15,9 @@ use crate::support::{FakeDevin, Receiver};
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The token the fake API accepts.
 pub const TOKEN: &str = "cog_test_token";
+
+/// How long [`Env::store_unlocked`] and [`Env::once_unlocked`] wait for sled's lock.
+const UNLOCK_WAIT: Duration = Duration::from_secs(20);
 
 /// The storage engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,23 @@ pub fn drop_schema(schema: &str) {
     if dropped.is_err() {
         eprintln!("could not drop test schema {schema}");
     }
+}
+
+/// Drops a test's PostgreSQL schema when it goes, whatever the test's outcome.
+pub struct SchemaGuard(pub String);
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        drop_schema(&self.0);
+    }
+}
+
+/// Now, in epoch seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Runs each named `async fn(Backend)` test twice: `on_sled::NAME` and `on_postgres::NAME`.
@@ -227,6 +248,40 @@ headers = {{ "X-Team" = "payments" }}
     /// `devin-notify once --wait WAIT`, in process.
     pub async fn once_waiting(&self, wait: Duration) -> Result<OnceReport, AppError> {
         app::once(self.active(), wait).await
+    }
+
+    /// The configured store, opened in process with `server.history` applied, as `once`
+    /// opens it. sled's background flusher may hold the directory's lock a moment after the
+    /// last process or handle let it go: retried while the store reports it locked.
+    pub async fn store_unlocked(&self) -> Store {
+        let active = self.active();
+        let deadline = std::time::Instant::now() + UNLOCK_WAIT;
+        let store = loop {
+            match Store::from_config(&active.config.store).await {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => break other.expect("open the store"),
+            }
+        };
+        store.keep_history(active.config.server.history);
+        store
+    }
+
+    /// `once`, again while a store this test opened may still hold sled's lock (see
+    /// [`Env::store_unlocked`]).
+    pub async fn once_unlocked(&self) -> OnceReport {
+        let deadline = std::time::Instant::now() + UNLOCK_WAIT;
+        loop {
+            match self.once().await {
+                Err(AppError::Store(StoreError::Locked { .. }))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => return other.expect("once"),
+            }
+        }
     }
 
     /// Runs the binary with these arguments and this config; returns (exit code, stdout+stderr).

@@ -12,20 +12,13 @@ use std::time::Duration;
 
 use devin_notify::event::rfc3339;
 use devin_notify::store::Store;
-use harness::{Backend, Env, Service};
+use harness::{now_secs, Backend, Env, Service};
 use serde_json::{json, Value};
 use support::fake_slack::{dm_channel, CHANNEL};
 use support::{session, FakeSlack};
 
 const BOT_TOKEN: &str = "xoxb-0000-1111-BOTTOKENSECRET";
 const WAIT: Duration = Duration::from_secs(15);
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// The start of the current billing day (08:00 UTC) and its date, as Devin names it.
 fn billing_today() -> (i64, String) {
@@ -97,20 +90,10 @@ async fn the_queue_is_announced_when_its_status_changes(backend: Backend) {
     assert_eq!(changes.len(), 2, "{changes:?}");
     assert_eq!(changes[1]["data"]["change"]["from_status"], "high");
     assert_eq!(env.slack.count(), 1);
-    let ids: Vec<String> = env
-        .hook
-        .received()
-        .iter()
-        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-        .collect();
+    let ids = env.hook.header_values("webhook-id");
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
-    let asked: Vec<_> = env
-        .api
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v3/enterprise/queue")
-        .collect();
+    let asked = env.api.requests_to("/v3/enterprise/queue");
     assert_eq!(asked.len(), 5, "one read per run");
     assert!(asked.iter().all(|r| r.status == 200));
 }
@@ -180,21 +163,11 @@ async fn daily_spend_is_announced_once_per_day_and_threshold_across_restarts(bac
     let seen = bodies(&env, "consumption.daily_exceeded");
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1]["data"]["change"]["threshold"], json!(1000.0));
-    let ids: Vec<String> = env
-        .hook
-        .received()
-        .iter()
-        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-        .collect();
+    let ids = env.hook.header_values("webhook-id");
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
     // The period asked for: from the previous billing day's start to now, epoch seconds.
-    let asked: Vec<_> = env
-        .api
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v3/enterprise/consumption/daily")
-        .collect();
+    let asked = env.api.requests_to("/v3/enterprise/consumption/daily");
     assert_eq!(asked.len(), 5);
     for r in &asked {
         assert_eq!(r.status, 200, "{r:?}");
@@ -322,12 +295,7 @@ async fn creators_get_direct_messages_with_one_lookup_each(backend: Backend) {
         "one lookup for alice, none for bob (a Slack id in [people])"
     );
     assert_eq!(lookups[0].body["email"], "alice@example.com");
-    let members: Vec<_> = env
-        .api
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/v3/enterprise/members/users/"))
-        .collect();
+    let members = env.api.requests_to("/v3/enterprise/members/users/");
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[0].path, "/v3/enterprise/members/users/user-alice");
     for call in fake.calls_to("chat.postMessage") {
@@ -374,9 +342,8 @@ async fn unresolvable_creators_go_to_the_fallback_channel() {
     // The service user is looked up in [people] only: no members request for it.
     let members: Vec<String> = env
         .api
-        .requests()
+        .requests_to("/v3/enterprise/members/")
         .into_iter()
-        .filter(|r| r.path.starts_with("/v3/enterprise/members/"))
         .map(|r| r.path)
         .collect();
     assert_eq!(members.len(), 2, "{members:?}");
@@ -384,12 +351,7 @@ async fn unresolvable_creators_go_to_the_fallback_channel() {
     to_exit(&env, &["svc", "ghost", "stranger"], "exit");
     env.once().await.expect("delivered");
     assert_eq!(fake.calls_to("users.lookupByEmail").len(), 1);
-    let again = env
-        .api
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/v3/enterprise/members/"))
-        .count();
+    let again = env.api.requests_to("/v3/enterprise/members/").len();
     assert_eq!(again, 2);
 }
 
@@ -549,13 +511,7 @@ sinks = ["hook"]
         assert_eq!(said, 1, "{permission}:\n{log}");
     }
     // Each feature asked its endpoint once, then stopped.
-    let asked = |path: &str| {
-        env.api
-            .requests()
-            .iter()
-            .filter(|r| r.path.starts_with(path))
-            .count()
-    };
+    let asked = |path: &str| env.api.requests_to(path).len();
     assert_eq!(asked("/v3/enterprise/queue"), 1);
     assert_eq!(asked("/v3/enterprise/consumption/daily"), 1);
     assert_eq!(asked("/v3/enterprise/members/"), 1);
@@ -659,12 +615,7 @@ async fn run_reads_the_queue_every_every_and_announces_a_change() {
     );
     let (stopped, log) = service.stop().await;
     assert!(stopped, "{log}");
-    let reads = env
-        .api
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v3/enterprise/queue")
-        .count();
+    let reads = env.api.requests_to("/v3/enterprise/queue").len();
     assert!(reads >= 2, "{reads} reads");
     assert_eq!(env.slack.count(), 0, "the `high` rule did not match");
 }

@@ -11,9 +11,8 @@ use crate::support;
 
 use std::time::Duration;
 
-use devin_notify::app::AppError;
 use devin_notify::poller::digests;
-use devin_notify::store::{now_ms, Store, StoreError};
+use devin_notify::store::now_ms;
 use harness::{Backend, Env, Service};
 use serde_json::{json, Value};
 use support::{pr, session};
@@ -55,38 +54,6 @@ fn tagged(id: &str, tag: &str) -> Value {
     let mut s = session(id);
     s["tags"] = json!([tag]);
     s
-}
-
-/// The env's store, opened in process. (sled's background flusher may hold the directory's
-/// lock a moment after the last process or handle let it go.)
-async fn store_of(env: &Env) -> Store {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match Store::from_config(&env.active().config.store).await {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => return other.expect("store opens"),
-        }
-    }
-}
-
-/// `once`, after a store handle of this test was dropped (see [`store_of`]).
-async fn once_after(env: &Env) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match env.once().await {
-            Err(AppError::Store(StoreError::Locked { .. }))
-                if std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => {
-                other.expect("once");
-                return;
-            }
-        }
-    }
 }
 
 /// The digests the webhook receiver got, by digest name (in arrival order).
@@ -167,7 +134,7 @@ async fn a_scripted_day_is_summarised_with_counts_and_links(backend: Backend) {
     // (team-a's year starts an hour later, in UTC.)
     let later = next + 2 * 60 * MINUTE;
     {
-        let store = store_of(&env).await;
+        let store = env.store_unlocked().await;
         let mark = store.digest_mark("daily").await.expect("mark");
         assert!(
             mark.is_some_and(|m| m >= first_seen && m <= now_ms()),
@@ -186,7 +153,7 @@ async fn a_scripted_day_is_summarised_with_counts_and_links(backend: Backend) {
         );
         store.flush().await.expect("flush");
     }
-    once_after(&env).await;
+    env.once_unlocked().await;
 
     let daily = digests_received(&env, "daily");
     assert_eq!(daily.len(), 1, "{daily:?}");
@@ -316,7 +283,7 @@ async fn a_digest_is_not_sent_twice_across_a_restart(backend: Backend) {
     let daily = digests_received(&env, "daily");
     assert!(!sent.is_empty());
     // The store holds the end of the last period sent: the next run starts there.
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     let mark = store.digest_mark("daily").await.expect("mark");
     let last = daily
         .last()
@@ -346,7 +313,7 @@ async fn a_run_missed_while_down_is_sent_once_covering_the_gap(backend: Backend)
     env.api.upsert(tagged("s-gap", "team-a"));
     env.once().await.expect("a session created");
     // Down for three days and an hour (the clock is a value): three 09:00 runs missed.
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     let mark = store
         .digest_mark("daily")
         .await
@@ -373,7 +340,7 @@ async fn a_run_missed_while_down_is_sent_once_covering_the_gap(backend: Backend)
     store.flush().await.expect("flush");
     drop(store);
     // And after a restart (the store opened afresh), still nothing.
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     assert_eq!(
         digests::run(&store, &env.active(), back + 2 * MINUTE)
             .await
@@ -382,7 +349,7 @@ async fn a_run_missed_while_down_is_sent_once_covering_the_gap(backend: Backend)
     );
     store.flush().await.expect("flush");
     drop(store);
-    once_after(&env).await;
+    env.once_unlocked().await;
 
     let daily = digests_received(&env, "daily");
     assert_eq!(daily.len(), 1, "one digest for the whole gap: {daily:?}");
@@ -617,7 +584,7 @@ async fn history_older_than_the_retention_is_pruned_in_bounded_steps(backend: Ba
     use devin_notify::store::activity::PRUNE_BATCH;
     let mut env = Env::start_on(backend, "").await;
     env.tweak("[store]\n", "[store]\nhistory_retention = \"1d\"\n");
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     let now = now_ms();
     let old = now - 3 * 24 * 60 * MINUTE;
     let commit = devin_notify::store::Commit {
@@ -698,7 +665,7 @@ async fn acu_changes_are_one_record_per_session_and_hour(backend: Backend) {
     use devin_notify::store::Commit;
     let mut env = Env::start_on(backend, "").await;
     env.tweak("[store]\n", "[store]\nhistory_retention = \"1d\"\n");
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     let now = now_ms();
     // Two hours ending three hours ago: (h - 1h, h] and (h, h + 1h].
     let h = acus_bucket(now) - 3 * HOUR;
@@ -775,7 +742,7 @@ async fn acu_history_grows_per_hour_not_per_poll(backend: Backend) {
     const POLLS: u64 = 240;
     const SESSIONS: usize = 100;
     let env = Env::start_on(backend, "").await;
-    let store = store_of(&env).await;
+    let store = env.store_unlocked().await;
     let now = now_ms();
     // Two hours of polls starting half-way through an hour: three hours touched.
     let start = devin_notify::digest::acus_bucket(now) - 5 * HOUR + HOUR / 2;

@@ -7,11 +7,8 @@ use crate::support;
 
 use std::time::Duration;
 
-use devin_notify::active::Active;
-use devin_notify::app::{AppError, OnceReport};
 use devin_notify::store::{
     Change, Commit, DeadLetter, Delivery, DeliveryFilter, DeliveryLogEntry, Outcome, Settle, Store,
-    StoreError,
 };
 use harness::{Backend, Env};
 use serde_json::json;
@@ -23,37 +20,6 @@ name = "status"
 events = ["session.status_changed"]
 sinks = ["hook"]
 "#;
-
-/// The configured store, opened as an admin command opens it (sled's lock may linger a moment
-/// after `once`).
-async fn open(active: &Active) -> Store {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match Store::open_existing(&active.config.store).await {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => break other.expect("open the store"),
-        }
-    };
-    store.keep_history(active.config.server.history);
-    store
-}
-
-/// `once`, again while a store this test opened still holds sled's lock.
-async fn once(env: &Env) -> OnceReport {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match env.once().await {
-            Err(AppError::Store(StoreError::Locked { .. }))
-                if std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => return other.expect("once"),
-        }
-    }
-}
 
 /// A command, again while a store this test opened still holds sled's lock.
 async fn cli(env: &Env, args: &[&str]) -> String {
@@ -81,7 +47,7 @@ fn filter(f: impl FnOnce(&mut DeliveryFilter)) -> DeliveryFilter {
 }
 
 async fn log(env: &Env, f: impl FnOnce(&mut DeliveryFilter)) -> Vec<DeliveryLogEntry> {
-    let store = open(&env.active()).await;
+    let store = env.store_unlocked().await;
     store.recent_deliveries(&filter(f)).await.expect("log")
 }
 
@@ -175,7 +141,7 @@ async fn the_delivery_log_tells_each_outcome(backend: Backend) {
     assert_eq!(summary(&older), [("s2", Outcome::Retry, Some(503), 1)]);
 
     // The event log: routed and unrouted events, newest first.
-    let store = open(&env.active()).await;
+    let store = env.store_unlocked().await;
     let events = store.recent_events(10, None).await.expect("events");
     drop(store);
     let seen: Vec<EventSeen> = events
@@ -202,7 +168,7 @@ async fn the_delivery_log_tells_each_outcome(backend: Backend) {
 
     // An admin's retry is logged, then the delivery.
     cli(&env, &["dead-letters", "retry", "--all"]).await;
-    once(&env).await;
+    env.once_unlocked().await;
     let entries = log(&env, |f| f.session_id = Some("s3".into())).await;
     assert_eq!(
         summary(&entries),
@@ -232,11 +198,11 @@ async fn the_logs_keep_the_last_server_history_entries(backend: Backend) {
     env.set_extra("[server]\nhistory = 5\n");
     let ids: Vec<String> = (0..20).map(|n| format!("s{n:02}")).collect();
     env.api.upsert_all(ids.iter().map(|id| session(id)));
-    once(&env).await;
+    env.once_unlocked().await;
     for id in &ids {
         change(&env, id, "exit");
     }
-    let report = once(&env).await;
+    let report = env.once_unlocked().await;
     assert_eq!(report.drain.delivered, 20);
     assert_eq!(env.hook.count(), 20);
 
@@ -249,7 +215,7 @@ async fn the_logs_keep_the_last_server_history_entries(backend: Backend) {
     kept.dedup();
     assert_eq!(kept.len(), 5, "five deliveries, not one five times");
 
-    let store = open(&env.active()).await;
+    let store = env.store_unlocked().await;
     assert_eq!(store.history(), 5);
     let events = store.recent_events(100, None).await.expect("events");
     assert_eq!(events.len(), 5);

@@ -10,8 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use devin_notify::event::delivery_id;
-use devin_notify::store::Store;
-use harness::{Backend, Env, Service};
+use harness::{Backend, Env, SchemaGuard, Service};
 use serde_json::Value;
 use support::session;
 
@@ -28,32 +27,13 @@ fn rule(name: &str, sinks: &str, extra: &str) -> String {
 
 /// What the store holds now (the service is not running: `once` has returned).
 async fn held_ids(env: &Env) -> Vec<String> {
-    let store = Store::from_config(&env.active().config.store)
-        .await
-        .expect("store opens");
+    let store = env.store_unlocked().await;
     store
         .held()
         .await
         .expect("held")
         .into_iter()
         .map(|(_, h)| h.delivery.id)
-        .collect()
-}
-
-/// The `webhook-id` and the event's session of each webhook received, in the order received.
-fn hooks(env: &Env) -> Vec<(String, String)> {
-    env.hook
-        .received()
-        .iter()
-        .map(|r| {
-            (
-                r.header("webhook-id").unwrap_or_default().to_owned(),
-                r.json()["data"]["session"]["session_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        })
         .collect()
 }
 
@@ -135,7 +115,7 @@ async fn muted_deliveries_are_held_in_order_and_sent_in_order_when_unmuted(backe
         let expected = delivery_id(&event_id(&r.json()), "quiet", "hook");
         assert_eq!(r.header("webhook-id"), Some(expected.as_str()));
     }
-    let sent: HashSet<String> = hooks(&env).into_iter().map(|(id, _)| id).collect();
+    let sent: HashSet<String> = env.hook.header_values("webhook-id").into_iter().collect();
     assert_eq!(sent, held.into_iter().collect::<HashSet<_>>());
     assert!(held_ids(&env).await.is_empty());
     env.once().await.expect("again");
@@ -163,7 +143,7 @@ async fn an_unmuted_rule_on_the_same_sink_is_not_blocked(backend: Backend) {
         .iter()
         .map(|r| delivery_id(&event_id(&r.json()), "loud", "hook"))
         .collect();
-    let sent: Vec<String> = hooks(&env).into_iter().map(|(id, _)| id).collect();
+    let sent = env.hook.header_values("webhook-id");
     assert_eq!(sent, expected);
     assert_eq!(
         lane(&env, "s1"),
@@ -364,7 +344,7 @@ async fn held_deliveries_survive_a_restart_and_go_out_once_when_the_interval_end
     let (clean, log) = service.stop().await;
     assert!(clean, "{log}");
     assert!(log.contains("held deliveries released"), "{log}");
-    let ids: HashSet<String> = hooks(&env).into_iter().map(|(id, _)| id).collect();
+    let ids: HashSet<String> = env.hook.header_values("webhook-id").into_iter().collect();
     assert_eq!((env.hook.count(), ids.len()), (2, 2), "each once");
 }
 
@@ -453,15 +433,6 @@ async fn the_held_gauge_counts_per_sink() {
     assert_eq!(env.hook.count(), 0);
 }
 
-/// Drops a test's PostgreSQL schema when the test ends.
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        harness::drop_schema(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_deliveries_move_with_a_store_import_and_keep_their_ids() {
     let muted = rule("quiet", "\"hook\"", "mute_during = [\"always\"]");
@@ -473,7 +444,7 @@ async fn held_deliveries_move_with_a_store_import_and_keep_their_ids() {
     let held = held_ids(&env).await;
     assert_eq!(held.len(), 2);
 
-    let schema = Schema(harness::fresh_schema());
+    let schema = SchemaGuard(harness::fresh_schema());
     let sled_path = env.dir.path().join("store");
     env.tweak(
         &format!("path = \"{}\"", sled_path.display()),
@@ -492,7 +463,7 @@ async fn held_deliveries_move_with_a_store_import_and_keep_their_ids() {
     env.set_rules(&rule("quiet", "\"hook\"", ""));
     env.once().await.expect("release on PostgreSQL");
     env.hook.wait_for(2, WAIT).await;
-    let sent: HashSet<String> = hooks(&env).into_iter().map(|(id, _)| id).collect();
+    let sent: HashSet<String> = env.hook.header_values("webhook-id").into_iter().collect();
     assert_eq!(sent, held.into_iter().collect::<HashSet<_>>());
 }
 

@@ -5,18 +5,11 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use harness::Env;
+use harness::{now_secs, Env};
 use serde_json::json;
 use support::session;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Sets a session's fields as given, with `updated_at` = now (the real clock: reminders are
 /// timed from it).
@@ -96,12 +89,7 @@ remind_after = "1h"
         tokio::time::sleep(Duration::from_millis(250)).await;
         env.once().await.expect("poll");
     }
-    let ids: Vec<String> = env
-        .hook
-        .received()
-        .iter()
-        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-        .collect();
+    let ids = env.hook.header_values("webhook-id");
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(ids.len(), unique.len(), "each reminder once");

@@ -8,7 +8,7 @@ use crate::support;
 use std::time::Duration;
 
 use devin_notify::store::{Commit, Delivery, Held, Store};
-use harness::{database_url, drop_schema, fresh_schema, Backend, Env};
+use harness::{database_url, fresh_schema, Backend, Env, SchemaGuard};
 use serde_json::json;
 use support::{session, Reply};
 
@@ -20,15 +20,6 @@ name = "all"
 events = ["session.created", "session.status_changed"]
 sinks = ["hook"]
 "#;
-
-/// Drops its schema when it goes, whatever the test's outcome.
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        drop_schema(&self.0);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sled_store_moves_to_postgres_and_nothing_is_announced_again() {
@@ -59,7 +50,7 @@ async fn a_sled_store_moves_to_postgres_and_nothing_is_announced_again() {
     assert!(dead_before.contains("1 dead letter(s)"), "{dead_before}");
 
     // The same config, on PostgreSQL: import, then run as before.
-    let schema = Schema(fresh_schema());
+    let schema = SchemaGuard(fresh_schema());
     let sled_path = env.dir.path().join("store");
     env.tweak(
         &format!("path = \"{}\"", sled_path.display()),

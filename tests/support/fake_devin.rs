@@ -459,6 +459,16 @@ impl FakeDevin {
         self.state().log.clone()
     }
 
+    /// The requests whose path starts with `prefix`, in arrival order.
+    pub fn requests_to(&self, prefix: &str) -> Vec<RecordedRequest> {
+        self.state()
+            .log
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     pub fn request_count(&self) -> usize {
         self.state().log.len()
     }

@@ -291,7 +291,6 @@ impl FakeSlack {
         let content_type = header("content-type");
         let raw = String::from_utf8_lossy(&body).into_owned();
         let mut parsed: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        let mut content_type = content_type;
         if method == "users.lookupByEmail" {
             // A read method: its arguments come in the query string.
             let query = super::fake_devin::parse_query(uri.query().unwrap_or(""));
@@ -301,7 +300,6 @@ impl FakeSlack {
                     .map(|(k, v)| (k, Value::String(v)))
                     .collect(),
             );
-            content_type = Some("application/json (query)".into());
         }
         let (reply, response) = {
             let mut st = self.state();
@@ -375,19 +373,20 @@ impl State {
             Some(t) if t != self.token => return fail("invalid_auth"),
             Some(_) => {}
         }
+        if method == "users.lookupByEmail" {
+            // A read method (its arguments in the query string): no body type to check.
+            let email = body.get("email").and_then(Value::as_str).unwrap_or("");
+            return match self.users.get(email) {
+                Some(id) => json!({"ok": true, "user": {"id": id, "profile": {"email": email}}}),
+                None => fail("users_not_found"),
+            };
+        }
         if !content_type.is_some_and(|c| c.starts_with("application/json")) {
             return fail("invalid_post_type");
         }
         let Some(args) = body.as_object() else {
             return fail("invalid_json");
         };
-        if method == "users.lookupByEmail" {
-            let email = args.get("email").and_then(Value::as_str).unwrap_or("");
-            return match self.users.get(email) {
-                Some(id) => json!({"ok": true, "user": {"id": id, "profile": {"email": email}}}),
-                None => fail("users_not_found"),
-            };
-        }
         let text = args.get("text").and_then(Value::as_str).map(str::to_owned);
         let blocks = args.get("blocks").cloned().unwrap_or(Value::Null);
         if text.is_none() && blocks.is_null() {

@@ -177,6 +177,15 @@ impl Receiver {
         self.state().log.clone()
     }
 
+    /// The values of header `name` of the requests that had it, in arrival order.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.state()
+            .log
+            .iter()
+            .filter_map(|r| r.header(name).map(str::to_owned))
+            .collect()
+    }
+
     pub fn count(&self) -> usize {
         self.state().log.len()
     }

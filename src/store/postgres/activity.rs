@@ -2,24 +2,24 @@
 //! JSON in `record` beside `at_ms`, which orders and bounds reads and prunes. An `acus` record
 //! is one row per session and bucket (`session_id`, `bucket`), upserted: each commit adds its
 //! ACUs to the row's `acus` ([`crate::digest::acus_bucket`]). A digest's last period end is a
-//! row of `meta`, written in the commit of its deliveries.
+//! row of `meta`, written with the commit's other meta values.
 
 use super::{json_text, no_nul, PgEngine};
 use crate::digest::{coalesce, Activity};
-use crate::store::{decode, Commit, StoreError};
+use crate::store::{decode, StoreError};
 
 fn ms(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl PgEngine {
-    /// Writes a commit's activity records and marks.
+    /// Writes a commit's activity records.
     pub(crate) async fn write_activity(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        commit: &Commit,
+        activity: &[Activity],
     ) -> Result<(), StoreError> {
-        let (bucketed, appended): (Vec<Activity>, Vec<Activity>) = coalesce(&commit.activity)
+        let (bucketed, appended): (Vec<Activity>, Vec<Activity>) = coalesce(activity)
             .into_iter()
             .partition(Activity::is_bucketed);
         if !appended.is_empty() {
@@ -35,21 +35,6 @@ impl PgEngine {
         }
         if !bucketed.is_empty() {
             self.add_acus(tx, &bucketed).await?;
-        }
-        if !commit.marks.is_empty() {
-            let names: Vec<String> = commit
-                .marks
-                .iter()
-                .map(|(n, _)| no_nul(n).into_owned())
-                .collect();
-            let values: Vec<&[u8]> = commit.marks.iter().map(|(_, v)| v.as_slice()).collect();
-            tx.execute(
-                "INSERT INTO meta (name, value) SELECT * FROM UNNEST($1::text[], $2::bytea[]) \
-                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                &[&names, &values],
-            )
-            .await
-            .map_err(self.err("meta"))?;
         }
         Ok(())
     }

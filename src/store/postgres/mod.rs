@@ -171,13 +171,15 @@ impl PgEngine {
             .await
             .map_err(self.err("sessions"))?;
         }
-        let meta: BTreeMap<&str, &[u8]> = commit
+        // Fixed names and names made at run time (a digest's last period end) alike.
+        let meta: BTreeMap<std::borrow::Cow<'_, str>, &[u8]> = commit
             .meta
             .iter()
-            .map(|(k, v)| (*k, v.as_slice()))
+            .map(|(k, v)| (std::borrow::Cow::Borrowed(*k), v.as_slice()))
+            .chain(commit.marks.iter().map(|(k, v)| (no_nul(k), v.as_slice())))
             .collect();
         if !meta.is_empty() {
-            let names: Vec<&str> = meta.keys().copied().collect();
+            let names: Vec<&str> = meta.keys().map(|k| k.as_ref()).collect();
             let values: Vec<&[u8]> = meta.values().copied().collect();
             tx.execute(
                 "INSERT INTO meta (name, value) SELECT * FROM UNNEST($1::text[], $2::bytea[]) \
@@ -509,7 +511,7 @@ impl Engine for PgEngine {
         self.write_held(&tx, commit).await?;
         let seqs = self.write_queue(&tx, commit).await?;
         self.write_logs(&tx, commit).await?;
-        self.write_activity(&tx, commit).await?;
+        self.write_activity(&tx, &commit.activity).await?;
         tx.commit().await.map_err(self.err("commit"))?;
         Ok(seqs)
     }

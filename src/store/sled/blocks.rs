@@ -343,9 +343,7 @@ fn plan(
             // Below every block: new blocks.
             let mut below: Vec<_> = rest.by_ref().collect();
             below.reverse();
-            for run in chunks(&below) {
-                writes.push((run[0].0.to_vec(), encode(run.iter().copied())));
-            }
+            writes.extend(new_blocks(&below));
             break;
         };
         let mut mine: Vec<_> =
@@ -368,11 +366,20 @@ fn plan(
 pub(crate) fn append(tree: &sled::Tree, run: &[(IVec, IVec)]) -> Result<usize, StoreError> {
     let entries: Vec<(&[u8], &[u8])> = run.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let mut batch = sled::Batch::default();
-    for run in chunks(&entries) {
-        batch.insert(run[0].0, encode(run.iter().copied()));
+    for (key, block) in new_blocks(&entries) {
+        batch.insert(key, block);
     }
     tree.apply_batch(batch).map_err(sled_err(TREE))?;
     Ok(entries.len())
+}
+
+/// Snapshots (in key order, below or above every block) as new blocks, each under its first
+/// snapshot's key.
+fn new_blocks(entries: &[(&[u8], &[u8])]) -> Pairs {
+    chunks(entries)
+        .into_iter()
+        .map(|run| (run[0].0.to_vec(), encode(run.iter().copied())))
+        .collect()
 }
 
 /// Two runs of snapshots in key order merged; `fresh` wins on equal keys.
