@@ -97,6 +97,20 @@ fn tx_err(what: String) -> impl FnOnce(TransactionError<()>) -> StoreError {
     }
 }
 
+/// A whole commit's failure: its one abort is `hold` finding a delivery to release no longer
+/// held.
+fn commit_err(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Abort(()) => StoreError::Conflict {
+            what: "held".into(),
+            message:
+                "a held delivery to release is no longer held (released already?): nothing written"
+                    .into(),
+        },
+        e => tx_err("commit".into())(e),
+    }
+}
+
 /// The sled database and its trees. Cheap to clone.
 #[derive(Clone)]
 pub struct SledEngine {
@@ -314,14 +328,7 @@ impl SledEngine {
                 Ok::<_, ConflictableTransactionError<()>>(seqs)
             },
         );
-        result.map_err(|e| match e {
-            // The one abort: `hold` found a delivery to release no longer held.
-            TransactionError::Abort(()) => StoreError::Conflict {
-                what: "held".into(),
-                message: "a held delivery to release is no longer held (released already?): nothing written".into(),
-            },
-            e => tx_err("commit".into())(e),
-        })
+        result.map_err(commit_err)
     }
 
     /// Sets an unreadable outbox row aside (tree `quarantine`), out of the outbox.
