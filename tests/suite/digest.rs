@@ -312,14 +312,17 @@ async fn a_run_missed_while_down_is_sent_once_covering_the_gap(backend: Backend)
         .expect("baseline: the digest is first seen");
     env.api.upsert(tagged("s-gap", "team-a"));
     env.once().await.expect("a session created");
-    // Down for three days and an hour (the clock is a value): three 09:00 runs missed.
+    // Down for about three days (the clock is a value): back at noon UTC three days on, hours
+    // from either digest's 09:00 (Paris or UTC), so the looks a minute or two later below stay
+    // in the same period whatever the time the test runs.
     let store = env.store_unlocked().await;
     let mark = store
         .digest_mark("daily")
         .await
         .expect("mark")
         .expect("first seen");
-    let back = now_ms() + 3 * 24 * 60 * MINUTE + 60 * MINUTE;
+    const DAY: u64 = 24 * 60 * MINUTE;
+    let back = (now_ms() / DAY + 3) * DAY + DAY / 2;
     let cron = devin_notify::digest::parse_schedule(DAILY).expect("cron");
     let paris = devin_notify::digest::parse_timezone("Europe/Paris").expect("tz");
     let latest =
