@@ -1346,10 +1346,10 @@ fn section_floors(opts: &Opts, s: &Servers, work: &Path, res: &mut Results) {
 }
 
 /// The sled floor variant that matches the store's layout and default cache.
-const SLED_FLOOR: &str = "blocks of 4 snapshots by creation time, cache 16 MiB";
-/// The store's snapshots a block holds at 640 bytes a snapshot (3 KiB blocks:
+const SLED_FLOOR: &str = "blocks of 2 snapshots by creation time, cache 16 MiB";
+/// The store's snapshots a block holds at 640 bytes a snapshot (1.5 KiB blocks:
 /// `store::sled::blocks`).
-const BLOCK: usize = 4;
+const BLOCK: usize = 2;
 
 /// Key-value pairs, page by page.
 type Pages = Vec<Vec<(Vec<u8>, Vec<u8>)>>;

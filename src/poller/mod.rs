@@ -121,13 +121,13 @@ async fn list_all(
     let mut pages = Pages::start(client, &plan.bounds);
     loop {
         let Fetched {
-            page,
+            mut page,
             last,
             following,
         } = pages.next().await?;
         stats.pages = pages.count;
         mark = page.items.iter().map(|s| s.updated_at).fold(mark, i64::max);
-        let mut commit = handle_page(client, store, active, &plan, &page, &mut stats).await?;
+        let mut commit = handle_page(client, store, active, &plan, &mut page, &mut stats).await?;
         if last {
             finish(&plan, mark, &mut commit);
         }
@@ -152,7 +152,7 @@ async fn handle_page(
     store: &Store,
     active: &Active,
     plan: &Plan,
-    page: &Page,
+    page: &mut Page,
     stats: &mut PollStats,
 ) -> Result<Commit, StoreError> {
     let (mut commit, mut events) = process_page(store, page, plan.mode, &plan.thresholds).await?;

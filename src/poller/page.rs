@@ -26,10 +26,11 @@ struct Changed {
 }
 
 /// Diffs one page against the store and builds what to commit. A session listed exactly as
-/// its snapshot holds it is skipped without writing anything.
+/// its snapshot holds it is skipped without writing anything. The items' texts move into the
+/// commit as snapshots (`page.raw` is left empty where they did).
 pub async fn process_page(
     store: &Store,
-    page: &Page,
+    page: &mut Page,
     mode: Mode,
     acus_thresholds: &[f64],
 ) -> Result<(Commit, Vec<Event>), StoreError> {
@@ -43,7 +44,7 @@ pub async fn process_page(
 /// `commit`, and returns the sessions that changed with their events.
 async fn diff_page(
     store: &Store,
-    page: &Page,
+    page: &mut Page,
     mode: Mode,
     acus_thresholds: &[f64],
     commit: &mut Commit,
@@ -66,7 +67,7 @@ async fn diff_page(
         .enumerate()
         .zip(keys.into_iter().zip(stored))
     {
-        let new_bytes = item_bytes(page, i, session)?;
+        let new_bytes = item_bytes(&mut page.raw, i, session)?;
         if silent {
             track_wait(commit, None, session);
             push_snapshot(commit, &mut pending, key, new_bytes);
@@ -103,11 +104,12 @@ async fn diff_page(
     Ok(changed)
 }
 
-/// The snapshot of an item: its JSON text as the API sent it (re-encoded when the page was
-/// built in code). Those bytes are their own fingerprint: equal bytes, same session.
-fn item_bytes(page: &Page, i: usize, session: &Session) -> Result<Vec<u8>, StoreError> {
-    match page.raw.get(i) {
-        Some(raw) => Ok(raw.as_bytes().to_vec()),
+/// The snapshot of an item: its JSON text as the API sent it, taken from the page (re-encoded
+/// when the page was built in code). Those bytes are their own fingerprint: equal bytes, same
+/// session.
+fn item_bytes(raw: &mut [String], i: usize, session: &Session) -> Result<Vec<u8>, StoreError> {
+    match raw.get_mut(i) {
+        Some(raw) => Ok(std::mem::take(raw).into_bytes()),
         None => serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
             what: format!("sessions/{}", session.session_id),
             message: e.to_string(),

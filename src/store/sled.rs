@@ -1,9 +1,9 @@
 //! The sled engine: one embedded database, a tree per record kind.
 //!
 //! - `session_blocks`: the snapshots (each session's JSON text) under [`session_key`] (creation
-//!   time, then id), neighbours together, up to 3 KiB to a value ([`blocks`]). Keys start with the creation
-//!   time so that a listing, which runs newest first, writes the tree in order (see
-//!   [`session_key`]).
+//!   time, then id), neighbours together, up to 1.5 KiB to a value ([`blocks`]). Keys start
+//!   with the creation time so that a listing, which runs newest first, writes the tree in
+//!   order (see [`session_key`]).
 //! - `messages`: event id -> the latest Devin message read for it.
 //! - `waiting`: session id -> its [`Waiting`].
 //! - `announced`: event id -> the pull request's last known state (empty for other events).

@@ -257,8 +257,9 @@ async fn opening_a_store_of_one_snapshot_to_a_key_moves_them_into_blocks() {
         };
         assert!(!engine.db.tree_names().iter().any(|n| n == b"sessions"));
         let blocks = engine.blocks.tree.len();
+        // Snapshots of about 45 bytes under 18-byte keys: about 21 to a 1.5 KiB block.
         assert!(
-            (40..=60).contains(&blocks),
+            (100..=130).contains(&blocks),
             "{blocks} blocks for 2,500 sessions"
         );
         assert_eq!(engine.export().expect("export").sessions.len(), 2500);

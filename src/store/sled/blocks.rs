@@ -4,13 +4,15 @@
 //!
 //! Why: sled's cost of a write is mostly per key (it copies the leaf node and logs a delta for
 //! each): 100,000 snapshots of 640 bytes written one to a key take about 2.2x the time the same
-//! bytes take as blocks (`BENCHMARKS.md`, issue 14). Why 3 KiB: a leaf holds up to 17 values,
-//! and sled writes a node larger than a quarter of its 512 KiB segment as a file of its own (a
-//! "blob"): with 32 KiB blocks every leaf became a blob, and each rewrite of one a file created
-//! and deleted. The price is paid by polls that change sessions: a changed session rewrites its
-//! block (about 4 snapshots of 640 bytes), and reading a session from disk decodes a leaf of
-//! blocks (about 50 KiB) rather than a leaf of snapshots; 6 KiB blocks synced as fast and made
-//! that poll slower.
+//! bytes take as blocks (`BENCHMARKS.md`, issue 14). Why 1.5 KiB (about 2 snapshots of 640
+//! bytes): a leaf holds up to 17 values, so a leaf's size, and what sled copies and logs on
+//! each write to it, grows with the block; a poll that changes sessions spread over a large
+//! store rewrites one block per changed session. Measured (interleaved, 100k sessions): 3 KiB
+//! blocks synced 1.07x faster than 1.5 KiB ones but made a poll changing 1,000 sessions 1.3x
+//! slower; 6 KiB slower still; 32 KiB made every leaf a "blob" (sled writes a node over a
+//! quarter of its 512 KiB segment as a file of its own), each rewrite a file created and
+//! deleted. 1.5 KiB keeps that poll near one snapshot to a key and the full sync at about 0.67x
+//! of it.
 //!
 //! Layout: a block's key is a session key ([`super::session_key`]); the block holds the
 //! snapshots whose keys are at or above it and below the next block's key, in key order, each
@@ -39,7 +41,7 @@ use crate::store::StoreError;
 /// Snapshots per block at most.
 pub(crate) const MAX_ENTRIES: usize = 64;
 /// Bytes per block at most (a single larger snapshot is a block of its own).
-pub(crate) const MAX_BYTES: usize = 3 * 1024;
+pub(crate) const MAX_BYTES: usize = 3 * 512;
 /// The tree of the blocks.
 pub(crate) const TREE: &str = "session_blocks";
 
@@ -478,9 +480,9 @@ mod tests {
                 .collect();
             written += write(&blocks, &snapshots);
         }
-        // 4 blocks of 50 a page (small snapshots: the count is the limit).
-        assert_eq!(written, 20, "each block written once");
-        assert_eq!(blocks.tree.len(), 20);
+        // 200 snapshots of 43 bytes (key, value and lengths) a page: 6 blocks of 33 or 34.
+        assert_eq!(written, 30, "each block written once");
+        assert_eq!(blocks.tree.len(), 30);
         check_invariants(&blocks.tree);
         let found = blocks.get_many((1..=1000).rev().map(k)).expect("get");
         for (n, found) in (1..=1000).rev().zip(found) {
@@ -496,25 +498,25 @@ mod tests {
     #[test]
     fn changes_rewrite_their_block_and_new_sessions_split_it() {
         let (_dir, _db, blocks) = blocks();
-        let first: Vec<_> = (1..=60).map(|n| (k(n * 10), value(n * 10, 0))).collect();
+        let first: Vec<_> = (1..=30).map(|n| (k(n * 10), value(n * 10, 0))).collect();
         write(&blocks, &first);
         assert_eq!(blocks.tree.len(), 1);
         // One change, one block rewritten; a key given twice keeps its last bytes.
         let writes = write(&blocks, &[(k(300), value(300, 1)), (k(300), value(300, 2))]);
         assert_eq!(writes, 1);
         // New sessions between and above the stored ones: the block splits.
-        let between: Vec<_> = (1..40).map(|n| (k(n * 10 + 5), value(n, 9))).collect();
+        let between: Vec<_> = (1..30).map(|n| (k(n * 10 + 5), value(n, 9))).collect();
         write(&blocks, &between);
         assert!(blocks.tree.len() >= 2, "split: {}", blocks.tree.len());
         check_invariants(&blocks.tree);
         assert_eq!(get(&blocks, 300), Some(value(300, 2)));
         assert_eq!(get(&blocks, 15), Some(value(1, 9)));
-        assert_eq!(get(&blocks, 600), Some(value(600, 0)));
+        assert_eq!(get(&blocks, 200), Some(value(200, 0)));
         assert_eq!(get(&blocks, 7), None);
         // Sessions below every block form a block of their own; the first block's key stays.
         write(&blocks, &[(k(1), value(1, 0)), (k(2), value(2, 0))]);
         check_invariants(&blocks.tree);
-        assert_eq!(all(&blocks.tree).expect("all").len(), 101);
+        assert_eq!(all(&blocks.tree).expect("all").len(), 61);
         assert_eq!(get(&blocks, 10), Some(value(10, 0)));
         assert!(blocks.tree.contains_key(k(10)).expect("get"));
     }
@@ -579,7 +581,8 @@ mod tests {
 
     #[test]
     fn chunks_are_even_and_within_the_limits() {
-        let keys: Vec<Vec<u8>> = (0..200).map(k).collect();
+        // By count: entries of 10 bytes (key, value and lengths), 64 to a block.
+        let keys: Vec<Vec<u8>> = (0..200u8).map(|n| vec![n]).collect();
         let entries: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), &b"v"[..])).collect();
         let sizes: Vec<usize> = chunks(&entries).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, vec![50, 50, 50, 50]);
@@ -592,13 +595,13 @@ mod tests {
             vec![33, 32]
         );
         assert!(chunks(&[]).is_empty());
-        // By bytes: 640-byte snapshots, 4 to a block.
+        // By bytes: 640-byte snapshots, 2 to a block.
         let big = vec![b'x'; 640];
         let entries: Vec<(&[u8], &[u8])> = keys
             .iter()
             .map(|k| (k.as_slice(), big.as_slice()))
             .collect();
         let sizes: Vec<usize> = chunks(&entries).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![4; 50]);
+        assert_eq!(sizes, vec![2; 100]);
     }
 }
