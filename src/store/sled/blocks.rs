@@ -546,6 +546,23 @@ mod tests {
     }
 
     #[test]
+    fn a_block_over_the_limit_is_cut_when_next_written() {
+        // A block written under a larger limit (3 KiB blocks, before this one): read as it
+        // is, and cut to the limit by the next write to it.
+        let (_dir, _db, blocks) = blocks();
+        let old: Vec<(Vec<u8>, Vec<u8>)> = (1..=4u32).map(|n| (k(n), vec![b'x'; 700])).collect();
+        let bytes = encode(old.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        assert!(bytes.len() > MAX_BYTES);
+        blocks.tree.insert(k(1), bytes).expect("insert");
+        assert_eq!(get(&blocks, 3), Some(vec![b'x'; 700]));
+        assert_eq!(write(&blocks, &[(k(3), value(3, 1))]), 2);
+        check_invariants(&blocks.tree);
+        assert_eq!(get(&blocks, 3), Some(value(3, 1)));
+        assert_eq!(get(&blocks, 4), Some(vec![b'x'; 700]));
+        assert_eq!(all(&blocks.tree).expect("all").len(), 4);
+    }
+
+    #[test]
     fn a_large_snapshot_is_a_block_of_its_own() {
         let (_dir, _db, blocks) = blocks();
         let big = vec![b'x'; MAX_BYTES + 1];
