@@ -105,12 +105,12 @@ async fn diff_page(
 }
 
 /// The snapshot of an item: its JSON text as the API sent it, taken from the page (re-encoded
-/// when the page was built in code). Those bytes are their own fingerprint: equal bytes, same
-/// session.
+/// when the page was built in code, or its text was taken already). Those bytes are their own
+/// fingerprint: equal bytes, same session.
 fn item_bytes(raw: &mut [String], i: usize, session: &Session) -> Result<Vec<u8>, StoreError> {
     match raw.get_mut(i) {
-        Some(raw) => Ok(std::mem::take(raw).into_bytes()),
-        None => serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
+        Some(raw) if !raw.is_empty() => Ok(std::mem::take(raw).into_bytes()),
+        _ => serde_json::to_vec(session).map_err(|e| StoreError::Corrupt {
             what: format!("sessions/{}", session.session_id),
             message: e.to_string(),
         }),
