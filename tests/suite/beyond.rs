@@ -20,8 +20,15 @@ use support::{session, FakeSlack};
 const BOT_TOKEN: &str = "xoxb-0000-1111-BOTTOKENSECRET";
 const WAIT: Duration = Duration::from_secs(15);
 
-/// The start of the current billing day (08:00 UTC) and its date, as Devin names it.
-fn billing_today() -> (i64, String) {
+/// The start of the current billing day (08:00 UTC) and its date, as Devin names it. The
+/// service reads the real clock: within a minute of the next billing day, this waits for it,
+/// so that the test and the service agree on the day for the test's few seconds.
+async fn billing_today() -> (i64, String) {
+    let next = devin_notify::diff::billing_day_start(now_secs()) + 86_400;
+    let left = next - now_secs();
+    if left < 60 {
+        tokio::time::sleep(Duration::from_secs(left.max(0).unsigned_abs() + 1)).await;
+    }
     let start = devin_notify::diff::billing_day_start(now_secs());
     (start, rfc3339(start)[..10].to_owned())
 }
@@ -138,7 +145,7 @@ sinks = ["hook"]
 async fn daily_spend_is_announced_once_per_day_and_threshold_across_restarts(backend: Backend) {
     let mut env = Env::start_on(backend, CONSUMPTION_RULES).await;
     env.set_extra("[devin.consumption]\nevery = \"1m\"\ndaily_acus_over = [500, 1000]\n");
-    let (start, today) = billing_today();
+    let (start, today) = billing_today().await;
     let products = json!({"devin": 580.0, "cascade": 20.0, "terminal": 0.5});
     env.api.set_day(&today, start, 600.5, products.clone());
     // Yesterday, far below: never announced.
