@@ -74,12 +74,9 @@ impl Drop for SchemaGuard {
     }
 }
 
-/// Now, in epoch seconds.
+/// Now, in epoch seconds (the store's clock, [`devin_notify::store::now_ms`]).
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    (devin_notify::store::now_ms() / 1000) as i64
 }
 
 /// Runs each named `async fn(Backend)` test twice: `on_sled::NAME` and `on_postgres::NAME`.
